@@ -1,0 +1,39 @@
+// Dispatch weights D = softmax over the tokens of each example, per slot: one invocation per (example, slot).
+// Logits and D are [batch, tokens, slots]; neighbouring invocations read neighbouring slots (coalesced).
+
+struct Params {
+    batch: u32,
+    tokens: u32,
+    slots: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dispatch: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let id = (wid.x + wid.y * nwg.x) * 64u + lidx;
+    if (id >= p.batch * p.slots) {
+        return;
+    }
+    let b = id / p.slots;
+    let base = b * p.tokens * p.slots + id % p.slots;
+    var mx = logits[base];
+    for (var i = 1u; i < p.tokens; i++) {
+        mx = max(mx, logits[base + i * p.slots]);
+    }
+    var sum = 0.0;
+    for (var i = 0u; i < p.tokens; i++) {
+        sum += exp(logits[base + i * p.slots] - mx);
+    }
+    for (var i = 0u; i < p.tokens; i++) {
+        let at = base + i * p.slots;
+        dispatch[at] = exp(logits[at] - mx) / sum;
+    }
+}

@@ -1,0 +1,122 @@
+//! Adapter and device set-up: the adapter's real limits are requested, not WebGPU's defaults.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::{BufferPool, PipelineCache};
+
+/// How to pick the device.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Ask for WebGPU's default limits instead of the adapter's, to test what a browser guarantees.
+    pub webgpu_default_limits: bool,
+    /// Prefer a low-power adapter.
+    pub low_power: bool,
+}
+
+/// A device with its queue, what it can do, and the caches shared by every layer on it.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub adapter_features: wgpu::Features,
+    pub pipelines: PipelineCache,
+    pub pool: Arc<BufferPool>,
+}
+
+impl GpuContext {
+    /// The default adapter with its full limits.
+    pub async fn new() -> Result<Arc<Self>> {
+        Self::with_options(GpuOptions::default()).await
+    }
+
+    /// Requests an adapter and a device as `opts` says.
+    pub async fn with_options(opts: GpuOptions) -> Result<Arc<Self>> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: if opts.low_power {
+                    wgpu::PowerPreference::LowPower
+                } else {
+                    wgpu::PowerPreference::HighPerformance
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::NoAdapter(format!(
+                    "{e} (natively, install a Vulkan, Metal or DX12 driver, e.g. Debian's mesa-vulkan-drivers; in a browser, enable WebGPU)"
+                ))
+            })?;
+        let limits = if opts.webgpu_default_limits {
+            wgpu::Limits::default()
+        } else {
+            adapter.limits()
+        };
+        let adapter_features = adapter.features();
+        let features = wgpu::Features::empty();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("softmoe"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Device(format!("request_device failed: {e}")))?;
+        // Errors outside our error scopes are reported, never turned into a panic.
+        device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+            eprintln!("softmoe: uncaptured wgpu error: {e}");
+        }));
+        let limits = device.limits();
+        Ok(Arc::new(GpuContext {
+            info: adapter.get_info(),
+            device,
+            queue,
+            limits,
+            features,
+            adapter_features,
+            pipelines: PipelineCache::default(),
+            pool: Arc::new(BufferPool::new(256 << 20)),
+        }))
+    }
+
+    /// The largest buffer one storage binding may hold, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    /// A human-readable report: adapter, backend, device type, limits and features.
+    pub fn describe(&self) -> String {
+        let i = &self.info;
+        let l = &self.limits;
+        let mut s = String::new();
+        let _ = writeln!(s, "adapter: {}", i.name);
+        let _ = writeln!(s, "backend: {:?}", i.backend);
+        let _ = writeln!(s, "device type: {:?}", i.device_type);
+        let _ = writeln!(s, "driver: {} {}", i.driver, i.driver_info);
+        let _ = writeln!(s, "vendor: {:#06x}  device: {:#06x}", i.vendor, i.device);
+        let _ = writeln!(s, "limits:");
+        let rows: [(&str, u64); 10] = [
+            ("max_buffer_size", l.max_buffer_size),
+            ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size as u64),
+            ("max_uniform_buffer_binding_size", l.max_uniform_buffer_binding_size as u64),
+            ("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage as u64),
+            ("max_compute_workgroups_per_dimension", l.max_compute_workgroups_per_dimension as u64),
+            ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup as u64),
+            ("max_compute_workgroup_size_x", l.max_compute_workgroup_size_x as u64),
+            ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size as u64),
+            ("max_bind_groups", l.max_bind_groups as u64),
+            ("min_storage_buffer_offset_alignment", l.min_storage_buffer_offset_alignment as u64),
+        ];
+        for (name, v) in rows {
+            let _ = writeln!(s, "  {name}: {v}");
+        }
+        let _ = writeln!(s, "adapter features: {:?}", self.adapter_features);
+        let _ = write!(s, "features in use: {:?}", self.features);
+        s
+    }
+}

@@ -1,0 +1,49 @@
+//! Compute pipelines compiled once per device and entry point, cached behind the kernel's name.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A WGSL kernel: its file name (the cache key) and source. Every kernel's entry point is `main`.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// Pipelines keyed by kernel name; bind group layouts come from the pipeline (layout: auto).
+#[derive(Default)]
+pub struct PipelineCache {
+    map: Mutex<HashMap<&'static str, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl PipelineCache {
+    /// The pipeline of `kernel`, compiling it on first use.
+    pub fn get(&self, device: &wgpu::Device, kernel: &Kernel) -> Arc<wgpu::ComputePipeline> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(kernel.name)
+            .or_insert_with(|| {
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.name),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
+                });
+                Arc::new(device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                }))
+            })
+            .clone()
+    }
+
+    /// How many pipelines have been compiled.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

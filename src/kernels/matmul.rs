@@ -1,0 +1,159 @@
+//! `batched_matmul.wgsl`: C = act(alpha·A·B + bias) over strided, batched views.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{u32_of, Op};
+use crate::error::Result;
+use crate::gpu::{GpuContext, Kernel};
+use crate::layers::Gelu;
+
+pub const KERNEL: Kernel = Kernel {
+    name: "batched_matmul",
+    source: include_str!("../../shaders/batched_matmul.wgsl"),
+};
+
+/// Output tile edge of the kernel (rows and columns).
+pub const TILE: usize = 64;
+
+/// Where element (row r, col c) of batch z lives:
+/// `z·batch_stride + (r / row_group)·group_stride + (r % row_group)·row_stride + c·col_stride`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatrixView {
+    pub batch_stride: usize,
+    pub row_group: usize,
+    pub group_stride: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl MatrixView {
+    /// A row-major rows×cols matrix per batch entry.
+    pub fn row_major(rows: usize, cols: usize) -> Self {
+        MatrixView {
+            batch_stride: rows * cols,
+            row_group: u32::MAX as usize,
+            group_stride: 0,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major rows×cols matrix (so the view is cols×rows).
+    pub fn transposed(rows: usize, cols: usize) -> Self {
+        MatrixView {
+            batch_stride: rows * cols,
+            row_group: u32::MAX as usize,
+            group_stride: 0,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+
+    /// Rows in groups of `row_group` rows, each group `group_stride` apart (rows of width `cols`).
+    pub fn grouped(row_group: usize, group_stride: usize, cols: usize, batch_stride: usize) -> Self {
+        MatrixView {
+            batch_stride,
+            row_group,
+            group_stride,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+}
+
+/// The nonlinearity applied after the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Gelu(Gelu),
+}
+
+/// One batched GEMM: for z < batch, C_z (m×n) = act(alpha · A_z (m×k) · B_z (k×n) + bias_z).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Matmul {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub a: MatrixView,
+    pub b: MatrixView,
+    pub c: MatrixView,
+    pub alpha: f32,
+    /// Batch stride of the bias vector (length n per batch entry) when there is a bias.
+    pub bias_batch_stride: Option<usize>,
+    pub activation: Activation,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_bs: u32,
+    a_rg: u32,
+    a_gs: u32,
+    a_rs: u32,
+    a_cs: u32,
+    b_bs: u32,
+    b_rs: u32,
+    b_cs: u32,
+    c_bs: u32,
+    c_rg: u32,
+    c_gs: u32,
+    c_rs: u32,
+    bias_bs: u32,
+    flags: u32,
+    alpha: f32,
+    tiles_m: u32,
+    tiles_n: u32,
+    _pad: [u32; 3],
+}
+
+impl Matmul {
+    /// Floating-point operations (multiply and add counted apart).
+    pub fn flops(&self) -> u64 {
+        2 * (self.m * self.n * self.k * self.batch) as u64
+    }
+
+    /// Binds the operands; `bias` must be given exactly when `bias_batch_stride` is.
+    pub fn op(&self, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
+        let flags = u32::from(self.bias_batch_stride.is_some())
+            | match self.activation {
+                Activation::None => 0,
+                Activation::Gelu(Gelu::Tanh) => 1 << 1,
+                Activation::Gelu(Gelu::Erf) => 2 << 1,
+            };
+        let tiles_m = self.m.div_ceil(TILE);
+        let tiles_n = self.n.div_ceil(TILE);
+        let params = Params {
+            m: u32_of(self.m, "rows")?,
+            n: u32_of(self.n, "columns")?,
+            k: u32_of(self.k, "depth")?,
+            batch: u32_of(self.batch, "batch")?,
+            a_bs: u32_of(self.a.batch_stride, "A batch stride")?,
+            a_rg: u32_of(self.a.row_group, "A row group")?,
+            a_gs: u32_of(self.a.group_stride, "A group stride")?,
+            a_rs: u32_of(self.a.row_stride, "A row stride")?,
+            a_cs: u32_of(self.a.col_stride, "A column stride")?,
+            b_bs: u32_of(self.b.batch_stride, "B batch stride")?,
+            b_rs: u32_of(self.b.row_stride, "B row stride")?,
+            b_cs: u32_of(self.b.col_stride, "B column stride")?,
+            c_bs: u32_of(self.c.batch_stride, "C batch stride")?,
+            c_rg: u32_of(self.c.row_group, "C row group")?,
+            c_gs: u32_of(self.c.group_stride, "C group stride")?,
+            c_rs: u32_of(self.c.row_stride, "C row stride")?,
+            bias_bs: u32_of(self.bias_batch_stride.unwrap_or(0), "bias batch stride")?,
+            flags,
+            alpha: self.alpha,
+            tiles_m: u32_of(tiles_m, "row tiles")?,
+            tiles_n: u32_of(tiles_n, "column tiles")?,
+            _pad: [0; 3],
+        };
+        // Without a bias the binding still needs a buffer; A is never read through it.
+        let bias = bias.unwrap_or(a);
+        let workgroups = (tiles_m * tiles_n) as u64 * self.batch as u64;
+        Op::new(ctx, &KERNEL, bytemuck::bytes_of(&params), &[a, b, bias, c], workgroups)
+    }
+}

@@ -1,0 +1,137 @@
+//! WGSL kernels and the Rust that binds and dispatches them. Shapes travel in a uniform; the
+//! shaders are shape-agnostic. Each `Op` is one recorded dispatch: pipeline, bind group, grid.
+
+pub mod combine;
+pub mod combine_softmax;
+pub mod dispatch_softmax;
+pub mod expert_mlp;
+pub mod l2_normalize;
+pub mod logits;
+pub mod matmul;
+pub mod slot_inputs;
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::{workgroup_grid, GpuContext, Kernel};
+
+/// Every WGSL kernel of the crate.
+pub const KERNELS: &[Kernel] = &[
+    l2_normalize::KERNEL,
+    dispatch_softmax::KERNEL,
+    combine_softmax::KERNEL,
+    matmul::KERNEL,
+];
+
+/// One dispatch, ready to encode: created once (per forward plan), encoded on every call.
+pub struct Op {
+    label: &'static str,
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    grid: (u32, u32),
+    _uniform: wgpu::Buffer,
+}
+
+impl Op {
+    /// Binds `params` at binding 0 and `buffers` at bindings 1.. of `kernel`'s group 0.
+    pub fn new(ctx: &GpuContext, kernel: &Kernel, params: &[u8], buffers: &[&wgpu::Buffer], workgroups: u64) -> Result<Op> {
+        let pipeline = ctx.pipelines.get(&ctx.device, kernel);
+        let uniform = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(kernel.name),
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let max_binding = ctx.max_binding() & !3;
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, buf) in buffers.iter().enumerate() {
+            // Pooled buffers may be rounded past the binding limit; bind only what the limit allows.
+            let size = buf.size().min(max_binding);
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(size),
+                }),
+            });
+        }
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Ok(Op {
+            label: kernel.name,
+            pipeline,
+            bind_group,
+            grid: workgroup_grid(workgroups, ctx.limits.max_compute_workgroups_per_dimension)?,
+            _uniform: uniform,
+        })
+    }
+
+    /// Records the dispatch into a compute pass.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        if self.grid.0 == 0 {
+            return;
+        }
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+    }
+
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+}
+
+/// Encodes `ops` in order into one compute pass of a new encoder.
+pub fn encode_ops(ctx: &GpuContext, ops: &[&Op]) -> wgpu::CommandEncoder {
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("softmoe") });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("softmoe"),
+            timestamp_writes: None,
+        });
+        for op in ops {
+            op.encode(&mut pass);
+        }
+    }
+    encoder
+}
+
+/// Converts a size or stride to the u32 a uniform holds, naming it when it does not fit.
+pub(crate) fn u32_of(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Input(format!("{what} = {v} exceeds the 32-bit indices of the kernels")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KERNELS;
+
+    #[test]
+    fn every_wgsl_file_parses_and_validates() {
+        for k in KERNELS {
+            let module = naga::front::wgsl::parse_str(k.source).unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.source)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{}: {:?}", k.name, e));
+            assert!(module.entry_points.iter().any(|e| e.name == "main"), "{} has no `main`", k.name);
+        }
+    }
+
+    #[test]
+    fn every_shader_file_is_registered() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            if let Some(stem) = name.strip_suffix(".wgsl") {
+                assert!(KERNELS.iter().any(|k| k.name == stem), "{name} is not in KERNELS, so it is never validated");
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The f64 CPU reference: every kernel and the whole Soft MoE layer, written for clarity, not speed.
+//!
+//! It is the oracle of the tests and the `--cpu` backend of the CLI. Matrices are row-major slices.
+
+mod soft_moe;
+
+pub use soft_moe::*;

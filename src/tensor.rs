@@ -1,0 +1,43 @@
+//! A minimal host tensor: a shape and row-major f32 data.
+
+use crate::error::{Error, Result};
+
+/// Row-major f32 data with its shape; the host-side currency of the crate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// Wraps `data` as a tensor of `shape`, checking that the sizes agree.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
+        let numel = numel(&shape)
+            .ok_or_else(|| Error::Input(format!("shape {shape:?} overflows the address space")))?;
+        if numel != data.len() {
+            return Err(Error::Input(format!(
+                "shape {shape:?} needs {numel} values, got {}",
+                data.len()
+            )));
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: Vec<usize>) -> Self {
+        let n = shape.iter().product();
+        Tensor {
+            shape,
+            data: vec![0.0; n],
+        }
+    }
+
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Number of elements of `shape`, or None on overflow.
+pub fn numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}

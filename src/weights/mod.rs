@@ -1,0 +1,7 @@
+//! Weight files: the safetensors reader/writer and the typed weights of each layer.
+
+pub mod safetensors;
+mod soft_moe;
+
+pub use self::safetensors::SafeTensors;
+pub use soft_moe::SoftMoeWeights;

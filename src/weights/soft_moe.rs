@@ -1,0 +1,184 @@
+//! The weights of one Soft MoE layer, in vmoe's names and layouts (SPEC §1).
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::layers::Gelu;
+use crate::tensor::Tensor;
+use crate::weights::safetensors::{serialize, SafeTensors};
+
+/// One Soft MoE layer's parameters and options. Kernels are stored [in, out].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoftMoeWeights {
+    /// Model width.
+    pub d: usize,
+    /// Number of experts.
+    pub n: usize,
+    /// Slots per expert.
+    pub p: usize,
+    /// Expert hidden width.
+    pub h: usize,
+    /// `Router/mu`, [d, n, p]: slot j = e·p + s is column j of the d×(n·p) view.
+    pub mu: Vec<f32>,
+    /// `Router/scale`, the learned logit scale.
+    pub scale: f32,
+    /// `Mlp/Dense_0/kernel`, [n, d, h].
+    pub w0: Vec<f32>,
+    /// `Mlp/Dense_0/bias`, [n, h].
+    pub b0: Vec<f32>,
+    /// `Mlp/Dense_1/kernel`, [n, h, d].
+    pub w1: Vec<f32>,
+    /// `Mlp/Dense_1/bias`, [n, d].
+    pub b1: Vec<f32>,
+    pub gelu: Gelu,
+    /// Normalise tokens and slot parameters before the logits (SPEC default true).
+    pub normalize: bool,
+}
+
+/// The tensor names inside a layer, relative to its prefix.
+pub const MU: &str = "Router/mu";
+pub const SCALE: &str = "Router/scale";
+pub const W0: &str = "Mlp/Dense_0/kernel";
+pub const B0: &str = "Mlp/Dense_0/bias";
+pub const W1: &str = "Mlp/Dense_1/kernel";
+pub const B1: &str = "Mlp/Dense_1/bias";
+
+impl SoftMoeWeights {
+    /// Number of slots, n·p.
+    pub fn slots(&self) -> usize {
+        self.n * self.p
+    }
+
+    /// Checks sizes and values; every constructor ends here.
+    pub fn validate(&self) -> Result<()> {
+        let (d, n, p, h) = (self.d, self.n, self.p, self.h);
+        for (what, v) in [("d", d), ("n (experts)", n), ("p (slots per expert)", p), ("h", h)] {
+            if v == 0 {
+                return Err(Error::Config(format!("{what} is 0; n·p, d and h must be positive")));
+            }
+        }
+        let checks: [(&str, &[f32], usize); 5] = [
+            (MU, &self.mu, d * n * p),
+            (W0, &self.w0, n * d * h),
+            (B0, &self.b0, n * h),
+            (W1, &self.w1, n * h * d),
+            (B1, &self.b1, n * d),
+        ];
+        for (name, data, want) in checks {
+            if data.len() != want {
+                return Err(Error::Config(format!("`{name}` holds {} values, expected {want}", data.len())));
+            }
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    context: "layer weights".into(),
+                    name: name.into(),
+                    index: i,
+                });
+            }
+        }
+        if !self.scale.is_finite() {
+            return Err(Error::NonFinite {
+                context: "layer weights".into(),
+                name: SCALE.into(),
+                index: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads the layer stored under `prefix` (empty for a bare layer file, or e.g.
+    /// `Encoder/encoderblock_3/Moe/` inside a model), taking `gelu`/`normalize` from metadata.
+    pub fn from_safetensors(st: &SafeTensors, prefix: &str) -> Result<Self> {
+        let ctx = st.context().to_string();
+        let get = |name: &str| st.tensor_f32(&format!("{prefix}{name}"));
+        let shape_err = |name: &str, found: &[usize], expected: String| Error::Shape {
+            context: ctx.clone(),
+            name: format!("{prefix}{name}"),
+            found: found.to_vec(),
+            expected,
+        };
+        let mu = get(MU)?;
+        let [d, n, p] = mu.shape[..] else {
+            return Err(shape_err(MU, &mu.shape, "[d, n, p]".into()));
+        };
+        let scale = get(SCALE)?;
+        if !(scale.shape.is_empty() || scale.shape == [1]) {
+            return Err(shape_err(SCALE, &scale.shape, "[] or [1]".into()));
+        }
+        let w0 = get(W0)?;
+        let h = match w0.shape[..] {
+            [nn, dd, h] if nn == n && dd == d => h,
+            _ => return Err(shape_err(W0, &w0.shape, format!("[{n}, {d}, h]"))),
+        };
+        let expect = |t: &Tensor, name: &str, want: &[usize]| {
+            if t.shape == want {
+                Ok(())
+            } else {
+                Err(shape_err(name, &t.shape, format!("{want:?}")))
+            }
+        };
+        let b0 = get(B0)?;
+        expect(&b0, B0, &[n, h])?;
+        let w1 = get(W1)?;
+        expect(&w1, W1, &[n, h, d])?;
+        let b1 = get(B1)?;
+        expect(&b1, B1, &[n, d])?;
+        let meta = st.metadata();
+        let gelu = match meta.get("gelu") {
+            None => Gelu::Tanh,
+            Some(s) => Gelu::parse(s)
+                .ok_or_else(|| Error::Config(format!("{ctx}: metadata `gelu` is `{s}`, expected `tanh` or `erf`")))?,
+        };
+        let normalize = match meta.get("normalize").map(String::as_str) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(s) => return Err(Error::Config(format!("{ctx}: metadata `normalize` is `{s}`, expected `true` or `false`"))),
+        };
+        let w = SoftMoeWeights {
+            d,
+            n,
+            p,
+            h,
+            mu: mu.data,
+            scale: scale.data[0],
+            w0: w0.data,
+            b0: b0.data,
+            w1: w1.data,
+            b1: b1.data,
+            gelu,
+            normalize,
+        };
+        w.validate().map_err(|e| match e {
+            Error::NonFinite { name, index, .. } => Error::NonFinite {
+                context: ctx.clone(),
+                name: format!("{prefix}{name}"),
+                index,
+            },
+            Error::Config(m) => Error::Config(format!("{ctx}: {m}")),
+            other => other,
+        })?;
+        Ok(w)
+    }
+
+    /// Serialises the layer as a safetensors file with SPEC names and metadata.
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        let (d, n, p, h) = (self.d, self.n, self.p, self.h);
+        let t = |shape: Vec<usize>, data: &[f32]| Tensor {
+            shape,
+            data: data.to_vec(),
+        };
+        let tensors = [
+            (MU, t(vec![d, n, p], &self.mu)),
+            (SCALE, t(vec![], &[self.scale])),
+            (W0, t(vec![n, d, h], &self.w0)),
+            (B0, t(vec![n, h], &self.b0)),
+            (W1, t(vec![n, h, d], &self.w1)),
+            (B1, t(vec![n, d], &self.b1)),
+        ];
+        let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+        let mut meta = BTreeMap::new();
+        meta.insert("gelu".to_string(), self.gelu.name().to_string());
+        meta.insert("normalize".to_string(), self.normalize.to_string());
+        serialize(&refs, &meta)
+    }
+}

@@ -1,0 +1,167 @@
+//! Shared test helpers: the device, the two backends, SPEC's layers and a seeded generator.
+
+use std::sync::{Arc, OnceLock};
+
+use softmoe::reference;
+use softmoe::{Gelu, GpuContext, SoftMoe, SoftMoeWeights, Tensor};
+
+/// One device for the whole test binary; no adapter is a loud failure, never a skip.
+pub fn ctx() -> Arc<GpuContext> {
+    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(|| match pollster::block_on(GpuContext::new()) {
+        Ok(c) => c,
+        Err(e) => panic!("GPU tests need a wgpu adapter (CI installs mesa-vulkan-drivers): {e}"),
+    })
+    .clone()
+}
+
+/// A layer's outputs in f64, whichever backend made them.
+pub struct Out {
+    pub y: Vec<f64>,
+    pub dispatch: Vec<f64>,
+    pub combine: Vec<f64>,
+}
+
+/// The implementations every layer test runs against: written once, run per backend.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Gpu,
+    Cpu,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Gpu, Backend::Cpu];
+
+impl Backend {
+    pub fn forward(self, w: &SoftMoeWeights, x: &Tensor) -> Out {
+        match self {
+            Backend::Gpu => {
+                let layer = pollster::block_on(SoftMoe::new(ctx(), w)).expect("layer upload");
+                gpu_forward(&layer, x)
+            }
+            Backend::Cpu => {
+                let r = reference::soft_moe_forward(w, x).expect("reference forward");
+                Out {
+                    y: r.y,
+                    dispatch: r.dispatch,
+                    combine: r.combine,
+                }
+            }
+        }
+    }
+}
+
+pub fn gpu_forward(layer: &SoftMoe, x: &Tensor) -> Out {
+    let o = pollster::block_on(layer.forward_with_maps(x)).expect("gpu forward");
+    let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
+    Out {
+        y: f(&o.y.data),
+        dispatch: f(&o.dispatch.unwrap().data),
+        combine: f(&o.combine.unwrap().data),
+    }
+}
+
+/// Largest absolute difference.
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    let err = max_abs_diff(got, want);
+    assert!(err <= tol, "{what}: max |error| {err:e} > tolerance {tol:e}");
+}
+
+/// SplitMix64: small, seeded, reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi].
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, len: usize, amp: f32) -> Vec<f32> {
+        (0..len).map(|_| self.uniform() * amp).collect()
+    }
+}
+
+/// A random layer with weights scaled like a trained one (fan-in initialisation).
+#[allow(clippy::too_many_arguments)]
+pub fn random_layer(rng: &mut Rng, d: usize, n: usize, p: usize, h: usize, scale: f32, gelu: Gelu, normalize: bool) -> SoftMoeWeights {
+    let w = SoftMoeWeights {
+        d,
+        n,
+        p,
+        h,
+        mu: rng.vec(d * n * p, 1.0),
+        scale,
+        w0: rng.vec(n * d * h, (3.0 / d as f32).sqrt()),
+        b0: rng.vec(n * h, 0.1),
+        w1: rng.vec(n * h * d, (3.0 / h as f32).sqrt()),
+        b1: rng.vec(n * d, 0.1),
+        gelu,
+        normalize,
+    };
+    w.validate().unwrap();
+    w
+}
+
+pub fn random_input(rng: &mut Rng, b: usize, m: usize, d: usize) -> Tensor {
+    Tensor::new(vec![b, m, d], rng.vec(b * m * d, 1.0)).unwrap()
+}
+
+/// SPEC §1 small vector: m=4, d=2, n=2, p=1, h=3, scale=1.
+pub fn spec_small(gelu: Gelu) -> (SoftMoeWeights, Tensor) {
+    let w = SoftMoeWeights {
+        d: 2,
+        n: 2,
+        p: 1,
+        h: 3,
+        // mu[:, e, 0] = e-th basis vector, so mu as [d, n, p] is the identity.
+        mu: vec![1.0, 0.0, 0.0, 1.0],
+        scale: 1.0,
+        w0: vec![1.0, 0.0, -1.0, 0.0, 1.0, 1.0, 2.0, 0.0, 0.0, 0.0, -1.0, 1.0],
+        b0: vec![0.0, 0.1, 0.0, 0.0, 0.0, -0.1],
+        w1: vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0, 0.5, -1.0, 1.0],
+        b1: vec![0.0, 0.0, 0.1, -0.1],
+        gelu,
+        normalize: true,
+    };
+    let x = Tensor::new(vec![1, 4, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.0]).unwrap();
+    (w, x)
+}
+
+/// SPEC §1 medium vector: B=2, m=16, d=8, h=16, n=4, p=2, scale=2, sin/cos fills over flat C order.
+pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
+    let (b, m, d, h, n, p) = (2, 16, 8, 16, 4, 2);
+    let fill = |len: usize, f: &dyn Fn(f64) -> f64| (0..len).map(|t| f(t as f64) as f32).collect::<Vec<f32>>();
+    let w = SoftMoeWeights {
+        d,
+        n,
+        p,
+        h,
+        mu: fill(d * n * p, &|t| (0.23 * t).cos()),
+        scale: 2.0,
+        w0: fill(n * d * h, &|t| 0.3 * (0.11 * t + 0.5).sin()),
+        b0: fill(n * h, &|t| 0.05 * (0.7 * t).cos()),
+        w1: fill(n * h * d, &|t| 0.3 * (0.13 * t + 0.2).cos()),
+        b1: fill(n * d, &|t| 0.05 * (0.9 * t).sin()),
+        gelu: Gelu::Tanh,
+        normalize: true,
+    };
+    let x = Tensor::new(vec![b, m, d], fill(b * m * d, &|t| (0.37 * t + 0.1).sin())).unwrap();
+    (w, x)
+}
