@@ -1,4 +1,6 @@
-//! `batched_matmul.wgsl`: C = act(alpha·A·B + bias) over strided, batched views.
+//! The GEMM kernels: C = act(alpha·A·B + bias) over strided, batched views.
+//! `batched_matmul.wgsl` (64×64 tiles) for many rows, `batched_matmul_skinny.wgsl` (4×64) for few;
+//! both behind `gemm_common.wgsl`, and both sum in the same order, so they agree bit for bit.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -9,16 +11,57 @@ use crate::layers::Gelu;
 
 pub const KERNEL: Kernel = Kernel {
     name: "batched_matmul",
-    source: include_str!("../../shaders/batched_matmul.wgsl"),
+    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul.wgsl")),
 };
 
-/// Output tile edge of the kernel (rows and columns).
-pub const TILE: usize = 64;
+pub const SKINNY_KERNEL: Kernel = Kernel {
+    name: "batched_matmul_skinny",
+    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_skinny.wgsl")),
+};
+
+/// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
+pub const SKINNY_MAX_ROWS: usize = 16;
+
+/// Which GEMM kernel runs a `Matmul`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// 64×64 output tiles staged through workgroup memory.
+    Tiled,
+    /// 4 rows × 64 columns per workgroup, streaming B.
+    Skinny,
+}
+
+impl GemmKernel {
+    /// The kernel for `rows` output rows.
+    pub fn for_rows(rows: usize) -> Self {
+        if rows <= SKINNY_MAX_ROWS {
+            GemmKernel::Skinny
+        } else {
+            GemmKernel::Tiled
+        }
+    }
+
+    fn kernel(self) -> &'static Kernel {
+        match self {
+            GemmKernel::Tiled => &KERNEL,
+            GemmKernel::Skinny => &SKINNY_KERNEL,
+        }
+    }
+
+    /// Output tile (rows, columns) of one workgroup.
+    pub fn tile(self) -> (usize, usize) {
+        match self {
+            GemmKernel::Tiled => (64, 64),
+            GemmKernel::Skinny => (4, 64),
+        }
+    }
+}
 
 /// Where element (row r, col c) of batch z lives:
-/// `z·batch_stride + (r / row_group)·group_stride + (r % row_group)·row_stride + c·col_stride`.
+/// `offset + z·batch_stride + (r / row_group)·group_stride + (r % row_group)·row_stride + c·col_stride`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatrixView {
+    pub offset: usize,
     pub batch_stride: usize,
     pub row_group: usize,
     pub group_stride: usize,
@@ -27,9 +70,15 @@ pub struct MatrixView {
 }
 
 impl MatrixView {
+    /// The same view starting `offset` elements into its buffer.
+    pub fn at(self, offset: usize) -> Self {
+        MatrixView { offset, ..self }
+    }
+
     /// A row-major rows×cols matrix per batch entry.
     pub fn row_major(rows: usize, cols: usize) -> Self {
         MatrixView {
+            offset: 0,
             batch_stride: rows * cols,
             row_group: u32::MAX as usize,
             group_stride: 0,
@@ -41,6 +90,7 @@ impl MatrixView {
     /// The transpose of a row-major rows×cols matrix (so the view is cols×rows).
     pub fn transposed(rows: usize, cols: usize) -> Self {
         MatrixView {
+            offset: 0,
             batch_stride: rows * cols,
             row_group: u32::MAX as usize,
             group_stride: 0,
@@ -52,6 +102,7 @@ impl MatrixView {
     /// Rows in groups of `row_group` rows, each group `group_stride` apart (rows of width `cols`).
     pub fn grouped(row_group: usize, group_stride: usize, cols: usize, batch_stride: usize) -> Self {
         MatrixView {
+            offset: 0,
             batch_stride,
             row_group,
             group_stride,
@@ -108,7 +159,9 @@ struct Params {
     alpha: f32,
     tiles_m: u32,
     tiles_n: u32,
-    _pad: [u32; 3],
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,
 }
 
 impl Matmul {
@@ -117,16 +170,23 @@ impl Matmul {
         2 * (self.m * self.n * self.k * self.batch) as u64
     }
 
-    /// Binds the operands; `bias` must be given exactly when `bias_batch_stride` is.
+    /// Binds the operands to the kernel suited to the row count; `bias` must be given exactly when
+    /// `bias_batch_stride` is.
     pub fn op(&self, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
+        self.op_with(GemmKernel::for_rows(self.m), ctx, a, b, bias, c)
+    }
+
+    /// As `op`, with the kernel chosen by the caller.
+    pub fn op_with(&self, kernel: GemmKernel, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
         let flags = u32::from(self.bias_batch_stride.is_some())
             | match self.activation {
                 Activation::None => 0,
                 Activation::Gelu(Gelu::Tanh) => 1 << 1,
                 Activation::Gelu(Gelu::Erf) => 2 << 1,
             };
-        let tiles_m = self.m.div_ceil(TILE);
-        let tiles_n = self.n.div_ceil(TILE);
+        let (tm, tn) = kernel.tile();
+        let tiles_m = self.m.div_ceil(tm);
+        let tiles_n = self.n.div_ceil(tn);
         let params = Params {
             m: u32_of(self.m, "rows")?,
             n: u32_of(self.n, "columns")?,
@@ -149,11 +209,13 @@ impl Matmul {
             alpha: self.alpha,
             tiles_m: u32_of(tiles_m, "row tiles")?,
             tiles_n: u32_of(tiles_n, "column tiles")?,
-            _pad: [0; 3],
+            a_off: u32_of(self.a.offset, "A offset")?,
+            b_off: u32_of(self.b.offset, "B offset")?,
+            c_off: u32_of(self.c.offset, "C offset")?,
         };
         // Without a bias the binding still needs a buffer; A is never read through it.
         let bias = bias.unwrap_or(a);
         let workgroups = (tiles_m * tiles_n) as u64 * self.batch as u64;
-        Op::new(ctx, &KERNEL, bytemuck::bytes_of(&params), &[a, b, bias, c], workgroups)
+        Op::new(ctx, kernel.kernel(), bytemuck::bytes_of(&params), &[a, b, bias, c], workgroups)
     }
 }

@@ -33,11 +33,17 @@ pub struct SoftMoe {
     ctx: Arc<GpuContext>,
     config: SoftMoeWeights,
     mu_hat: wgpu::Buffer,
+    experts: Vec<ExpertGroup>,
+    plans: Mutex<Vec<(PlanKey, Arc<Plan>)>>,
+}
+
+/// A run of experts whose weights fit one storage binding each (the whole layer when they all do).
+struct ExpertGroup {
+    experts: std::ops::Range<usize>,
     w0: wgpu::Buffer,
     b0: wgpu::Buffer,
     w1: wgpu::Buffer,
     b1: wgpu::Buffer,
-    plans: Mutex<Vec<(PlanKey, Arc<Plan>)>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -79,10 +85,29 @@ impl SoftMoe {
         };
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mu = upload("Router/mu", &w.mu)?;
-        let w0 = upload("Mlp/Dense_0/kernel", &w.w0)?;
-        let b0 = upload("Mlp/Dense_0/bias", &w.b0)?;
-        let w1 = upload("Mlp/Dense_1/kernel", &w.w1)?;
-        let b1 = upload("Mlp/Dense_1/bias", &w.b1)?;
+        // One expert's kernel must fit a binding; as many experts as fit share one.
+        let per_expert = (w.d * w.h * 4) as u64;
+        let group_len = (ctx.max_binding() / per_expert).min(w.n as u64) as usize;
+        if group_len == 0 {
+            return Err(Error::Limit {
+                what: "one expert's Mlp/Dense_0/kernel".into(),
+                limit: "max_storage_buffer_binding_size",
+                needed: per_expert,
+                max: ctx.max_binding(),
+            });
+        }
+        let (d, h) = (w.d, w.h);
+        let mut experts = Vec::new();
+        for first in (0..w.n).step_by(group_len) {
+            let r = first..(first + group_len).min(w.n);
+            experts.push(ExpertGroup {
+                w0: upload("Mlp/Dense_0/kernel", &w.w0[r.start * d * h..r.end * d * h])?,
+                b0: upload("Mlp/Dense_0/bias", &w.b0[r.start * h..r.end * h])?,
+                w1: upload("Mlp/Dense_1/kernel", &w.w1[r.start * h * d..r.end * h * d])?,
+                b1: upload("Mlp/Dense_1/bias", &w.b1[r.start * d..r.end * d])?,
+                experts: r,
+            });
+        }
         let mu_hat = if w.normalize {
             let out = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("Router/mu normalised"),
@@ -111,10 +136,7 @@ impl SoftMoe {
             ctx,
             config,
             mu_hat,
-            w0,
-            b0,
-            w1,
-            b1,
+            experts,
             plans: Mutex::new(Vec::new()),
         })
     }
@@ -255,8 +277,11 @@ impl SoftMoe {
         ops.push(dispatch_softmax::op(ctx, &l, &dm, b, m, s)?);
         ops.push(combine_softmax::op(ctx, &l, &cm, b * m, s)?);
         ops.push(slot_inputs::slot_inputs(b, m, s, d).op(ctx, &dm, &x, None, &xs)?);
-        ops.push(expert_mlp::dense0(b, n, p, d, h, c.gelu).op(ctx, &xs, &self.w0, Some(&self.b0), &hid)?);
-        ops.push(expert_mlp::dense1(b, n, p, d, h).op(ctx, &hid, &self.w1, Some(&self.b1), &ys)?);
+        for g in &self.experts {
+            let e = g.experts.clone();
+            ops.push(expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu).op(ctx, &xs, &g.w0, Some(&g.b0), &hid)?);
+            ops.push(expert_mlp::dense1(b, n, p, d, h, e).op(ctx, &hid, &g.w1, Some(&g.b1), &ys)?);
+        }
         ops.push(combine::combine(b, m, s, d).op(ctx, &cm, &ys, None, &y)?);
 
         let ybytes = (b * m * d * 4) as u64;

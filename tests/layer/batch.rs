@@ -1,1 +1,53 @@
-//! todo
+//! Batch invariance, bit for bit: an example's outputs do not depend on what else is in the batch.
+
+use softmoe::{Gelu, SoftMoe, Tensor};
+
+use crate::common::{ctx, gpu_forward, random_input, random_layer, Rng};
+
+fn example(x: &Tensor, i: usize) -> Vec<f32> {
+    let len = x.shape[1] * x.shape[2];
+    x.data[i * len..(i + 1) * len].to_vec()
+}
+
+#[test]
+fn an_example_is_bit_identical_alone_in_a_batch_of_17_and_at_another_position() {
+    let (m, d) = (37, 24);
+    let mut rng = Rng::new(80);
+    let w = random_layer(&mut rng, d, 6, 3, 40, 10.0, Gelu::Tanh, true);
+    let layer = pollster::block_on(SoftMoe::new(ctx(), &w)).unwrap();
+    let batch = random_input(&mut rng, 17, m, d);
+    let target = 5;
+    let alone = Tensor::new(vec![1, m, d], example(&batch, target)).unwrap();
+
+    // The same example moved from position 5 to position 11 of a different batch.
+    let mut other = random_input(&mut rng, 17, m, d);
+    other.data[11 * m * d..12 * m * d].copy_from_slice(&alone.data);
+
+    let a = gpu_forward(&layer, &alone);
+    let b = gpu_forward(&layer, &batch);
+    let c = gpu_forward(&layer, &other);
+    let s = w.slots();
+    let slice = |v: &[f64], i: usize, width: usize| v[i * m * width..(i + 1) * m * width].to_vec();
+    assert_eq!(a.y, slice(&b.y, target, d), "y differs between alone and position {target} of 17");
+    assert_eq!(a.y, slice(&c.y, 11, d), "y differs at position 11 of another batch");
+    assert_eq!(a.dispatch, slice(&b.dispatch, target, s), "D differs inside the batch");
+    assert_eq!(a.combine, slice(&c.combine, 11, s), "C differs at another position");
+}
+
+#[test]
+fn ten_thousand_examples_run_within_the_workgroup_limits() {
+    // 10,000 examples: more workgroups than one grid dimension allows, and more than one chunk.
+    let (b, m, d) = (10_000, 3, 4);
+    let mut rng = Rng::new(90);
+    let w = random_layer(&mut rng, d, 2, 2, 5, 2.0, Gelu::Tanh, true);
+    let layer = pollster::block_on(SoftMoe::new(ctx(), &w)).unwrap();
+    let x = random_input(&mut rng, b, m, d);
+    let out = pollster::block_on(layer.forward(&x)).unwrap();
+    let reference = softmoe::reference::soft_moe_forward(&w, &x).unwrap();
+    let err = out.y.data.iter().zip(&reference.y).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+    assert!(err < 1e-5, "max |error| {err:e}");
+    // The last example alone gives the same bits as inside the big batch.
+    let last = Tensor::new(vec![1, m, d], example(&x, b - 1)).unwrap();
+    let alone = pollster::block_on(layer.forward(&last)).unwrap();
+    assert_eq!(alone.y.data, out.y.data[(b - 1) * m * d..]);
+}

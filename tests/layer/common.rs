@@ -71,57 +71,17 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
     assert!(err <= tol, "{what}: max |error| {err:e} > tolerance {tol:e}");
 }
 
-/// SplitMix64: small, seeded, reproducible.
-pub struct Rng(u64);
+pub use softmoe::random::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi].
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-    /// Uniform in [-1, 1).
-    pub fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    pub fn vec(&mut self, len: usize, amp: f32) -> Vec<f32> {
-        (0..len).map(|_| self.uniform() * amp).collect()
-    }
-}
-
-/// A random layer with weights scaled like a trained one (fan-in initialisation).
+/// A random layer (see `softmoe::random`), checked valid.
 #[allow(clippy::too_many_arguments)]
 pub fn random_layer(rng: &mut Rng, d: usize, n: usize, p: usize, h: usize, scale: f32, gelu: Gelu, normalize: bool) -> SoftMoeWeights {
-    let w = SoftMoeWeights {
-        d,
-        n,
-        p,
-        h,
-        mu: rng.vec(d * n * p, 1.0),
-        scale,
-        w0: rng.vec(n * d * h, (3.0 / d as f32).sqrt()),
-        b0: rng.vec(n * h, 0.1),
-        w1: rng.vec(n * h * d, (3.0 / h as f32).sqrt()),
-        b1: rng.vec(n * d, 0.1),
-        gelu,
-        normalize,
-    };
+    let w = softmoe::random::random_layer(rng, softmoe::random::LayerShape { d, n, p, h, scale, gelu, normalize });
     w.validate().unwrap();
     w
 }
 
-pub fn random_input(rng: &mut Rng, b: usize, m: usize, d: usize) -> Tensor {
-    Tensor::new(vec![b, m, d], rng.vec(b * m * d, 1.0)).unwrap()
-}
+pub use softmoe::random::random_input;
 
 /// SPEC §1 small vector: m=4, d=2, n=2, p=1, h=3, scale=1.
 pub fn spec_small(gelu: Gelu) -> (SoftMoeWeights, Tensor) {
@@ -164,4 +124,35 @@ pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
     };
     let x = Tensor::new(vec![b, m, d], fill(b * m * d, &|t| (0.37 * t + 0.1).sin())).unwrap();
     (w, x)
+}
+
+/// A storage buffer holding `data` (or zeros of that length).
+pub fn upload(data: &[f32]) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    ctx().device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("test"),
+        contents: if bytes.is_empty() { &[0u8; 4] } else { bytes },
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
+/// Runs `ops` in one submit, then reads `len` values of `out`.
+pub fn run_and_read(ops: &[&softmoe::kernels::Op], out: &wgpu::Buffer, len: usize) -> Vec<f64> {
+    let c = ctx();
+    let staging = c.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("test readback"),
+        size: (len.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = softmoe::kernels::encode_ops(&c, ops);
+    enc.copy_buffer_to_buffer(out, 0, &staging, 0, (len * 4) as u64);
+    c.queue.submit([enc.finish()]);
+    let v = pollster::block_on(softmoe::gpu::read_f32(&c, &staging, len)).expect("readback");
+    v.into_iter().map(|a| a as f64).collect()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&a| a as f64).collect()
 }

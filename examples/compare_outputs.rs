@@ -1,0 +1,23 @@
+//! Prints the largest absolute difference per tensor between two safetensors files of equal layout.
+//!
+//! cargo run --release --example compare_outputs -- A.safetensors B.safetensors
+
+use softmoe::SafeTensors;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [a, b] = &args[..] else {
+        return Err("usage: compare_outputs A.safetensors B.safetensors".into());
+    };
+    let (a, b) = (SafeTensors::read(a)?, SafeTensors::read(b)?);
+    for e in a.entries() {
+        let (ta, tb) = (a.tensor_f32(&e.name)?, b.tensor_f32(&e.name)?);
+        if ta.shape != tb.shape {
+            return Err(format!("`{}`: shapes {:?} and {:?} differ", e.name, ta.shape, tb.shape).into());
+        }
+        let err = ta.data.iter().zip(&tb.data).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let max = tb.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        println!("{}: max |difference| {err:.3e} (max |value| {max:.3e}, {} values)", e.name, tb.data.len());
+    }
+    Ok(())
+}

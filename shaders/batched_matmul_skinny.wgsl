@@ -1,0 +1,41 @@
+// GEMM for few rows (the expert MLPs at small batch): a workgroup computes 4 rows × 64 columns, each
+// invocation one column of the 4 rows, streaming B once with coalesced reads and no workgroup memory.
+// Rows past m are clamped for reading and never stored. Needs gemm_common.wgsl in front.
+
+const ROWS: u32 = 4u;
+const COLS: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let tile = wid.x + wid.y * nwg.x;
+    let per_batch = p.tiles_m * p.tiles_n;
+    if (tile >= per_batch * p.batch) {
+        return;
+    }
+    let z = tile / per_batch;
+    let t = tile % per_batch;
+    let row0 = (t / p.tiles_n) * ROWS;
+    let gc = (t % p.tiles_n) * COLS + lidx;
+    let cc = min(gc, p.n - 1u);
+    // Offsets of k = 0, advanced by the column stride: no index division inside the loop.
+    let a0 = a_at(z, min(row0, p.m - 1u), 0u);
+    let a1 = a_at(z, min(row0 + 1u, p.m - 1u), 0u);
+    let a2 = a_at(z, min(row0 + 2u, p.m - 1u), 0u);
+    let a3 = a_at(z, min(row0 + 3u, p.m - 1u), 0u);
+    var bi = b_at(z, 0u, cc);
+    var ak = 0u;
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < p.k; k++) {
+        let av = vec4<f32>(a[a0 + ak], a[a1 + ak], a[a2 + ak], a[a3 + ak]);
+        acc = fma(av, vec4<f32>(b[bi]), acc);
+        ak += p.a_cs;
+        bi += p.b_rs;
+    }
+    for (var i = 0u; i < ROWS; i++) {
+        store(z, row0 + i, gc, acc[i]);
+    }
+}

@@ -1,0 +1,51 @@
+//! Argument parsing and dispatch; every failure is one line on stderr and exit status 2.
+
+mod args;
+mod info;
+mod layer;
+
+use std::process::ExitCode;
+
+use softmoe::Error;
+
+use args::Args;
+
+const USAGE: &str = "usage:
+  softmoe info
+      print the GPU adapter, its limits and features
+  softmoe layer --weights L.safetensors --input X.safetensors --output Y.safetensors [--cpu]
+      run one Soft MoE layer: L holds the layer (SPEC names), X holds `x` f32 [b, m, d];
+      writes `y` [b, m, d], `dispatch` and `combine` [b, m, n, p]; --cpu uses the f64 reference";
+
+pub fn main() -> ExitCode {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("softmoe: internal error: {info}");
+    }));
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match run(argv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = e.to_string().replace('\n', " ");
+            eprintln!("softmoe: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(argv: Vec<String>) -> Result<(), Error> {
+    let mut args = Args::new(argv);
+    match args.command().as_deref() {
+        Some("info") => {
+            args.finish()?;
+            info::run()
+        }
+        Some("layer") => layer::run(args),
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(Error::Usage(format!("unknown command `{other}`; try `softmoe help`"))),
+        None => Err(Error::Usage("no command given; try `softmoe help`".into())),
+    }
+}
