@@ -29,7 +29,9 @@ pub enum Error {
         found: Vec<usize>,
         expected: String,
     },
-    #[error("{context}: tensor `{name}` holds a non-finite value (NaN or Inf) at flat index {index}")]
+    #[error(
+        "{context}: tensor `{name}` holds a non-finite value (NaN or Inf) at flat index {index}"
+    )]
     NonFinite {
         context: String,
         name: String,

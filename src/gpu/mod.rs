@@ -42,7 +42,10 @@ mod tests {
             let (x, y) = workgroup_grid(total, 65_535).unwrap();
             assert!(x <= 65_535 && y <= 65_535);
             assert!(x as u64 * y as u64 >= total);
-            assert!((x as u64) * (y as u64 - 1) < total, "no all-idle row for {total}");
+            assert!(
+                (x as u64) * (y as u64 - 1) < total,
+                "no all-idle row for {total}"
+            );
         }
         assert!(workgroup_grid(65_536u64 * 65_536, 65_535).is_err());
     }

@@ -18,7 +18,8 @@ struct Free {
 /// Sizes are rounded up to one of eight classes per power of two (at most 12.5% waste).
 pub fn size_class(size: u64) -> u64 {
     let size = size.max(256);
-    let step = (size.next_power_of_two() / 8).max(256);
+    let highest_bit = 1u64 << (63 - size.leading_zeros());
+    let step = (highest_bit / 8).max(256);
     size.div_ceil(step) * step
 }
 
@@ -31,7 +32,13 @@ impl BufferPool {
     }
 
     /// A buffer of at least `size` bytes with `usage`, reused when one is free.
-    pub fn acquire(self: &Arc<Self>, device: &wgpu::Device, size: u64, usage: wgpu::BufferUsages, label: &str) -> PooledBuffer {
+    pub fn acquire(
+        self: &Arc<Self>,
+        device: &wgpu::Device,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        label: &str,
+    ) -> PooledBuffer {
         let class = size_class(size);
         let key = (class, usage.bits());
         let reused = {
@@ -64,7 +71,10 @@ impl BufferPool {
             return;
         }
         free.bytes += size;
-        free.lists.entry((size, buffer.usage().bits())).or_default().push(buffer);
+        free.lists
+            .entry((size, buffer.usage().bits()))
+            .or_default()
+            .push(buffer);
     }
 
     /// Bytes held by idle buffers.
@@ -100,9 +110,20 @@ mod tests {
 
     #[test]
     fn size_classes_cover_the_request_with_bounded_waste() {
-        for s in [1u64, 255, 256, 257, 1000, 4096, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
+        for s in [
+            1u64,
+            255,
+            256,
+            257,
+            1000,
+            4096,
+            4097,
+            1 << 20,
+            (1 << 20) + 1,
+            123_456_789,
+        ] {
             let c = size_class(s);
-            assert!(c >= s && c % 4 == 0);
+            assert!(c >= s && c.is_multiple_of(4));
             assert!(c <= (s.max(256) as f64 * 1.125) as u64 + 256, "{s} -> {c}");
         }
     }

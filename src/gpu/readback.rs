@@ -60,7 +60,9 @@ pub async fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Re
         let view = buffer
             .get_mapped_range(..bytes)
             .map_err(|e| Error::Device(format!("mapped range unavailable: {e}")))?;
-        view.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
+        view.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect::<Vec<f32>>()
     };
     buffer.unmap();
     Ok(out)

@@ -1,6 +1,6 @@
 //! Layer output Y = C Ỹ per example.
 
-use super::matmul::{Activation, MatrixView, Matmul};
+use super::matmul::{Activation, Matmul, MatrixView};
 
 /// Y [batch, m, d] = C [batch, m, s] · Ỹ [batch, s, d].
 pub fn combine(batch: usize, m: usize, s: usize, d: usize) -> Matmul {

@@ -20,11 +20,23 @@ struct Params {
 }
 
 /// Softmax of each of `rows` rows of `logits` [rows, slots] into `out`.
-pub fn op(ctx: &GpuContext, logits: &wgpu::Buffer, out: &wgpu::Buffer, rows: usize, slots: usize) -> Result<Op> {
+pub fn op(
+    ctx: &GpuContext,
+    logits: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    rows: usize,
+    slots: usize,
+) -> Result<Op> {
     let params = Params {
         rows: u32_of(rows, "rows")?,
         slots: u32_of(slots, "slots")?,
         _pad: [0; 2],
     };
-    Op::new(ctx, &KERNEL, bytemuck::bytes_of(&params), &[logits, out], rows.div_ceil(64) as u64)
+    Op::new(
+        ctx,
+        &KERNEL,
+        bytemuck::bytes_of(&params),
+        &[logits, out],
+        rows.div_ceil(64) as u64,
+    )
 }

@@ -21,7 +21,14 @@ struct Params {
 }
 
 /// Softmax of `logits` [batch, tokens, slots] over tokens into `out` (same layout).
-pub fn op(ctx: &GpuContext, logits: &wgpu::Buffer, out: &wgpu::Buffer, batch: usize, tokens: usize, slots: usize) -> Result<Op> {
+pub fn op(
+    ctx: &GpuContext,
+    logits: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    batch: usize,
+    tokens: usize,
+    slots: usize,
+) -> Result<Op> {
     let params = Params {
         batch: u32_of(batch, "batch")?,
         tokens: u32_of(tokens, "tokens")?,
@@ -29,5 +36,11 @@ pub fn op(ctx: &GpuContext, logits: &wgpu::Buffer, out: &wgpu::Buffer, batch: us
         _pad: 0,
     };
     u32_of(batch * slots, "batch·slots")?;
-    Op::new(ctx, &KERNEL, bytemuck::bytes_of(&params), &[logits, out], (batch * slots).div_ceil(64) as u64)
+    Op::new(
+        ctx,
+        &KERNEL,
+        bytemuck::bytes_of(&params),
+        &[logits, out],
+        (batch * slots).div_ceil(64) as u64,
+    )
 }

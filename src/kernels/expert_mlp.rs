@@ -6,11 +6,19 @@
 
 use std::ops::Range;
 
-use super::matmul::{Activation, MatrixView, Matmul};
+use super::matmul::{Activation, Matmul, MatrixView};
 use crate::layers::Gelu;
 
 /// H [n, batch·p, h] = GELU(X̃_e · W0_e + b0_e) for e in `experts`; W0 and b0 hold just those experts.
-pub fn dense0(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Range<usize>, gelu: Gelu) -> Matmul {
+pub fn dense0(
+    batch: usize,
+    n: usize,
+    p: usize,
+    d: usize,
+    h: usize,
+    experts: Range<usize>,
+    gelu: Gelu,
+) -> Matmul {
     Matmul {
         m: batch * p,
         n: h,
@@ -26,7 +34,14 @@ pub fn dense0(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Ran
 }
 
 /// Ỹ [batch, n·p, d] = H_e · W1_e + b1_e for e in `experts`; W1 and b1 hold just those experts.
-pub fn dense1(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Range<usize>) -> Matmul {
+pub fn dense1(
+    batch: usize,
+    n: usize,
+    p: usize,
+    d: usize,
+    h: usize,
+    experts: Range<usize>,
+) -> Matmul {
     Matmul {
         m: batch * p,
         n: d,

@@ -21,22 +21,48 @@ struct Params {
 }
 
 /// Normalises `count` vectors of `len` elements from `src` into `dst` (same layout).
-pub fn op(ctx: &GpuContext, src: &wgpu::Buffer, dst: &wgpu::Buffer, count: usize, len: usize, vec_stride: usize, elem_stride: usize) -> Result<Op> {
+pub fn op(
+    ctx: &GpuContext,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    count: usize,
+    len: usize,
+    vec_stride: usize,
+    elem_stride: usize,
+) -> Result<Op> {
     let params = Params {
         count: u32_of(count, "vector count")?,
         len: u32_of(len, "vector length")?,
         vec_stride: u32_of(vec_stride, "vector stride")?,
         elem_stride: u32_of(elem_stride, "element stride")?,
     };
-    Op::new(ctx, &KERNEL, bytemuck::bytes_of(&params), &[src, dst], count.div_ceil(64) as u64)
+    Op::new(
+        ctx,
+        &KERNEL,
+        bytemuck::bytes_of(&params),
+        &[src, dst],
+        count.div_ceil(64) as u64,
+    )
 }
 
 /// Normalises each of `rows` rows of a row-major rows×cols matrix (the tokens of X).
-pub fn rows_op(ctx: &GpuContext, src: &wgpu::Buffer, dst: &wgpu::Buffer, rows: usize, cols: usize) -> Result<Op> {
+pub fn rows_op(
+    ctx: &GpuContext,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+) -> Result<Op> {
     op(ctx, src, dst, rows, cols, cols, 1)
 }
 
 /// Normalises each of `cols` columns of a row-major rows×cols matrix (the slots of Φ).
-pub fn columns_op(ctx: &GpuContext, src: &wgpu::Buffer, dst: &wgpu::Buffer, rows: usize, cols: usize) -> Result<Op> {
+pub fn columns_op(
+    ctx: &GpuContext,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+) -> Result<Op> {
     op(ctx, src, dst, cols, rows, 1, cols)
 }

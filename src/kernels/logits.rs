@@ -1,6 +1,6 @@
 //! Router logits L = scale · X̂ Φ̂ as a GEMM over all tokens of the batch at once.
 
-use super::matmul::{Activation, MatrixView, Matmul};
+use super::matmul::{Activation, Matmul, MatrixView};
 
 /// L [rows, s] = scale · X̂ [rows, d] · Φ̂ [d, s], rows = batch·tokens (examples stay independent:
 /// each row is its own dot products).

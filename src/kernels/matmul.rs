@@ -11,12 +11,18 @@ use crate::layers::Gelu;
 
 pub const KERNEL: Kernel = Kernel {
     name: "batched_matmul",
-    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul.wgsl")),
+    source: concat!(
+        include_str!("../../shaders/gemm_common.wgsl"),
+        include_str!("../../shaders/batched_matmul.wgsl")
+    ),
 };
 
 pub const SKINNY_KERNEL: Kernel = Kernel {
     name: "batched_matmul_skinny",
-    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_skinny.wgsl")),
+    source: concat!(
+        include_str!("../../shaders/gemm_common.wgsl"),
+        include_str!("../../shaders/batched_matmul_skinny.wgsl")
+    ),
 };
 
 /// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
@@ -100,7 +106,12 @@ impl MatrixView {
     }
 
     /// Rows in groups of `row_group` rows, each group `group_stride` apart (rows of width `cols`).
-    pub fn grouped(row_group: usize, group_stride: usize, cols: usize, batch_stride: usize) -> Self {
+    pub fn grouped(
+        row_group: usize,
+        group_stride: usize,
+        cols: usize,
+        batch_stride: usize,
+    ) -> Self {
         MatrixView {
             offset: 0,
             batch_stride,
@@ -172,12 +183,27 @@ impl Matmul {
 
     /// Binds the operands to the kernel suited to the row count; `bias` must be given exactly when
     /// `bias_batch_stride` is.
-    pub fn op(&self, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
+    pub fn op(
+        &self,
+        ctx: &GpuContext,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        c: &wgpu::Buffer,
+    ) -> Result<Op> {
         self.op_with(GemmKernel::for_rows(self.m), ctx, a, b, bias, c)
     }
 
     /// As `op`, with the kernel chosen by the caller.
-    pub fn op_with(&self, kernel: GemmKernel, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
+    pub fn op_with(
+        &self,
+        kernel: GemmKernel,
+        ctx: &GpuContext,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        c: &wgpu::Buffer,
+    ) -> Result<Op> {
         let flags = u32::from(self.bias_batch_stride.is_some())
             | match self.activation {
                 Activation::None => 0,
@@ -216,6 +242,12 @@ impl Matmul {
         // Without a bias the binding still needs a buffer; A is never read through it.
         let bias = bias.unwrap_or(a);
         let workgroups = (tiles_m * tiles_n) as u64 * self.batch as u64;
-        Op::new(ctx, kernel.kernel(), bytemuck::bytes_of(&params), &[a, b, bias, c], workgroups)
+        Op::new(
+            ctx,
+            kernel.kernel(),
+            bytemuck::bytes_of(&params),
+            &[a, b, bias, c],
+            workgroups,
+        )
     }
 }

@@ -37,13 +37,21 @@ pub struct Op {
 
 impl Op {
     /// Binds `params` at binding 0 and `buffers` at bindings 1.. of `kernel`'s group 0.
-    pub fn new(ctx: &GpuContext, kernel: &Kernel, params: &[u8], buffers: &[&wgpu::Buffer], workgroups: u64) -> Result<Op> {
+    pub fn new(
+        ctx: &GpuContext,
+        kernel: &Kernel,
+        params: &[u8],
+        buffers: &[&wgpu::Buffer],
+        workgroups: u64,
+    ) -> Result<Op> {
         let pipeline = ctx.pipelines.get(&ctx.device, kernel);
-        let uniform = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(kernel.name),
-            contents: params,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniform = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(kernel.name),
+                contents: params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
         let max_binding = ctx.max_binding() & !3;
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -92,7 +100,11 @@ impl Op {
 
 /// Encodes `ops` in order into one compute pass of a new encoder.
 pub fn encode_ops(ctx: &GpuContext, ops: &[&Op]) -> wgpu::CommandEncoder {
-    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("softmoe") });
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("softmoe"),
+        });
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("softmoe"),
@@ -107,7 +119,11 @@ pub fn encode_ops(ctx: &GpuContext, ops: &[&Op]) -> wgpu::CommandEncoder {
 
 /// Converts a size or stride to the u32 a uniform holds, naming it when it does not fit.
 pub(crate) fn u32_of(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Input(format!("{what} = {v} exceeds the 32-bit indices of the kernels")))
+    u32::try_from(v).map_err(|_| {
+        Error::Input(format!(
+            "{what} = {v} exceeds the 32-bit indices of the kernels"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -117,11 +133,19 @@ mod tests {
     #[test]
     fn every_wgsl_file_parses_and_validates() {
         for k in KERNELS {
-            let module = naga::front::wgsl::parse_str(k.source).unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.source)));
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{}: {:?}", k.name, e));
-            assert!(module.entry_points.iter().any(|e| e.name == "main"), "{} has no `main`", k.name);
+            let module = naga::front::wgsl::parse_str(k.source)
+                .unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.source)));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::empty(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {:?}", k.name, e));
+            assert!(
+                module.entry_points.iter().any(|e| e.name == "main"),
+                "{} has no `main`",
+                k.name
+            );
         }
     }
 
@@ -132,7 +156,11 @@ mod tests {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "wgsl") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                assert!(KERNELS.iter().any(|k| k.source.contains(&text)), "{} is in no kernel of KERNELS, so it is never validated", path.display());
+                assert!(
+                    KERNELS.iter().any(|k| k.source.contains(&text)),
+                    "{} is in no kernel of KERNELS, so it is never validated",
+                    path.display()
+                );
             }
         }
     }

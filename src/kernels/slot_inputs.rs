@@ -1,6 +1,6 @@
 //! Slot inputs X̃ = Dᵀ X per example, from the dispatch weights and the un-normalised tokens.
 
-use super::matmul::{Activation, MatrixView, Matmul};
+use super::matmul::{Activation, Matmul, MatrixView};
 
 /// X̃ [batch, s, d] = D [batch, m, s]ᵀ · X [batch, m, d].
 pub fn slot_inputs(batch: usize, m: usize, s: usize, d: usize) -> Matmul {

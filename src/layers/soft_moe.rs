@@ -10,7 +10,10 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::gpu::{read_f32, GpuContext, PooledBuffer};
-use crate::kernels::{self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, slot_inputs, Op};
+use crate::kernels::{
+    self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits,
+    slot_inputs, Op,
+};
 use crate::reference::check_input;
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
@@ -77,11 +80,13 @@ impl SoftMoe {
                     max: ctx.max_binding(),
                 });
             }
-            Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(name),
-                contents: bytemuck::cast_slice(data),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            }))
+            Ok(ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(name),
+                    contents: bytemuck::cast_slice(data),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                }))
         };
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mu = upload("Router/mu", &w.mu)?;
@@ -116,7 +121,8 @@ impl SoftMoe {
                 mapped_at_creation: false,
             });
             let op = l2_normalize::columns_op(&ctx, &mu, &out, w.d, w.slots())?;
-            ctx.queue.submit([kernels::encode_ops(&ctx, &[&op]).finish()]);
+            ctx.queue
+                .submit([kernels::encode_ops(&ctx, &[&op]).finish()]);
             out
         } else {
             mu
@@ -169,9 +175,19 @@ impl SoftMoe {
         let mut start = 0;
         while start < b {
             let len = chunk.min(b - start);
-            let plan = self.plan(PlanKey { batch: len, tokens: m, maps })?;
+            let plan = self.plan(PlanKey {
+                batch: len,
+                tokens: m,
+                maps,
+            })?;
             let xs = &x.data[start * m * d..(start + len) * m * d];
-            let out = self.run_plan(&plan, xs, len * m * d + if maps { 2 * len * m * s } else { 0 }).await?;
+            let out = self
+                .run_plan(
+                    &plan,
+                    xs,
+                    len * m * d + if maps { 2 * len * m * s } else { 0 },
+                )
+                .await?;
             let (ypart, rest) = out.split_at(len * m * d);
             y.extend_from_slice(ypart);
             if maps {
@@ -183,9 +199,18 @@ impl SoftMoe {
         }
         let map_shape = vec![b, m, self.config.n, self.config.p];
         Ok(LayerOutput {
-            y: Tensor { shape: vec![b, m, d], data: y },
-            dispatch: maps.then(|| Tensor { shape: map_shape.clone(), data: dm }),
-            combine: maps.then(|| Tensor { shape: map_shape, data: cm }),
+            y: Tensor {
+                shape: vec![b, m, d],
+                data: y,
+            },
+            dispatch: maps.then(|| Tensor {
+                shape: map_shape.clone(),
+                data: dm,
+            }),
+            combine: maps.then_some(Tensor {
+                shape: map_shape,
+                data: cm,
+            }),
         })
     }
 
@@ -210,8 +235,18 @@ impl SoftMoe {
         let c = &self.config;
         let (d, s, h) = (c.d as u64, c.slots() as u64, c.h as u64);
         let m = m as u64;
-        let per_example = 4 * (3 * m * d + 3 * m * s + 2 * s * d + s * h + if maps { 2 * m * s } else { 0 });
-        let largest = 4 * [m * d, m * s, s * h, s * d, m * d + if maps { 2 * m * s } else { 0 }].into_iter().max().unwrap_or(1);
+        let per_example =
+            4 * (3 * m * d + 3 * m * s + 2 * s * d + s * h + if maps { 2 * m * s } else { 0 });
+        let largest = 4 * [
+            m * d,
+            m * s,
+            s * h,
+            s * d,
+            m * d + if maps { 2 * m * s } else { 0 },
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1);
         let max_binding = self.ctx.max_binding();
         if largest > max_binding {
             return Err(Error::Limit {
@@ -246,10 +281,23 @@ impl SoftMoe {
         let ctx = &self.ctx;
         let c = &self.config;
         let (b, m, d, n, p, h, s) = (key.batch, key.tokens, c.d, c.n, c.p, c.h, c.slots());
-        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let buf = |len: usize, label: &str| Arc::new(ctx.pool.acquire(&ctx.device, (len * 4) as u64, storage, label));
-        let x = ctx.pool.acquire(&ctx.device, (b * m * d * 4) as u64, storage, "x");
-        let xn = if c.normalize { Some(buf(b * m * d, "x normalised")) } else { None };
+        let storage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let buf = |len: usize, label: &str| {
+            Arc::new(
+                ctx.pool
+                    .acquire(&ctx.device, (len * 4) as u64, storage, label),
+            )
+        };
+        let x = ctx
+            .pool
+            .acquire(&ctx.device, (b * m * d * 4) as u64, storage, "x");
+        let xn = if c.normalize {
+            Some(buf(b * m * d, "x normalised"))
+        } else {
+            None
+        };
         let l = buf(b * m * s, "logits");
         let dm = buf(b * m * s, "dispatch");
         let cm = buf(b * m * s, "combine");
@@ -279,8 +327,20 @@ impl SoftMoe {
         ops.push(slot_inputs::slot_inputs(b, m, s, d).op(ctx, &dm, &x, None, &xs)?);
         for g in &self.experts {
             let e = g.experts.clone();
-            ops.push(expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu).op(ctx, &xs, &g.w0, Some(&g.b0), &hid)?);
-            ops.push(expert_mlp::dense1(b, n, p, d, h, e).op(ctx, &hid, &g.w1, Some(&g.b1), &ys)?);
+            ops.push(expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu).op(
+                ctx,
+                &xs,
+                &g.w0,
+                Some(&g.b0),
+                &hid,
+            )?);
+            ops.push(expert_mlp::dense1(b, n, p, d, h, e).op(
+                ctx,
+                &hid,
+                &g.w1,
+                Some(&g.b1),
+                &ys,
+            )?);
         }
         ops.push(combine::combine(b, m, s, d).op(ctx, &cm, &ys, None, &y)?);
 

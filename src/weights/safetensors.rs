@@ -57,7 +57,10 @@ impl<'de> Deserialize<'de> for Pairs {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Pairs, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Pairs, A::Error> {
                 let mut out = Vec::new();
                 while let Some(kv) = map.next_entry::<String, Value>()? {
                     out.push(kv);
@@ -99,7 +102,9 @@ impl SafeTensors {
             )));
         }
         if header_len > MAX_HEADER_BYTES {
-            return Err(bad(format!("header of {header_len} bytes is larger than the {MAX_HEADER_BYTES}-byte limit")));
+            return Err(bad(format!(
+                "header of {header_len} bytes is larger than the {MAX_HEADER_BYTES}-byte limit"
+            )));
         }
         let data_start = 8 + header_len as usize;
         let header = std::str::from_utf8(&bytes[8..data_start])
@@ -127,14 +132,23 @@ impl SafeTensors {
                 }
                 continue;
             }
-            entries.push(parse_entry(&name, &value, data_len).map_err(|r| bad(format!("tensor `{name}`: {r}")))?);
+            entries.push(
+                parse_entry(&name, &value, data_len)
+                    .map_err(|r| bad(format!("tensor `{name}`: {r}")))?,
+            );
         }
         // Data ranges must not overlap: the format lays tensors out back to back.
-        let mut ranges: Vec<(usize, usize, &str)> = entries.iter().map(|e| (e.start, e.end, e.name.as_str())).collect();
+        let mut ranges: Vec<(usize, usize, &str)> = entries
+            .iter()
+            .map(|e| (e.start, e.end, e.name.as_str()))
+            .collect();
         ranges.sort();
         for w in ranges.windows(2) {
             if w[1].0 < w[0].1 {
-                return Err(bad(format!("tensors `{}` and `{}` overlap in the data section", w[0].2, w[1].2)));
+                return Err(bad(format!(
+                    "tensors `{}` and `{}` overlap in the data section",
+                    w[0].2, w[1].2
+                )));
             }
         }
         Ok(SafeTensors {
@@ -265,7 +279,7 @@ pub fn serialize(tensors: &[(&str, &Tensor)], metadata: &BTreeMap<String, String
         offset += len;
     }
     let mut json = Value::Object(header).to_string().into_bytes();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + offset);
@@ -281,11 +295,18 @@ pub fn serialize(tensors: &[(&str, &Tensor)], metadata: &BTreeMap<String, String
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a failure leaves no partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .ok_or_else(|| Error::Usage(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -308,7 +329,10 @@ mod tests {
     #[test]
     fn round_trip_keeps_values_shapes_and_metadata() {
         let st = SafeTensors::parse(sample(), "mem").unwrap();
-        assert_eq!(st.tensor_f32("a").unwrap().data, vec![1., 2., 3., 4., 5., 6.]);
+        assert_eq!(
+            st.tensor_f32("a").unwrap().data,
+            vec![1., 2., 3., 4., 5., 6.]
+        );
         assert_eq!(st.tensor_f32("b").unwrap().shape, Vec::<usize>::new());
         assert_eq!(st.metadata()["gelu"], "erf");
     }

@@ -52,9 +52,16 @@ impl SoftMoeWeights {
     /// Checks sizes and values; every constructor ends here.
     pub fn validate(&self) -> Result<()> {
         let (d, n, p, h) = (self.d, self.n, self.p, self.h);
-        for (what, v) in [("d", d), ("n (experts)", n), ("p (slots per expert)", p), ("h", h)] {
+        for (what, v) in [
+            ("d", d),
+            ("n (experts)", n),
+            ("p (slots per expert)", p),
+            ("h", h),
+        ] {
             if v == 0 {
-                return Err(Error::Config(format!("{what} is 0; n·p, d and h must be positive")));
+                return Err(Error::Config(format!(
+                    "{what} is 0; n·p, d and h must be positive"
+                )));
             }
         }
         let checks: [(&str, &[f32], usize); 5] = [
@@ -66,7 +73,10 @@ impl SoftMoeWeights {
         ];
         for (name, data, want) in checks {
             if data.len() != want {
-                return Err(Error::Config(format!("`{name}` holds {} values, expected {want}", data.len())));
+                return Err(Error::Config(format!(
+                    "`{name}` holds {} values, expected {want}",
+                    data.len()
+                )));
             }
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(Error::NonFinite {
@@ -126,13 +136,20 @@ impl SoftMoeWeights {
         let meta = st.metadata();
         let gelu = match meta.get("gelu") {
             None => Gelu::Tanh,
-            Some(s) => Gelu::parse(s)
-                .ok_or_else(|| Error::Config(format!("{ctx}: metadata `gelu` is `{s}`, expected `tanh` or `erf`")))?,
+            Some(s) => Gelu::parse(s).ok_or_else(|| {
+                Error::Config(format!(
+                    "{ctx}: metadata `gelu` is `{s}`, expected `tanh` or `erf`"
+                ))
+            })?,
         };
         let normalize = match meta.get("normalize").map(String::as_str) {
             None | Some("true") => true,
             Some("false") => false,
-            Some(s) => return Err(Error::Config(format!("{ctx}: metadata `normalize` is `{s}`, expected `true` or `false`"))),
+            Some(s) => {
+                return Err(Error::Config(format!(
+                    "{ctx}: metadata `normalize` is `{s}`, expected `true` or `false`"
+                )))
+            }
         };
         let w = SoftMoeWeights {
             d,

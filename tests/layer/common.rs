@@ -63,20 +63,46 @@ pub fn gpu_forward(layer: &SoftMoe, x: &Tensor) -> Out {
 /// Largest absolute difference.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
     let err = max_abs_diff(got, want);
-    assert!(err <= tol, "{what}: max |error| {err:e} > tolerance {tol:e}");
+    assert!(
+        err <= tol,
+        "{what}: max |error| {err:e} > tolerance {tol:e}"
+    );
 }
 
 pub use softmoe::random::Rng;
 
 /// A random layer (see `softmoe::random`), checked valid.
 #[allow(clippy::too_many_arguments)]
-pub fn random_layer(rng: &mut Rng, d: usize, n: usize, p: usize, h: usize, scale: f32, gelu: Gelu, normalize: bool) -> SoftMoeWeights {
-    let w = softmoe::random::random_layer(rng, softmoe::random::LayerShape { d, n, p, h, scale, gelu, normalize });
+pub fn random_layer(
+    rng: &mut Rng,
+    d: usize,
+    n: usize,
+    p: usize,
+    h: usize,
+    scale: f32,
+    gelu: Gelu,
+    normalize: bool,
+) -> SoftMoeWeights {
+    let w = softmoe::random::random_layer(
+        rng,
+        softmoe::random::LayerShape {
+            d,
+            n,
+            p,
+            h,
+            scale,
+            gelu,
+            normalize,
+        },
+    );
     w.validate().unwrap();
     w
 }
@@ -107,7 +133,9 @@ pub fn spec_small(gelu: Gelu) -> (SoftMoeWeights, Tensor) {
 /// SPEC §1 medium vector: B=2, m=16, d=8, h=16, n=4, p=2, scale=2, sin/cos fills over flat C order.
 pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
     let (b, m, d, h, n, p) = (2, 16, 8, 16, 4, 2);
-    let fill = |len: usize, f: &dyn Fn(f64) -> f64| (0..len).map(|t| f(t as f64) as f32).collect::<Vec<f32>>();
+    let fill = |len: usize, f: &dyn Fn(f64) -> f64| {
+        (0..len).map(|t| f(t as f64) as f32).collect::<Vec<f32>>()
+    };
     let w = SoftMoeWeights {
         d,
         n,
@@ -130,11 +158,15 @@ pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
 pub fn upload(data: &[f32]) -> wgpu::Buffer {
     use wgpu::util::DeviceExt;
     let bytes: &[u8] = bytemuck::cast_slice(data);
-    ctx().device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("test"),
-        contents: if bytes.is_empty() { &[0u8; 4] } else { bytes },
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-    })
+    ctx()
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("test"),
+            contents: if bytes.is_empty() { &[0u8; 4] } else { bytes },
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        })
 }
 
 /// Runs `ops` in one submit, then reads `len` values of `out`.

@@ -1,0 +1,249 @@
+//! The `softmoe` program: a good run agrees with the f64 path; each bad input is one line and exit 2.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use softmoe::random::{random_input, random_layer, LayerShape, Rng};
+use softmoe::weights::safetensors::serialize;
+use softmoe::{Gelu, SafeTensors, SoftMoeWeights, Tensor};
+
+const BIN: &str = env!("CARGO_BIN_EXE_softmoe");
+
+/// A fresh directory per test, under the target directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn layer() -> SoftMoeWeights {
+    let shape = LayerShape {
+        d: 6,
+        n: 3,
+        p: 2,
+        h: 5,
+        scale: 4.0,
+        gelu: Gelu::Tanh,
+        normalize: true,
+    };
+    random_layer(&mut Rng::new(1), shape)
+}
+
+fn write_input(dir: &Path, x: &Tensor) -> PathBuf {
+    let path = dir.join("x.safetensors");
+    std::fs::write(&path, serialize(&[("x", x)], &BTreeMap::new())).unwrap();
+    path
+}
+
+/// Writes the layer's tensors, letting `edit` drop or replace some first.
+fn write_layer(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Tensor)>)) -> PathBuf {
+    let st = SafeTensors::parse(layer().to_safetensors(), "mem").unwrap();
+    let mut tensors: Vec<(String, Tensor)> = st
+        .entries()
+        .iter()
+        .map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap()))
+        .collect();
+    edit(&mut tensors);
+    let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let path = dir.join("layer.safetensors");
+    std::fs::write(&path, serialize(&refs, st.metadata())).unwrap();
+    path
+}
+
+fn run(weights: &Path, input: &Path, output: &Path, cpu: bool) -> (i32, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["layer", "--weights"])
+        .arg(weights)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output);
+    if cpu {
+        cmd.arg("--cpu");
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Runs a bad case: exit 2, one line naming `needle`, no output file.
+fn assert_refused(name: &str, weights: &Path, input: &Path, needle: &str) {
+    let output = weights.parent().unwrap().join("y.safetensors");
+    let (code, stderr) = run(weights, input, &output, false);
+    assert_eq!(code, 2, "{name}: exit status {code}, stderr: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{name}: stderr is not one line: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "{name}: stderr does not mention `{needle}`: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{name}: {stderr}"
+    );
+    assert!(!output.exists(), "{name}: an output file was written");
+}
+
+#[test]
+fn gpu_and_cpu_runs_agree_and_write_all_three_tensors() {
+    let dir = scratch("ok");
+    let weights = write_layer(&dir, |_| {});
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 3, 11, 6));
+    let (gpu, cpu) = (dir.join("gpu.safetensors"), dir.join("cpu.safetensors"));
+    for (path, on_cpu) in [(&gpu, false), (&cpu, true)] {
+        let (code, stderr) = run(&weights, &input, path, on_cpu);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (g, c) = (
+        SafeTensors::read(&gpu).unwrap(),
+        SafeTensors::read(&cpu).unwrap(),
+    );
+    for (name, shape) in [
+        ("y", vec![3, 11, 6]),
+        ("dispatch", vec![3, 11, 3, 2]),
+        ("combine", vec![3, 11, 3, 2]),
+    ] {
+        let (a, b) = (g.tensor_f32(name).unwrap(), c.tensor_f32(name).unwrap());
+        assert_eq!(a.shape, shape, "{name}");
+        let err = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < 1e-5, "{name}: GPU and CPU differ by {err}");
+    }
+}
+
+#[test]
+fn missing_file_is_named() {
+    let dir = scratch("missing-file");
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
+    assert_refused(
+        "missing file",
+        &dir.join("nope.safetensors"),
+        &input,
+        "nope.safetensors",
+    );
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let dir = scratch("missing-tensor");
+    let weights = write_layer(&dir, |t| t.retain(|(n, _)| n != "Mlp/Dense_1/bias"));
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
+    assert_refused(
+        "missing tensor",
+        &weights,
+        &input,
+        "missing tensor `Mlp/Dense_1/bias`",
+    );
+}
+
+#[test]
+fn wrong_dtype_is_named() {
+    let dir = scratch("dtype");
+    let weights = write_layer(&dir, |_| {});
+    // Rewrite Router/mu's dtype in place: F32 → I32 keeps the byte size.
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
+    let at = header.find("\"Router/mu\"").unwrap();
+    let dt = at + header[at..].find("\"F32\"").unwrap();
+    bytes[8 + dt + 1..8 + dt + 4].copy_from_slice(b"I32");
+    std::fs::write(&weights, bytes).unwrap();
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
+    assert_refused("wrong dtype", &weights, &input, "`Router/mu` has dtype I32");
+}
+
+#[test]
+fn wrong_shape_is_named() {
+    let dir = scratch("shape");
+    let weights = write_layer(&dir, |t| {
+        let b0 = t.iter_mut().find(|(n, _)| n == "Mlp/Dense_0/bias").unwrap();
+        b0.1 = Tensor::zeros(vec![3, 4]);
+    });
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
+    assert_refused(
+        "wrong shape",
+        &weights,
+        &input,
+        "`Mlp/Dense_0/bias` has shape [3, 4]",
+    );
+}
+
+#[test]
+fn mismatched_d_is_named() {
+    let dir = scratch("d");
+    let weights = write_layer(&dir, |_| {});
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 7));
+    assert_refused("mismatched d", &weights, &input, "`x` has shape [1, 4, 7]");
+}
+
+#[test]
+fn zero_slots_are_refused() {
+    let dir = scratch("zero-slots");
+    let weights = write_layer(&dir, |t| {
+        for (name, tensor) in t.iter_mut() {
+            *tensor = match name.as_str() {
+                "Router/mu" => Tensor::zeros(vec![6, 0, 2]),
+                "Mlp/Dense_0/kernel" => Tensor::zeros(vec![0, 6, 5]),
+                "Mlp/Dense_0/bias" => Tensor::zeros(vec![0, 5]),
+                "Mlp/Dense_1/kernel" => Tensor::zeros(vec![0, 5, 6]),
+                "Mlp/Dense_1/bias" => Tensor::zeros(vec![0, 6]),
+                _ => continue,
+            };
+        }
+    });
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
+    assert_refused("n·p = 0", &weights, &input, "n (experts) is 0");
+}
+
+#[test]
+fn truncated_file_is_named() {
+    let dir = scratch("truncated");
+    let weights = write_layer(&dir, |_| {});
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() - 10]).unwrap();
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
+    assert_refused("truncated", &weights, &input, "truncated");
+}
+
+#[test]
+fn corrupt_header_is_named() {
+    let dir = scratch("corrupt");
+    let weights = dir.join("layer.safetensors");
+    let mut bytes = 24u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{\"Router/mu\": [1, 2, 3 ");
+    bytes.extend_from_slice(&[0u8; 64]);
+    std::fs::write(&weights, bytes).unwrap();
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
+    assert_refused(
+        "corrupt header",
+        &weights,
+        &input,
+        "not a valid safetensors file",
+    );
+}
+
+#[test]
+fn bad_usage_is_one_line_and_status_2() {
+    for args in [
+        vec![],
+        vec!["frobnicate"],
+        vec!["layer", "--weights"],
+        vec!["layer", "--weights", "a", "--input", "b"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
