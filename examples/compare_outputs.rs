@@ -13,24 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for e in a.entries() {
         let (ta, tb) = (a.tensor_f32(&e.name)?, b.tensor_f32(&e.name)?);
         if ta.shape != tb.shape {
-            return Err(format!(
-                "`{}`: shapes {:?} and {:?} differ",
-                e.name, ta.shape, tb.shape
-            )
-            .into());
+            return Err(format!("`{}`: shapes {:?} and {:?} differ", e.name, ta.shape, tb.shape).into());
         }
-        let err = ta
-            .data
-            .iter()
-            .zip(&tb.data)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let err = ta.data.iter().zip(&tb.data).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         let max = tb.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        println!(
-            "{}: max |difference| {err:.3e} (max |value| {max:.3e}, {} values)",
-            e.name,
-            tb.data.len()
-        );
+        println!("{}: max |difference| {err:.3e} (max |value| {max:.3e}, {} values)", e.name, tb.data.len());
     }
     Ok(())
 }

@@ -18,27 +18,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scale: f32 = args.get(7).map(|s| s.parse()).transpose()?.unwrap_or(1.0);
     let seed: u64 = args.get(8).map(|s| s.parse()).transpose()?.unwrap_or(0);
     let mut rng = Rng::new(seed);
-    let shape = LayerShape {
-        d,
-        n,
-        p,
-        h,
-        scale,
-        gelu: Gelu::Tanh,
-        normalize: true,
-    };
+    let shape = LayerShape { d, n, p, h, scale, gelu: Gelu::Tanh, normalize: true };
     let layer = random_layer(&mut rng, shape);
     let x = random_input(&mut rng, b, m, d);
     let dir = std::path::Path::new(&args[0]);
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("layer.safetensors"), layer.to_safetensors())?;
-    std::fs::write(
-        dir.join("input.safetensors"),
-        serialize(&[("x", &x)], &BTreeMap::new()),
-    )?;
-    println!(
-        "wrote {}/layer.safetensors and input.safetensors",
-        dir.display()
-    );
+    std::fs::write(dir.join("input.safetensors"), serialize(&[("x", &x)], &BTreeMap::new()))?;
+    println!("wrote {}/layer.safetensors and input.safetensors", dir.display());
     Ok(())
 }

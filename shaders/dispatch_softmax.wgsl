@@ -5,7 +5,7 @@ struct Params {
     batch: u32,
     tokens: u32,
     slots: u32,
-    _pad: u32,
+    items: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -19,7 +19,7 @@ fn main(
     @builtin(local_invocation_index) lidx: u32,
 ) {
     let id = (wid.x + wid.y * nwg.x) * 64u + lidx;
-    if (id >= p.batch * p.slots) {
+    if (id >= p.items) {
         return;
     }
     let b = id / p.slots;

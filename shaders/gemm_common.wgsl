@@ -26,7 +26,7 @@ struct Params {
     c_gs: u32,
     c_rs: u32,
     bias_bs: u32,
-    flags: u32,      // bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf
+    flags: u32,      // bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C (residual)
     alpha: f32,
     tiles_m: u32,
     tiles_n: u32,
@@ -68,7 +68,8 @@ fn b_at(z: u32, k: u32, c: u32) -> u32 {
     return p.b_off + z * p.b_bs + k * p.b_rs + c * p.b_cs;
 }
 
-// alpha · acc + bias, then the activation, stored at (z, gr, gc) when inside the output.
+// alpha · acc + bias, then the activation, then (residual) plus what C held; stored at (z, gr, gc)
+// when inside the output.
 fn store(z: u32, gr: u32, gc: u32, acc: f32) {
     if (gr >= p.m || gc >= p.n) {
         return;
@@ -83,5 +84,9 @@ fn store(z: u32, gr: u32, gc: u32, acc: f32) {
     } else if (act == 2u) {
         v = gelu_erf(v);
     }
-    c[p.c_off + z * p.c_bs + (gr / p.c_rg) * p.c_gs + (gr % p.c_rg) * p.c_rs + gc] = v;
+    let at = p.c_off + z * p.c_bs + (gr / p.c_rg) * p.c_gs + (gr % p.c_rg) * p.c_rs + gc;
+    if ((p.flags & 8u) != 0u) {
+        v += c[at];
+    }
+    c[at] = v;
 }

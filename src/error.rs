@@ -16,27 +16,11 @@ pub enum Error {
     #[error("{context}: missing tensor `{name}`")]
     MissingTensor { context: String, name: String },
     #[error("{context}: tensor `{name}` has dtype {found}, expected {expected}")]
-    DType {
-        context: String,
-        name: String,
-        found: String,
-        expected: String,
-    },
+    DType { context: String, name: String, found: String, expected: String },
     #[error("{context}: tensor `{name}` has shape {found:?}, expected {expected}")]
-    Shape {
-        context: String,
-        name: String,
-        found: Vec<usize>,
-        expected: String,
-    },
-    #[error(
-        "{context}: tensor `{name}` holds a non-finite value (NaN or Inf) at flat index {index}"
-    )]
-    NonFinite {
-        context: String,
-        name: String,
-        index: usize,
-    },
+    Shape { context: String, name: String, found: Vec<usize>, expected: String },
+    #[error("{context}: tensor `{name}` holds a non-finite value (NaN or Inf) at flat index {index}")]
+    NonFinite { context: String, name: String, index: usize },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("input does not fit the layer: {0}")]
@@ -46,12 +30,7 @@ pub enum Error {
     #[error("GPU device error: {0}")]
     Device(String),
     #[error("{what} needs {needed} bytes but the device limit `{limit}` is {max}")]
-    Limit {
-        what: String,
-        limit: &'static str,
-        needed: u64,
-        max: u64,
-    },
+    Limit { what: String, limit: &'static str, needed: u64, max: u64 },
     #[error("usage: {0}")]
     Usage(String),
 }
@@ -61,9 +40,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod gpu;
 pub mod kernels;
 pub mod layers;
+pub mod model;
 pub mod random;
 pub mod reference;
 pub mod tensor;

@@ -69,8 +69,56 @@ pub fn random_layer(rng: &mut Rng, s: LayerShape) -> SoftMoeWeights {
 
 /// A random input [b, m, d] uniform in [-1, 1).
 pub fn random_input(rng: &mut Rng, b: usize, m: usize, d: usize) -> Tensor {
-    Tensor {
-        shape: vec![b, m, d],
-        data: rng.vec(b * m * d, 1.0),
+    Tensor { shape: vec![b, m, d], data: rng.vec(b * m * d, 1.0) }
+}
+
+/// A random ViT for `config`, with LayerNorm scales near 1 and fan-in scaled kernels.
+pub fn random_vit(rng: &mut Rng, config: &crate::model::VitConfig) -> crate::weights::VitWeights {
+    use crate::weights::{BlockMlp, BlockWeights, VitWeights};
+    let c = config;
+    let (d, m, pd) = (c.hidden_size, c.tokens(), c.patch_dim());
+    let fan = |rng: &mut Rng, fan_in: usize, len: usize| rng.vec(len, (3.0 / fan_in as f32).sqrt());
+    let near_one = |rng: &mut Rng, len: usize| rng.vec(len, 0.2).into_iter().map(|v| 1.0 + v).collect::<Vec<f32>>();
+    let blocks = (0..c.num_layers)
+        .map(|k| BlockWeights {
+            ln0_scale: near_one(rng, d),
+            ln0_bias: rng.vec(d, 0.1),
+            qkv_kernel: fan(rng, d, 3 * d * d),
+            qkv_bias: rng.vec(3 * d, 0.1),
+            out_kernel: fan(rng, d, d * d),
+            out_bias: rng.vec(d, 0.1),
+            ln2_scale: near_one(rng, d),
+            ln2_bias: rng.vec(d, 0.1),
+            mlp: if c.is_moe(k) {
+                let shape = LayerShape {
+                    d,
+                    n: c.num_experts,
+                    p: c.slots_per_expert,
+                    h: c.expert_mlp_dim,
+                    scale: 5.0,
+                    gelu: c.gelu,
+                    normalize: c.normalize,
+                };
+                BlockMlp::SoftMoe(random_layer(rng, shape))
+            } else {
+                BlockMlp::Dense {
+                    w0: fan(rng, d, d * c.mlp_dim),
+                    b0: rng.vec(c.mlp_dim, 0.1),
+                    w1: fan(rng, c.mlp_dim, c.mlp_dim * d),
+                    b1: rng.vec(d, 0.1),
+                }
+            },
+        })
+        .collect();
+    VitWeights {
+        config: c.clone(),
+        embedding_kernel: fan(rng, pd, pd * d),
+        embedding_bias: rng.vec(d, 0.1),
+        pos_embedding: rng.vec(m * d, 0.5),
+        blocks,
+        norm_scale: near_one(rng, d),
+        norm_bias: rng.vec(d, 0.1),
+        head_kernel: fan(rng, d, d * c.num_classes),
+        head_bias: rng.vec(c.num_classes, 0.1),
     }
 }

@@ -12,13 +12,9 @@ pub struct Tensor {
 impl Tensor {
     /// Wraps `data` as a tensor of `shape`, checking that the sizes agree.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
-        let numel = numel(&shape)
-            .ok_or_else(|| Error::Input(format!("shape {shape:?} overflows the address space")))?;
+        let numel = numel(&shape).ok_or_else(|| Error::Input(format!("shape {shape:?} overflows the address space")))?;
         if numel != data.len() {
-            return Err(Error::Input(format!(
-                "shape {shape:?} needs {numel} values, got {}",
-                data.len()
-            )));
+            return Err(Error::Input(format!("shape {shape:?} needs {numel} values, got {}", data.len())));
         }
         Ok(Tensor { shape, data })
     }
@@ -26,10 +22,7 @@ impl Tensor {
     /// A tensor of zeros.
     pub fn zeros(shape: Vec<usize>) -> Self {
         let n = shape.iter().product();
-        Tensor {
-            shape,
-            data: vec![0.0; n],
-        }
+        Tensor { shape, data: vec![0.0; n] }
     }
 
     pub fn numel(&self) -> usize {

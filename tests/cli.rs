@@ -19,15 +19,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn layer() -> SoftMoeWeights {
-    let shape = LayerShape {
-        d: 6,
-        n: 3,
-        p: 2,
-        h: 5,
-        scale: 4.0,
-        gelu: Gelu::Tanh,
-        normalize: true,
-    };
+    let shape = LayerShape { d: 6, n: 3, p: 2, h: 5, scale: 4.0, gelu: Gelu::Tanh, normalize: true };
     random_layer(&mut Rng::new(1), shape)
 }
 
@@ -40,11 +32,7 @@ fn write_input(dir: &Path, x: &Tensor) -> PathBuf {
 /// Writes the layer's tensors, letting `edit` drop or replace some first.
 fn write_layer(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Tensor)>)) -> PathBuf {
     let st = SafeTensors::parse(layer().to_safetensors(), "mem").unwrap();
-    let mut tensors: Vec<(String, Tensor)> = st
-        .entries()
-        .iter()
-        .map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap()))
-        .collect();
+    let mut tensors: Vec<(String, Tensor)> = st.entries().iter().map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap())).collect();
     edit(&mut tensors);
     let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let path = dir.join("layer.safetensors");
@@ -54,20 +42,12 @@ fn write_layer(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Tensor)>)) -> Pat
 
 fn run(weights: &Path, input: &Path, output: &Path, cpu: bool) -> (i32, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["layer", "--weights"])
-        .arg(weights)
-        .arg("--input")
-        .arg(input)
-        .arg("--output")
-        .arg(output);
+    cmd.args(["layer", "--weights"]).arg(weights).arg("--input").arg(input).arg("--output").arg(output);
     if cpu {
         cmd.arg("--cpu");
     }
     let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
 }
 
 /// Runs a bad case: exit 2, one line naming `needle`, no output file.
@@ -75,19 +55,9 @@ fn assert_refused(name: &str, weights: &Path, input: &Path, needle: &str) {
     let output = weights.parent().unwrap().join("y.safetensors");
     let (code, stderr) = run(weights, input, &output, false);
     assert_eq!(code, 2, "{name}: exit status {code}, stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{name}: stderr is not one line: {stderr}"
-    );
-    assert!(
-        stderr.contains(needle),
-        "{name}: stderr does not mention `{needle}`: {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{name}: {stderr}"
-    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: stderr is not one line: {stderr}");
+    assert!(stderr.contains(needle), "{name}: stderr does not mention `{needle}`: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{name}: {stderr}");
     assert!(!output.exists(), "{name}: an output file was written");
 }
 
@@ -101,23 +71,11 @@ fn gpu_and_cpu_runs_agree_and_write_all_three_tensors() {
         let (code, stderr) = run(&weights, &input, path, on_cpu);
         assert_eq!(code, 0, "{stderr}");
     }
-    let (g, c) = (
-        SafeTensors::read(&gpu).unwrap(),
-        SafeTensors::read(&cpu).unwrap(),
-    );
-    for (name, shape) in [
-        ("y", vec![3, 11, 6]),
-        ("dispatch", vec![3, 11, 3, 2]),
-        ("combine", vec![3, 11, 3, 2]),
-    ] {
+    let (g, c) = (SafeTensors::read(&gpu).unwrap(), SafeTensors::read(&cpu).unwrap());
+    for (name, shape) in [("y", vec![3, 11, 6]), ("dispatch", vec![3, 11, 3, 2]), ("combine", vec![3, 11, 3, 2])] {
         let (a, b) = (g.tensor_f32(name).unwrap(), c.tensor_f32(name).unwrap());
         assert_eq!(a.shape, shape, "{name}");
-        let err = a
-            .data
-            .iter()
-            .zip(&b.data)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let err = a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(err < 1e-5, "{name}: GPU and CPU differ by {err}");
     }
 }
@@ -126,12 +84,7 @@ fn gpu_and_cpu_runs_agree_and_write_all_three_tensors() {
 fn missing_file_is_named() {
     let dir = scratch("missing-file");
     let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
-    assert_refused(
-        "missing file",
-        &dir.join("nope.safetensors"),
-        &input,
-        "nope.safetensors",
-    );
+    assert_refused("missing file", &dir.join("nope.safetensors"), &input, "nope.safetensors");
 }
 
 #[test]
@@ -139,12 +92,7 @@ fn missing_tensor_is_named() {
     let dir = scratch("missing-tensor");
     let weights = write_layer(&dir, |t| t.retain(|(n, _)| n != "Mlp/Dense_1/bias"));
     let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
-    assert_refused(
-        "missing tensor",
-        &weights,
-        &input,
-        "missing tensor `Mlp/Dense_1/bias`",
-    );
+    assert_refused("missing tensor", &weights, &input, "missing tensor `Mlp/Dense_1/bias`");
 }
 
 #[test]
@@ -171,12 +119,7 @@ fn wrong_shape_is_named() {
         b0.1 = Tensor::zeros(vec![3, 4]);
     });
     let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
-    assert_refused(
-        "wrong shape",
-        &weights,
-        &input,
-        "`Mlp/Dense_0/bias` has shape [3, 4]",
-    );
+    assert_refused("wrong shape", &weights, &input, "`Mlp/Dense_0/bias` has shape [3, 4]");
 }
 
 #[test]
@@ -225,22 +168,12 @@ fn corrupt_header_is_named() {
     bytes.extend_from_slice(&[0u8; 64]);
     std::fs::write(&weights, bytes).unwrap();
     let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
-    assert_refused(
-        "corrupt header",
-        &weights,
-        &input,
-        "not a valid safetensors file",
-    );
+    assert_refused("corrupt header", &weights, &input, "not a valid safetensors file");
 }
 
 #[test]
 fn bad_usage_is_one_line_and_status_2() {
-    for args in [
-        vec![],
-        vec!["frobnicate"],
-        vec!["layer", "--weights"],
-        vec!["layer", "--weights", "a", "--input", "b"],
-    ] {
+    for args in [vec![], vec!["frobnicate"], vec!["layer", "--weights"], vec!["layer", "--weights", "a", "--input", "b"]] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");

@@ -39,8 +39,7 @@ impl Args {
 
     /// Takes `--name value`, failing when absent.
     pub fn required(&mut self, name: &str) -> Result<String, Error> {
-        self.option(name)?
-            .ok_or_else(|| Error::Usage(format!("--{name} is required")))
+        self.option(name)?.ok_or_else(|| Error::Usage(format!("--{name} is required")))
     }
 
     /// Takes the switch `--name`.

@@ -24,11 +24,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
             context: input.display().to_string(),
             name: "x".into(),
             found: x.shape.clone(),
-            expected: format!(
-                "[b, m, {}] (d of the layer in {})",
-                layer.d,
-                weights.display()
-            ),
+            expected: format!("[b, m, {}] (d of the layer in {})", layer.d, weights.display()),
         });
     }
     let (b, m) = (x.shape[0], x.shape[1]);
@@ -48,17 +44,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let dispatch = Tensor::new(map_shape.clone(), dispatch)?;
     let combine = Tensor::new(map_shape, combine)?;
     let mut meta = BTreeMap::new();
-    meta.insert(
-        "backend".to_string(),
-        if cpu {
-            "cpu-f64".to_string()
-        } else {
-            "gpu".to_string()
-        },
-    );
-    let bytes = serialize(
-        &[("y", &y), ("dispatch", &dispatch), ("combine", &combine)],
-        &meta,
-    );
+    meta.insert("backend".to_string(), if cpu { "cpu-f64".to_string() } else { "gpu".to_string() });
+    let bytes = serialize(&[("y", &y), ("dispatch", &dispatch), ("combine", &combine)], &meta);
     write_atomic(&output, &bytes)
 }

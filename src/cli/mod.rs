@@ -45,9 +45,7 @@ fn run(argv: Vec<String>) -> Result<(), Error> {
             println!("{USAGE}");
             Ok(())
         }
-        Some(other) => Err(Error::Usage(format!(
-            "unknown command `{other}`; try `softmoe help`"
-        ))),
+        Some(other) => Err(Error::Usage(format!("unknown command `{other}`; try `softmoe help`"))),
         None => Err(Error::Usage("no command given; try `softmoe help`".into())),
     }
 }

@@ -35,15 +35,10 @@ impl GpuContext {
 
     /// Requests an adapter and a device as `opts` says.
     pub async fn with_options(opts: GpuOptions) -> Result<Arc<Self>> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: if opts.low_power {
-                    wgpu::PowerPreference::LowPower
-                } else {
-                    wgpu::PowerPreference::HighPerformance
-                },
+                power_preference: if opts.low_power { wgpu::PowerPreference::LowPower } else { wgpu::PowerPreference::HighPerformance },
                 ..Default::default()
             })
             .await
@@ -52,11 +47,7 @@ impl GpuContext {
                     "{e} (natively, install a Vulkan, Metal or DX12 driver, e.g. Debian's mesa-vulkan-drivers; in a browser, enable WebGPU)"
                 ))
             })?;
-        let limits = if opts.webgpu_default_limits {
-            wgpu::Limits::default()
-        } else {
-            adapter.limits()
-        };
+        let limits = if opts.webgpu_default_limits { wgpu::Limits::default() } else { adapter.limits() };
         let adapter_features = adapter.features();
         let features = wgpu::Features::empty();
         let (device, queue) = adapter
@@ -87,9 +78,7 @@ impl GpuContext {
 
     /// The largest buffer one storage binding may hold, in bytes.
     pub fn max_binding(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     /// A human-readable report: adapter, backend, device type, limits and features.
@@ -105,39 +94,15 @@ impl GpuContext {
         let _ = writeln!(s, "limits:");
         let rows: [(&str, u64); 10] = [
             ("max_buffer_size", l.max_buffer_size),
-            (
-                "max_storage_buffer_binding_size",
-                l.max_storage_buffer_binding_size,
-            ),
-            (
-                "max_uniform_buffer_binding_size",
-                l.max_uniform_buffer_binding_size,
-            ),
-            (
-                "max_storage_buffers_per_shader_stage",
-                l.max_storage_buffers_per_shader_stage as u64,
-            ),
-            (
-                "max_compute_workgroups_per_dimension",
-                l.max_compute_workgroups_per_dimension as u64,
-            ),
-            (
-                "max_compute_invocations_per_workgroup",
-                l.max_compute_invocations_per_workgroup as u64,
-            ),
-            (
-                "max_compute_workgroup_size_x",
-                l.max_compute_workgroup_size_x as u64,
-            ),
-            (
-                "max_compute_workgroup_storage_size",
-                l.max_compute_workgroup_storage_size as u64,
-            ),
+            ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size),
+            ("max_uniform_buffer_binding_size", l.max_uniform_buffer_binding_size),
+            ("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage as u64),
+            ("max_compute_workgroups_per_dimension", l.max_compute_workgroups_per_dimension as u64),
+            ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup as u64),
+            ("max_compute_workgroup_size_x", l.max_compute_workgroup_size_x as u64),
+            ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size as u64),
             ("max_bind_groups", l.max_bind_groups as u64),
-            (
-                "min_storage_buffer_offset_alignment",
-                l.min_storage_buffer_offset_alignment as u64,
-            ),
+            ("min_storage_buffer_offset_alignment", l.min_storage_buffer_offset_alignment as u64),
         ];
         for (name, v) in rows {
             let _ = writeln!(s, "  {name}: {v}");

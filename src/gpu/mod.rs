@@ -1,12 +1,16 @@
 //! Device set-up, the pipeline cache, the buffer pool and async readback.
 
 mod context;
+mod execute;
 mod pipelines;
+mod plan_cache;
 mod pool;
 mod readback;
 
 pub use context::{GpuContext, GpuOptions};
+pub use execute::{execute, Readback};
 pub use pipelines::{Kernel, PipelineCache};
+pub use plan_cache::PlanCache;
 pub use pool::{BufferPool, PooledBuffer};
 pub use readback::read_f32;
 
@@ -32,6 +36,27 @@ pub fn workgroup_grid(total: u64, max_per_dim: u32) -> Result<(u32, u32)> {
     Ok((x as u32, y as u32))
 }
 
+/// Intermediate memory one chunk of a batch may use; larger batches run in several submits.
+pub const CHUNK_BUDGET_BYTES: u64 = 256 << 20;
+
+/// How many examples of a batch of `batch` go in one submit: within the memory budget, and with every
+/// buffer within one storage binding. `per_example` is all buffers' bytes for one example, `largest`
+/// the largest single buffer's.
+pub fn chunk_size(ctx: &GpuContext, batch: usize, per_example: u64, largest: u64, what: &str) -> Result<usize> {
+    let max_binding = ctx.max_binding();
+    if largest > max_binding {
+        return Err(Error::Limit {
+            what: format!("one example of {what} (its largest intermediate buffer)"),
+            limit: "max_storage_buffer_binding_size",
+            needed: largest,
+            max: max_binding,
+        });
+    }
+    let by_budget = (CHUNK_BUDGET_BYTES / per_example.max(1)).max(1);
+    let by_binding = max_binding / largest.max(1);
+    Ok((batch as u64).min(by_budget).min(by_binding).max(1) as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::workgroup_grid;
@@ -42,10 +67,7 @@ mod tests {
             let (x, y) = workgroup_grid(total, 65_535).unwrap();
             assert!(x <= 65_535 && y <= 65_535);
             assert!(x as u64 * y as u64 >= total);
-            assert!(
-                (x as u64) * (y as u64 - 1) < total,
-                "no all-idle row for {total}"
-            );
+            assert!((x as u64) * (y as u64 - 1) < total, "no all-idle row for {total}");
         }
         assert!(workgroup_grid(65_536u64 * 65_536, 65_535).is_err());
     }

@@ -25,20 +25,11 @@ pub fn size_class(size: u64) -> u64 {
 
 impl BufferPool {
     pub fn new(max_free_bytes: u64) -> Self {
-        BufferPool {
-            free: Mutex::new(Free::default()),
-            max_free_bytes,
-        }
+        BufferPool { free: Mutex::new(Free::default()), max_free_bytes }
     }
 
     /// A buffer of at least `size` bytes with `usage`, reused when one is free.
-    pub fn acquire(
-        self: &Arc<Self>,
-        device: &wgpu::Device,
-        size: u64,
-        usage: wgpu::BufferUsages,
-        label: &str,
-    ) -> PooledBuffer {
+    pub fn acquire(self: &Arc<Self>, device: &wgpu::Device, size: u64, usage: wgpu::BufferUsages, label: &str) -> PooledBuffer {
         let class = size_class(size);
         let key = (class, usage.bits());
         let reused = {
@@ -50,17 +41,9 @@ impl BufferPool {
             buf
         };
         let buffer = reused.unwrap_or_else(|| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: class,
-                usage,
-                mapped_at_creation: false,
-            })
+            device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: class, usage, mapped_at_creation: false })
         });
-        PooledBuffer {
-            buffer: Some(buffer),
-            pool: self.clone(),
-        }
+        PooledBuffer { buffer: Some(buffer), pool: self.clone() }
     }
 
     fn release(&self, buffer: wgpu::Buffer) {
@@ -71,10 +54,7 @@ impl BufferPool {
             return;
         }
         free.bytes += size;
-        free.lists
-            .entry((size, buffer.usage().bits()))
-            .or_default()
-            .push(buffer);
+        free.lists.entry((size, buffer.usage().bits())).or_default().push(buffer);
     }
 
     /// Bytes held by idle buffers.
@@ -110,18 +90,7 @@ mod tests {
 
     #[test]
     fn size_classes_cover_the_request_with_bounded_waste() {
-        for s in [
-            1u64,
-            255,
-            256,
-            257,
-            1000,
-            4096,
-            4097,
-            1 << 20,
-            (1 << 20) + 1,
-            123_456_789,
-        ] {
+        for s in [1u64, 255, 256, 257, 1000, 4096, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
             let c = size_class(s);
             assert!(c >= s && c.is_multiple_of(4));
             assert!(c <= (s.max(256) as f64 * 1.125) as u64 + 256, "{s} -> {c}");

@@ -48,21 +48,13 @@ pub async fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Re
     });
     // Natively nothing drives the callback but a poll; in the browser the event loop does.
     #[cfg(not(target_arch = "wasm32"))]
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Device(format!("waiting for the GPU failed: {e}")))?;
+    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Device(format!("waiting for the GPU failed: {e}")))?;
     #[cfg(target_arch = "wasm32")]
     let _ = ctx;
-    MapFuture(slot)
-        .await
-        .map_err(|e| Error::Device(format!("reading results back failed: {e}")))?;
+    MapFuture(slot).await.map_err(|e| Error::Device(format!("reading results back failed: {e}")))?;
     let out = {
-        let view = buffer
-            .get_mapped_range(..bytes)
-            .map_err(|e| Error::Device(format!("mapped range unavailable: {e}")))?;
-        view.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect::<Vec<f32>>()
+        let view = buffer.get_mapped_range(..bytes).map_err(|e| Error::Device(format!("mapped range unavailable: {e}")))?;
+        view.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
     };
     buffer.unmap();
     Ok(out)

@@ -2,8 +2,8 @@
 
 use super::matmul::{Activation, Matmul, MatrixView};
 
-/// Y [batch, m, d] = C [batch, m, s] · Ỹ [batch, s, d].
-pub fn combine(batch: usize, m: usize, s: usize, d: usize) -> Matmul {
+/// Y [batch, m, d] = C [batch, m, s] · Ỹ [batch, s, d]; with `residual`, Y += C Ỹ.
+pub fn combine(batch: usize, m: usize, s: usize, d: usize, residual: bool) -> Matmul {
     Matmul {
         m,
         n: d,
@@ -15,5 +15,6 @@ pub fn combine(batch: usize, m: usize, s: usize, d: usize) -> Matmul {
         alpha: 1.0,
         bias_batch_stride: None,
         activation: Activation::None,
+        accumulate: residual,
     }
 }

@@ -10,15 +10,7 @@ use super::matmul::{Activation, Matmul, MatrixView};
 use crate::layers::Gelu;
 
 /// H [n, batch·p, h] = GELU(X̃_e · W0_e + b0_e) for e in `experts`; W0 and b0 hold just those experts.
-pub fn dense0(
-    batch: usize,
-    n: usize,
-    p: usize,
-    d: usize,
-    h: usize,
-    experts: Range<usize>,
-    gelu: Gelu,
-) -> Matmul {
+pub fn dense0(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Range<usize>, gelu: Gelu) -> Matmul {
     Matmul {
         m: batch * p,
         n: h,
@@ -30,18 +22,12 @@ pub fn dense0(
         alpha: 1.0,
         bias_batch_stride: Some(h),
         activation: Activation::Gelu(gelu),
+        accumulate: false,
     }
 }
 
 /// Ỹ [batch, n·p, d] = H_e · W1_e + b1_e for e in `experts`; W1 and b1 hold just those experts.
-pub fn dense1(
-    batch: usize,
-    n: usize,
-    p: usize,
-    d: usize,
-    h: usize,
-    experts: Range<usize>,
-) -> Matmul {
+pub fn dense1(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Range<usize>) -> Matmul {
     Matmul {
         m: batch * p,
         n: d,
@@ -53,5 +39,6 @@ pub fn dense1(
         alpha: 1.0,
         bias_batch_stride: Some(d),
         activation: Activation::None,
+        accumulate: false,
     }
 }

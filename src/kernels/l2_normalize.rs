@@ -1,24 +1,10 @@
 //! `l2_normalize.wgsl`: v · 1/sqrt(‖v‖² + 1e-6) over strided vectors (token rows, slot columns).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{u32_of, Op};
 use crate::error::Result;
 use crate::gpu::{GpuContext, Kernel};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "l2_normalize",
-    source: include_str!("../../shaders/l2_normalize.wgsl"),
-};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    count: u32,
-    len: u32,
-    vec_stride: u32,
-    elem_stride: u32,
-}
+pub const KERNEL: Kernel = Kernel { name: "l2_normalize", source: include_str!("../../shaders/l2_normalize.wgsl") };
 
 /// Normalises `count` vectors of `len` elements from `src` into `dst` (same layout).
 pub fn op(
@@ -30,39 +16,21 @@ pub fn op(
     vec_stride: usize,
     elem_stride: usize,
 ) -> Result<Op> {
-    let params = Params {
-        count: u32_of(count, "vector count")?,
-        len: u32_of(len, "vector length")?,
-        vec_stride: u32_of(vec_stride, "vector stride")?,
-        elem_stride: u32_of(elem_stride, "element stride")?,
-    };
-    Op::new(
-        ctx,
-        &KERNEL,
-        bytemuck::bytes_of(&params),
-        &[src, dst],
-        count.div_ceil(64) as u64,
-    )
+    let params = [
+        u32_of(count, "vector count")?,
+        u32_of(len, "vector length")?,
+        u32_of(vec_stride, "vector stride")?,
+        u32_of(elem_stride, "element stride")?,
+    ];
+    Op::per_item(ctx, &KERNEL, &params, &[src, dst], count)
 }
 
 /// Normalises each of `rows` rows of a row-major rows×cols matrix (the tokens of X).
-pub fn rows_op(
-    ctx: &GpuContext,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
-    rows: usize,
-    cols: usize,
-) -> Result<Op> {
+pub fn rows_op(ctx: &GpuContext, src: &wgpu::Buffer, dst: &wgpu::Buffer, rows: usize, cols: usize) -> Result<Op> {
     op(ctx, src, dst, rows, cols, cols, 1)
 }
 
 /// Normalises each of `cols` columns of a row-major rows×cols matrix (the slots of Φ).
-pub fn columns_op(
-    ctx: &GpuContext,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
-    rows: usize,
-    cols: usize,
-) -> Result<Op> {
+pub fn columns_op(ctx: &GpuContext, src: &wgpu::Buffer, dst: &wgpu::Buffer, rows: usize, cols: usize) -> Result<Op> {
     op(ctx, src, dst, cols, rows, 1, cols)
 }

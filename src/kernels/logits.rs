@@ -16,5 +16,6 @@ pub fn logits(rows: usize, d: usize, s: usize, scale: f32) -> Matmul {
         alpha: scale,
         bias_batch_stride: None,
         activation: Activation::None,
+        accumulate: false,
     }
 }

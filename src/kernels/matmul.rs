@@ -11,18 +11,12 @@ use crate::layers::Gelu;
 
 pub const KERNEL: Kernel = Kernel {
     name: "batched_matmul",
-    source: concat!(
-        include_str!("../../shaders/gemm_common.wgsl"),
-        include_str!("../../shaders/batched_matmul.wgsl")
-    ),
+    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul.wgsl")),
 };
 
 pub const SKINNY_KERNEL: Kernel = Kernel {
     name: "batched_matmul_skinny",
-    source: concat!(
-        include_str!("../../shaders/gemm_common.wgsl"),
-        include_str!("../../shaders/batched_matmul_skinny.wgsl")
-    ),
+    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_skinny.wgsl")),
 };
 
 /// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
@@ -83,43 +77,17 @@ impl MatrixView {
 
     /// A row-major rows×cols matrix per batch entry.
     pub fn row_major(rows: usize, cols: usize) -> Self {
-        MatrixView {
-            offset: 0,
-            batch_stride: rows * cols,
-            row_group: u32::MAX as usize,
-            group_stride: 0,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        MatrixView { offset: 0, batch_stride: rows * cols, row_group: u32::MAX as usize, group_stride: 0, row_stride: cols, col_stride: 1 }
     }
 
     /// The transpose of a row-major rows×cols matrix (so the view is cols×rows).
     pub fn transposed(rows: usize, cols: usize) -> Self {
-        MatrixView {
-            offset: 0,
-            batch_stride: rows * cols,
-            row_group: u32::MAX as usize,
-            group_stride: 0,
-            row_stride: 1,
-            col_stride: cols,
-        }
+        MatrixView { offset: 0, batch_stride: rows * cols, row_group: u32::MAX as usize, group_stride: 0, row_stride: 1, col_stride: cols }
     }
 
     /// Rows in groups of `row_group` rows, each group `group_stride` apart (rows of width `cols`).
-    pub fn grouped(
-        row_group: usize,
-        group_stride: usize,
-        cols: usize,
-        batch_stride: usize,
-    ) -> Self {
-        MatrixView {
-            offset: 0,
-            batch_stride,
-            row_group,
-            group_stride,
-            row_stride: cols,
-            col_stride: 1,
-        }
+    pub fn grouped(row_group: usize, group_stride: usize, cols: usize, batch_stride: usize) -> Self {
+        MatrixView { offset: 0, batch_stride, row_group, group_stride, row_stride: cols, col_stride: 1 }
     }
 }
 
@@ -144,6 +112,8 @@ pub struct Matmul {
     /// Batch stride of the bias vector (length n per batch entry) when there is a bias.
     pub bias_batch_stride: Option<usize>,
     pub activation: Activation,
+    /// Add the result into C (a residual connection) instead of overwriting it.
+    pub accumulate: bool,
 }
 
 #[repr(C)]
@@ -183,14 +153,7 @@ impl Matmul {
 
     /// Binds the operands to the kernel suited to the row count; `bias` must be given exactly when
     /// `bias_batch_stride` is.
-    pub fn op(
-        &self,
-        ctx: &GpuContext,
-        a: &wgpu::Buffer,
-        b: &wgpu::Buffer,
-        bias: Option<&wgpu::Buffer>,
-        c: &wgpu::Buffer,
-    ) -> Result<Op> {
+    pub fn op(&self, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
         self.op_with(GemmKernel::for_rows(self.m), ctx, a, b, bias, c)
     }
 
@@ -209,7 +172,8 @@ impl Matmul {
                 Activation::None => 0,
                 Activation::Gelu(Gelu::Tanh) => 1 << 1,
                 Activation::Gelu(Gelu::Erf) => 2 << 1,
-            };
+            }
+            | (u32::from(self.accumulate) << 3);
         let (tm, tn) = kernel.tile();
         let tiles_m = self.m.div_ceil(tm);
         let tiles_n = self.n.div_ceil(tn);
@@ -242,12 +206,6 @@ impl Matmul {
         // Without a bias the binding still needs a buffer; A is never read through it.
         let bias = bias.unwrap_or(a);
         let workgroups = (tiles_m * tiles_n) as u64 * self.batch as u64;
-        Op::new(
-            ctx,
-            kernel.kernel(),
-            bytemuck::bytes_of(&params),
-            &[a, b, bias, c],
-            workgroups,
-        )
+        Op::new(ctx, kernel.kernel(), bytemuck::bytes_of(&params), &[a, b, bias, c], workgroups)
     }
 }

@@ -1,13 +1,19 @@
 //! WGSL kernels and the Rust that binds and dispatches them. Shapes travel in a uniform; the
 //! shaders are shape-agnostic. Each `Op` is one recorded dispatch: pipeline, bind group, grid.
 
+pub mod add_position;
+pub mod attention;
 pub mod combine;
 pub mod combine_softmax;
+pub mod dense;
 pub mod dispatch_softmax;
 pub mod expert_mlp;
 pub mod l2_normalize;
+pub mod layer_norm;
 pub mod logits;
 pub mod matmul;
+pub mod mean_pool;
+pub mod patchify;
 pub mod slot_inputs;
 
 use std::sync::Arc;
@@ -24,6 +30,11 @@ pub const KERNELS: &[Kernel] = &[
     combine_softmax::KERNEL,
     matmul::KERNEL,
     matmul::SKINNY_KERNEL,
+    patchify::KERNEL,
+    add_position::KERNEL,
+    layer_norm::KERNEL,
+    attention::KERNEL,
+    mean_pool::KERNEL,
 ];
 
 /// One dispatch, ready to encode: created once (per forward plan), encoded on every call.
@@ -37,36 +48,21 @@ pub struct Op {
 
 impl Op {
     /// Binds `params` at binding 0 and `buffers` at bindings 1.. of `kernel`'s group 0.
-    pub fn new(
-        ctx: &GpuContext,
-        kernel: &Kernel,
-        params: &[u8],
-        buffers: &[&wgpu::Buffer],
-        workgroups: u64,
-    ) -> Result<Op> {
+    pub fn new(ctx: &GpuContext, kernel: &Kernel, params: &[u8], buffers: &[&wgpu::Buffer], workgroups: u64) -> Result<Op> {
         let pipeline = ctx.pipelines.get(&ctx.device, kernel);
-        let uniform = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(kernel.name),
-                contents: params,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let uniform = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(kernel.name),
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
         let max_binding = ctx.max_binding() & !3;
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, buf) in buffers.iter().enumerate() {
             // Pooled buffers may be rounded past the binding limit; bind only what the limit allows.
             let size = buf.size().min(max_binding);
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: buf,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(size),
-                }),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: buf, offset: 0, size: wgpu::BufferSize::new(size) }),
             });
         }
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -81,6 +77,14 @@ impl Op {
             grid: workgroup_grid(workgroups, ctx.limits.max_compute_workgroups_per_dimension)?,
             _uniform: uniform,
         })
+    }
+
+    /// A kernel of 64 invocations per workgroup, one per item, whose uniform is `params` (u32 words,
+    /// f32 passed as bits), padded to 16 bytes.
+    pub fn per_item(ctx: &GpuContext, kernel: &Kernel, params: &[u32], buffers: &[&wgpu::Buffer], items: usize) -> Result<Op> {
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        Op::new(ctx, kernel, bytemuck::cast_slice(&words), buffers, items.div_ceil(64) as u64)
     }
 
     /// Records the dispatch into a compute pass.
@@ -100,16 +104,9 @@ impl Op {
 
 /// Encodes `ops` in order into one compute pass of a new encoder.
 pub fn encode_ops(ctx: &GpuContext, ops: &[&Op]) -> wgpu::CommandEncoder {
-    let mut encoder = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("softmoe"),
-        });
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("softmoe") });
     {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("softmoe"),
-            timestamp_writes: None,
-        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("softmoe"), timestamp_writes: None });
         for op in ops {
             op.encode(&mut pass);
         }
@@ -119,11 +116,7 @@ pub fn encode_ops(ctx: &GpuContext, ops: &[&Op]) -> wgpu::CommandEncoder {
 
 /// Converts a size or stride to the u32 a uniform holds, naming it when it does not fit.
 pub(crate) fn u32_of(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| {
-        Error::Input(format!(
-            "{what} = {v} exceeds the 32-bit indices of the kernels"
-        ))
-    })
+    u32::try_from(v).map_err(|_| Error::Input(format!("{what} = {v} exceeds the 32-bit indices of the kernels")))
 }
 
 #[cfg(test)]
@@ -133,19 +126,11 @@ mod tests {
     #[test]
     fn every_wgsl_file_parses_and_validates() {
         for k in KERNELS {
-            let module = naga::front::wgsl::parse_str(k.source)
-                .unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.source)));
-            naga::valid::Validator::new(
-                naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::empty(),
-            )
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{}: {:?}", k.name, e));
-            assert!(
-                module.entry_points.iter().any(|e| e.name == "main"),
-                "{} has no `main`",
-                k.name
-            );
+            let module = naga::front::wgsl::parse_str(k.source).unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.source)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{}: {:?}", k.name, e));
+            assert!(module.entry_points.iter().any(|e| e.name == "main"), "{} has no `main`", k.name);
         }
     }
 

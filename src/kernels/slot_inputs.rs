@@ -15,5 +15,6 @@ pub fn slot_inputs(batch: usize, m: usize, s: usize, d: usize) -> Matmul {
         alpha: 1.0,
         bias_batch_stride: None,
         activation: Activation::None,
+        accumulate: false,
     }
 }

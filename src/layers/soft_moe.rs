@@ -4,24 +4,19 @@
 //! pool), uniforms, bind groups and the ordered dispatches, built on first use and cached, so a
 //! repeated forward only writes the input, encodes, submits once and reads back what was asked.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
-use crate::gpu::{read_f32, GpuContext, PooledBuffer};
-use crate::kernels::{
-    self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits,
-    slot_inputs, Op,
-};
+use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
+use crate::kernels::{self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, slot_inputs, Op};
 use crate::reference::check_input;
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
 
 /// How many shapes keep a cached plan; older ones return their buffers to the pool.
 const MAX_PLANS: usize = 4;
-/// Intermediate memory one chunk of the batch may use; larger batches run in several submits.
-const CHUNK_BUDGET_BYTES: u64 = 256 << 20;
 
 /// The result of a forward: y [b, m, d], and when asked dispatch and combine [b, m, n, p].
 #[derive(Clone, Debug)]
@@ -37,7 +32,7 @@ pub struct SoftMoe {
     config: SoftMoeWeights,
     mu_hat: wgpu::Buffer,
     experts: Vec<ExpertGroup>,
-    plans: Mutex<Vec<(PlanKey, Arc<Plan>)>>,
+    plans: PlanCache<PlanKey, Plan>,
 }
 
 /// A run of experts whose weights fit one storage binding each (the whole layer when they all do).
@@ -59,10 +54,12 @@ struct PlanKey {
 /// Everything one forward of a given shape needs on the device, created once.
 struct Plan {
     x: PooledBuffer,
+    y: PooledBuffer,
+    dispatch: PooledBuffer,
+    combine: PooledBuffer,
     staging: PooledBuffer,
     ops: Vec<Op>,
-    copies: Vec<(Arc<PooledBuffer>, u64, u64)>,
-    _buffers: Vec<Arc<PooledBuffer>>,
+    _scratch: Scratch,
 }
 
 impl SoftMoe {
@@ -80,13 +77,11 @@ impl SoftMoe {
                     max: ctx.max_binding(),
                 });
             }
-            Ok(ctx
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(name),
-                    contents: bytemuck::cast_slice(data),
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                }))
+            Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(name),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            }))
         };
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mu = upload("Router/mu", &w.mu)?;
@@ -121,8 +116,7 @@ impl SoftMoe {
                 mapped_at_creation: false,
             });
             let op = l2_normalize::columns_op(&ctx, &mu, &out, w.d, w.slots())?;
-            ctx.queue
-                .submit([kernels::encode_ops(&ctx, &[&op]).finish()]);
+            ctx.queue.submit([kernels::encode_ops(&ctx, &[&op]).finish()]);
             out
         } else {
             mu
@@ -130,21 +124,8 @@ impl SoftMoe {
         if let Some(e) = scope.pop().await {
             return Err(Error::Device(format!("uploading the layer failed: {e}")));
         }
-        let config = SoftMoeWeights {
-            mu: Vec::new(),
-            w0: Vec::new(),
-            b0: Vec::new(),
-            w1: Vec::new(),
-            b1: Vec::new(),
-            ..weights.clone()
-        };
-        Ok(SoftMoe {
-            ctx,
-            config,
-            mu_hat,
-            experts,
-            plans: Mutex::new(Vec::new()),
-        })
+        let config = SoftMoeWeights { mu: Vec::new(), w0: Vec::new(), b0: Vec::new(), w1: Vec::new(), b1: Vec::new(), ..weights.clone() };
+        Ok(SoftMoe { ctx, config, mu_hat, experts, plans: PlanCache::new(MAX_PLANS) })
     }
 
     /// The layer's sizes and options (its weight vectors are left empty).
@@ -175,19 +156,15 @@ impl SoftMoe {
         let mut start = 0;
         while start < b {
             let len = chunk.min(b - start);
-            let plan = self.plan(PlanKey {
-                batch: len,
-                tokens: m,
-                maps,
-            })?;
+            let key = PlanKey { batch: len, tokens: m, maps };
+            let plan = self.plans.get_or_build(key, || self.build_plan(key))?;
+            let (ybytes, mbytes) = ((len * m * d * 4) as u64, (len * m * s * 4) as u64);
+            let mut reads = vec![(&*plan.y, ybytes)];
+            if maps {
+                reads.extend([(&*plan.dispatch, mbytes), (&*plan.combine, mbytes)]);
+            }
             let xs = &x.data[start * m * d..(start + len) * m * d];
-            let out = self
-                .run_plan(
-                    &plan,
-                    xs,
-                    len * m * d + if maps { 2 * len * m * s } else { 0 },
-                )
-                .await?;
+            let out = execute(&self.ctx, &plan.x, xs, &plan.ops, &reads, &plan.staging).await?;
             let (ypart, rest) = out.split_at(len * m * d);
             y.extend_from_slice(ypart);
             if maps {
@@ -199,35 +176,10 @@ impl SoftMoe {
         }
         let map_shape = vec![b, m, self.config.n, self.config.p];
         Ok(LayerOutput {
-            y: Tensor {
-                shape: vec![b, m, d],
-                data: y,
-            },
-            dispatch: maps.then(|| Tensor {
-                shape: map_shape.clone(),
-                data: dm,
-            }),
-            combine: maps.then_some(Tensor {
-                shape: map_shape,
-                data: cm,
-            }),
+            y: Tensor { shape: vec![b, m, d], data: y },
+            dispatch: maps.then(|| Tensor { shape: map_shape.clone(), data: dm }),
+            combine: maps.then_some(Tensor { shape: map_shape, data: cm }),
         })
-    }
-
-    async fn run_plan(&self, plan: &Plan, x: &[f32], out_len: usize) -> Result<Vec<f32>> {
-        let ctx = &self.ctx;
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        ctx.queue.write_buffer(&plan.x, 0, bytemuck::cast_slice(x));
-        let ops: Vec<&Op> = plan.ops.iter().collect();
-        let mut encoder = kernels::encode_ops(ctx, &ops);
-        for (src, dst_offset, bytes) in &plan.copies {
-            encoder.copy_buffer_to_buffer(src, 0, &plan.staging, *dst_offset, *bytes);
-        }
-        ctx.queue.submit([encoder.finish()]);
-        if let Some(e) = scope.pop().await {
-            return Err(Error::Device(format!("forward failed: {e}")));
-        }
-        read_f32(ctx, &plan.staging, out_len).await
     }
 
     /// The largest number of examples per submit that fits the budget and the binding limits.
@@ -235,130 +187,96 @@ impl SoftMoe {
         let c = &self.config;
         let (d, s, h) = (c.d as u64, c.slots() as u64, c.h as u64);
         let m = m as u64;
-        let per_example =
-            4 * (3 * m * d + 3 * m * s + 2 * s * d + s * h + if maps { 2 * m * s } else { 0 });
-        let largest = 4 * [
-            m * d,
-            m * s,
-            s * h,
-            s * d,
-            m * d + if maps { 2 * m * s } else { 0 },
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(1);
-        let max_binding = self.ctx.max_binding();
-        if largest > max_binding {
-            return Err(Error::Limit {
-                what: format!("one example of {m} tokens (its largest intermediate buffer)"),
-                limit: "max_storage_buffer_binding_size",
-                needed: largest,
-                max: max_binding,
-            });
-        }
-        let by_budget = (CHUNK_BUDGET_BYTES / per_example.max(1)).max(1);
-        let by_binding = max_binding / largest.max(1);
-        Ok((b as u64).min(by_budget).min(by_binding).max(1) as usize)
-    }
-
-    fn plan(&self, key: PlanKey) -> Result<Arc<Plan>> {
-        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = plans.iter().position(|(k, _)| *k == key) {
-            let entry = plans.remove(i);
-            let plan = entry.1.clone();
-            plans.push(entry);
-            return Ok(plan);
-        }
-        let plan = Arc::new(self.build_plan(key)?);
-        if plans.len() >= MAX_PLANS {
-            plans.remove(0);
-        }
-        plans.push((key, plan.clone()));
-        Ok(plan)
+        let readback = m * d + if maps { 2 * m * s } else { 0 };
+        let per_example = 4 * (3 * m * d + 3 * m * s + 2 * s * d + s * h + readback);
+        let largest = 4 * [m * d, m * s, s * h, s * d, readback].into_iter().max().unwrap_or(1);
+        chunk_size(&self.ctx, b, per_example, largest, &format!("{m} tokens"))
     }
 
     fn build_plan(&self, key: PlanKey) -> Result<Plan> {
         let ctx = &self.ctx;
         let c = &self.config;
-        let (b, m, d, n, p, h, s) = (key.batch, key.tokens, c.d, c.n, c.p, c.h, c.slots());
-        let storage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST;
-        let buf = |len: usize, label: &str| {
-            Arc::new(
-                ctx.pool
-                    .acquire(&ctx.device, (len * 4) as u64, storage, label),
-            )
-        };
-        let x = ctx
-            .pool
-            .acquire(&ctx.device, (b * m * d * 4) as u64, storage, "x");
-        let xn = if c.normalize {
-            Some(buf(b * m * d, "x normalised"))
-        } else {
-            None
-        };
-        let l = buf(b * m * s, "logits");
-        let dm = buf(b * m * s, "dispatch");
-        let cm = buf(b * m * s, "combine");
-        let xs = buf(b * s * d, "slot inputs");
-        let hid = buf(b * s * h, "expert hidden");
-        let ys = buf(b * s * d, "slot outputs");
+        let (b, m, d, s) = (key.batch, key.tokens, c.d, c.slots());
+        let buf = |len: usize, label: &str| ctx.pool.acquire(&ctx.device, (len * 4) as u64, STORAGE, label);
+        let x = buf(b * m * d, "x");
         let y = buf(b * m * d, "y");
+        let dispatch = buf(b * m * s, "dispatch");
+        let combine = buf(b * m * s, "combine");
+        let scratch = Scratch::new(ctx, &[c], b, m);
+        let ops = self.encode(&x, &y, &dispatch, &combine, &scratch, b, m, false)?;
         let out_len = b * m * d + if key.maps { 2 * b * m * s } else { 0 };
-        let staging = ctx.pool.acquire(
-            &ctx.device,
-            (out_len * 4) as u64,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            "readback",
-        );
+        let staging = ctx.pool.acquire(&ctx.device, (out_len * 4) as u64, READBACK, "readback");
+        Ok(Plan { x, y, dispatch, combine, staging, ops, _scratch: scratch })
+    }
 
+    /// The layer's dispatches from `x` [b, m, d] to `y` (or `y +=` with `residual`), writing the
+    /// dispatch and combine weights to `dm` and `cm`; a model encodes these inside its own pass.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn encode(
+        &self,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        dm: &wgpu::Buffer,
+        cm: &wgpu::Buffer,
+        scratch: &Scratch,
+        b: usize,
+        m: usize,
+        residual: bool,
+    ) -> Result<Vec<Op>> {
+        let ctx = &self.ctx;
+        let c = &self.config;
+        let (d, n, p, h, s) = (c.d, c.n, c.p, c.h, c.slots());
         let mut ops = Vec::with_capacity(8);
-        let tokens: &wgpu::Buffer = match &xn {
-            Some(xn) => {
-                ops.push(l2_normalize::rows_op(ctx, &x, xn, b * m, d)?);
-                xn
-            }
-            None => &x,
+        let tokens: &wgpu::Buffer = if c.normalize {
+            ops.push(l2_normalize::rows_op(ctx, x, &scratch.xn, b * m, d)?);
+            &scratch.xn
+        } else {
+            x
         };
-        ops.push(logits::logits(b * m, d, s, c.scale).op(ctx, tokens, &self.mu_hat, None, &l)?);
-        ops.push(dispatch_softmax::op(ctx, &l, &dm, b, m, s)?);
-        ops.push(combine_softmax::op(ctx, &l, &cm, b * m, s)?);
-        ops.push(slot_inputs::slot_inputs(b, m, s, d).op(ctx, &dm, &x, None, &xs)?);
+        ops.push(logits::logits(b * m, d, s, c.scale).op(ctx, tokens, &self.mu_hat, None, &scratch.logits)?);
+        ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
+        ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
+        ops.push(slot_inputs::slot_inputs(b, m, s, d).op(ctx, dm, x, None, &scratch.slots_in)?);
         for g in &self.experts {
             let e = g.experts.clone();
             ops.push(expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu).op(
                 ctx,
-                &xs,
+                &scratch.slots_in,
                 &g.w0,
                 Some(&g.b0),
-                &hid,
+                &scratch.hidden,
             )?);
-            ops.push(expert_mlp::dense1(b, n, p, d, h, e).op(
-                ctx,
-                &hid,
-                &g.w1,
-                Some(&g.b1),
-                &ys,
-            )?);
+            ops.push(expert_mlp::dense1(b, n, p, d, h, e).op(ctx, &scratch.hidden, &g.w1, Some(&g.b1), &scratch.slots_out)?);
         }
-        ops.push(combine::combine(b, m, s, d).op(ctx, &cm, &ys, None, &y)?);
+        ops.push(combine::combine(b, m, s, d, residual).op(ctx, cm, &scratch.slots_out, None, y)?);
+        Ok(ops)
+    }
+}
 
-        let ybytes = (b * m * d * 4) as u64;
-        let mbytes = (b * m * s * 4) as u64;
-        let mut copies = vec![(y.clone(), 0, ybytes)];
-        if key.maps {
-            copies.push((dm.clone(), ybytes, mbytes));
-            copies.push((cm.clone(), ybytes + mbytes, mbytes));
+pub(crate) const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+pub(crate) const READBACK: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+
+/// Intermediate buffers of Soft MoE layers, sized for the largest of `layers` at (b, m); layers that
+/// run one after another in a pass share one.
+pub(crate) struct Scratch {
+    xn: PooledBuffer,
+    logits: PooledBuffer,
+    slots_in: PooledBuffer,
+    hidden: PooledBuffer,
+    slots_out: PooledBuffer,
+}
+
+impl Scratch {
+    pub(crate) fn new(ctx: &GpuContext, layers: &[&SoftMoeWeights], b: usize, m: usize) -> Self {
+        let max = |f: &dyn Fn(&SoftMoeWeights) -> usize| layers.iter().map(|w| f(w)).max().unwrap_or(1).max(1);
+        let buf = |len: usize, label: &str| ctx.pool.acquire(&ctx.device, (len * 4) as u64, STORAGE, label);
+        Scratch {
+            xn: buf(max(&|w| b * m * w.d), "x normalised"),
+            logits: buf(max(&|w| b * m * w.slots()), "logits"),
+            slots_in: buf(max(&|w| b * w.slots() * w.d), "slot inputs"),
+            hidden: buf(max(&|w| b * w.slots() * w.h), "expert hidden"),
+            slots_out: buf(max(&|w| b * w.slots() * w.d), "slot outputs"),
         }
-        let mut buffers = vec![l, dm, cm, xs, hid, ys, y];
-        buffers.extend(xn);
-        Ok(Plan {
-            x,
-            staging,
-            ops,
-            copies,
-            _buffers: buffers,
-        })
     }
 }

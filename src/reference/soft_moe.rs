@@ -17,13 +17,7 @@ pub struct ReferenceOutput {
 }
 
 /// `v · 1/sqrt(‖v‖² + eps)` for each of `count` vectors of `len` values, laid out with the given strides.
-pub fn l2_normalize(
-    v: &[f64],
-    count: usize,
-    len: usize,
-    vec_stride: usize,
-    elem_stride: usize,
-) -> Vec<f64> {
+pub fn l2_normalize(v: &[f64], count: usize, len: usize, vec_stride: usize, elem_stride: usize) -> Vec<f64> {
     let mut out = v.to_vec();
     for c in 0..count {
         let idx = |k: usize| c * vec_stride + k * elem_stride;
@@ -63,19 +57,14 @@ pub fn transpose(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
 
 /// Logits L = scale · X̂ Φ̂ for one example: x is m×d, mu is d×s (already normalised when asked).
 pub fn logits(x: &[f64], mu: &[f64], scale: f64, m: usize, d: usize, s: usize) -> Vec<f64> {
-    matmul(x, mu, m, d, s)
-        .into_iter()
-        .map(|v| v * scale)
-        .collect()
+    matmul(x, mu, m, d, s).into_iter().map(|v| v * scale).collect()
 }
 
 /// Dispatch weights: softmax over tokens (the rows of the m×s logits), per slot.
 pub fn dispatch_softmax(l: &[f64], m: usize, s: usize) -> Vec<f64> {
     let mut out = vec![0.0; m * s];
     for j in 0..s {
-        let max = (0..m)
-            .map(|i| l[i * s + j])
-            .fold(f64::NEG_INFINITY, f64::max);
+        let max = (0..m).map(|i| l[i * s + j]).fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = (0..m).map(|i| (l[i * s + j] - max).exp()).sum();
         for i in 0..m {
             out[i * s + j] = (l[i * s + j] - max).exp() / sum;
@@ -146,18 +135,12 @@ pub fn expert_mlp(xs: &[f64], w: &SoftMoeWeights) -> Vec<f64> {
         let w1 = &w.w1[e * h * d..(e + 1) * h * d];
         let hidden: Vec<f64> = (0..h)
             .map(|c| {
-                let z = w.b0[e * h + c] as f64
-                    + (0..d)
-                        .map(|k| xs[j * d + k] * w0[k * h + c] as f64)
-                        .sum::<f64>();
+                let z = w.b0[e * h + c] as f64 + (0..d).map(|k| xs[j * d + k] * w0[k * h + c] as f64).sum::<f64>();
                 gelu(z, w.gelu)
             })
             .collect();
         for c in 0..d {
-            out[j * d + c] = w.b1[e * d + c] as f64
-                + (0..h)
-                    .map(|k| hidden[k] * w1[k * d + c] as f64)
-                    .sum::<f64>();
+            out[j * d + c] = w.b1[e * d + c] as f64 + (0..h).map(|k| hidden[k] * w1[k * d + c] as f64).sum::<f64>();
         }
     }
     out
@@ -181,6 +164,12 @@ pub fn slot_params(w: &SoftMoeWeights) -> Vec<f64> {
 /// The whole layer for a batch `x` [b, m, d]; each example is one group.
 pub fn soft_moe_forward(w: &SoftMoeWeights, x: &Tensor) -> Result<ReferenceOutput> {
     let (b, m) = check_input(w, x)?;
+    let x: Vec<f64> = x.data.iter().map(|&v| v as f64).collect();
+    Ok(soft_moe_f64(w, &x, b, m))
+}
+
+/// The layer on f64 input x [b, m, d] (already checked).
+pub fn soft_moe_f64(w: &SoftMoeWeights, x: &[f64], b: usize, m: usize) -> ReferenceOutput {
     let (d, s) = (w.d, w.slots());
     let mu = slot_params(w);
     let mut out = ReferenceOutput {
@@ -188,59 +177,36 @@ pub fn soft_moe_forward(w: &SoftMoeWeights, x: &Tensor) -> Result<ReferenceOutpu
         dispatch: Vec::with_capacity(b * m * s),
         combine: Vec::with_capacity(b * m * s),
     };
-    for ex in 0..b {
-        let xe: Vec<f64> = x.data[ex * m * d..(ex + 1) * m * d]
-            .iter()
-            .map(|&v| v as f64)
-            .collect();
-        let xn = if w.normalize {
-            l2_normalize(&xe, m, d, d, 1)
-        } else {
-            xe.clone()
-        };
+    for xe in x.chunks(m * d).take(b) {
+        let xn = if w.normalize { l2_normalize(xe, m, d, d, 1) } else { xe.to_vec() };
         let l = logits(&xn, &mu, w.scale as f64, m, d, s);
         let dm = dispatch_softmax(&l, m, s);
         let cm = combine_softmax(&l, m, s);
-        let xs = slot_inputs(&dm, &xe, m, s, d);
+        let xs = slot_inputs(&dm, xe, m, s, d);
         let ys = expert_mlp(&xs, w);
         out.y.extend(combine(&cm, &ys, m, s, d));
         out.dispatch.extend(dm);
         out.combine.extend(cm);
     }
-    Ok(out)
+    out
 }
 
 /// Checks that `x` is [b, m, d] with the layer's d, m ≥ 1 and finite values; returns (b, m).
 pub fn check_input(w: &SoftMoeWeights, x: &Tensor) -> Result<(usize, usize)> {
     let [b, m, d] = x.shape[..] else {
-        return Err(Error::Input(format!(
-            "x has shape {:?}, expected [batch, tokens, {}]",
-            x.shape, w.d
-        )));
+        return Err(Error::Input(format!("x has shape {:?}, expected [batch, tokens, {}]", x.shape, w.d)));
     };
     if d != w.d {
-        return Err(Error::Input(format!(
-            "x has d = {d} but the layer has d = {}",
-            w.d
-        )));
+        return Err(Error::Input(format!("x has d = {d} but the layer has d = {}", w.d)));
     }
     if m == 0 {
-        return Err(Error::Input(
-            "x has 0 tokens per example; the softmax over tokens needs at least one".into(),
-        ));
+        return Err(Error::Input("x has 0 tokens per example; the softmax over tokens needs at least one".into()));
     }
     if x.data.len() != b * m * d {
-        return Err(Error::Input(format!(
-            "x holds {} values, shape {:?} needs {}",
-            x.data.len(),
-            x.shape,
-            b * m * d
-        )));
+        return Err(Error::Input(format!("x holds {} values, shape {:?} needs {}", x.data.len(), x.shape, b * m * d)));
     }
     if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Input(format!(
-            "x holds a non-finite value at flat index {i}"
-        )));
+        return Err(Error::Input(format!("x holds a non-finite value at flat index {i}")));
     }
     Ok((b, m))
 }
@@ -265,10 +231,7 @@ mod tests {
 
     #[test]
     fn gelu_tanh_and_erf_differ_by_the_known_small_amount() {
-        let worst = (-600..600)
-            .map(|i| i as f64 / 100.0)
-            .map(|x| (gelu(x, Gelu::Tanh) - gelu(x, Gelu::Erf)).abs())
-            .fold(0.0, f64::max);
+        let worst = (-600..600).map(|i| i as f64 / 100.0).map(|x| (gelu(x, Gelu::Tanh) - gelu(x, Gelu::Erf)).abs()).fold(0.0, f64::max);
         assert!(worst > 1e-4 && worst < 1e-3, "{worst}");
     }
 }

@@ -2,6 +2,8 @@
 
 pub mod safetensors;
 mod soft_moe;
+mod vit;
 
 pub use self::safetensors::SafeTensors;
 pub use soft_moe::SoftMoeWeights;
+pub use vit::{BlockMlp, BlockWeights, VitWeights};

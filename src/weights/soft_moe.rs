@@ -52,46 +52,23 @@ impl SoftMoeWeights {
     /// Checks sizes and values; every constructor ends here.
     pub fn validate(&self) -> Result<()> {
         let (d, n, p, h) = (self.d, self.n, self.p, self.h);
-        for (what, v) in [
-            ("d", d),
-            ("n (experts)", n),
-            ("p (slots per expert)", p),
-            ("h", h),
-        ] {
+        for (what, v) in [("d", d), ("n (experts)", n), ("p (slots per expert)", p), ("h", h)] {
             if v == 0 {
-                return Err(Error::Config(format!(
-                    "{what} is 0; n·p, d and h must be positive"
-                )));
+                return Err(Error::Config(format!("{what} is 0; n·p, d and h must be positive")));
             }
         }
-        let checks: [(&str, &[f32], usize); 5] = [
-            (MU, &self.mu, d * n * p),
-            (W0, &self.w0, n * d * h),
-            (B0, &self.b0, n * h),
-            (W1, &self.w1, n * h * d),
-            (B1, &self.b1, n * d),
-        ];
+        let checks: [(&str, &[f32], usize); 5] =
+            [(MU, &self.mu, d * n * p), (W0, &self.w0, n * d * h), (B0, &self.b0, n * h), (W1, &self.w1, n * h * d), (B1, &self.b1, n * d)];
         for (name, data, want) in checks {
             if data.len() != want {
-                return Err(Error::Config(format!(
-                    "`{name}` holds {} values, expected {want}",
-                    data.len()
-                )));
+                return Err(Error::Config(format!("`{name}` holds {} values, expected {want}", data.len())));
             }
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite {
-                    context: "layer weights".into(),
-                    name: name.into(),
-                    index: i,
-                });
+                return Err(Error::NonFinite { context: "layer weights".into(), name: name.into(), index: i });
             }
         }
         if !self.scale.is_finite() {
-            return Err(Error::NonFinite {
-                context: "layer weights".into(),
-                name: SCALE.into(),
-                index: 0,
-            });
+            return Err(Error::NonFinite { context: "layer weights".into(), name: SCALE.into(), index: 0 });
         }
         Ok(())
     }
@@ -136,20 +113,12 @@ impl SoftMoeWeights {
         let meta = st.metadata();
         let gelu = match meta.get("gelu") {
             None => Gelu::Tanh,
-            Some(s) => Gelu::parse(s).ok_or_else(|| {
-                Error::Config(format!(
-                    "{ctx}: metadata `gelu` is `{s}`, expected `tanh` or `erf`"
-                ))
-            })?,
+            Some(s) => Gelu::parse(s).ok_or_else(|| Error::Config(format!("{ctx}: metadata `gelu` is `{s}`, expected `tanh` or `erf`")))?,
         };
         let normalize = match meta.get("normalize").map(String::as_str) {
             None | Some("true") => true,
             Some("false") => false,
-            Some(s) => {
-                return Err(Error::Config(format!(
-                    "{ctx}: metadata `normalize` is `{s}`, expected `true` or `false`"
-                )))
-            }
+            Some(s) => return Err(Error::Config(format!("{ctx}: metadata `normalize` is `{s}`, expected `true` or `false`"))),
         };
         let w = SoftMoeWeights {
             d,
@@ -166,11 +135,7 @@ impl SoftMoeWeights {
             normalize,
         };
         w.validate().map_err(|e| match e {
-            Error::NonFinite { name, index, .. } => Error::NonFinite {
-                context: ctx.clone(),
-                name: format!("{prefix}{name}"),
-                index,
-            },
+            Error::NonFinite { name, index, .. } => Error::NonFinite { context: ctx.clone(), name: format!("{prefix}{name}"), index },
             Error::Config(m) => Error::Config(format!("{ctx}: {m}")),
             other => other,
         })?;
@@ -180,10 +145,7 @@ impl SoftMoeWeights {
     /// Serialises the layer as a safetensors file with SPEC names and metadata.
     pub fn to_safetensors(&self) -> Vec<u8> {
         let (d, n, p, h) = (self.d, self.n, self.p, self.h);
-        let t = |shape: Vec<usize>, data: &[f32]| Tensor {
-            shape,
-            data: data.to_vec(),
-        };
+        let t = |shape: Vec<usize>, data: &[f32]| Tensor { shape, data: data.to_vec() };
         let tensors = [
             (MU, t(vec![d, n, p], &self.mu)),
             (SCALE, t(vec![], &[self.scale])),

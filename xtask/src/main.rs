@@ -13,12 +13,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("demo") => {
-            Err("the browser demo is not built yet (it arrives with the ViT and web issues)".into())
-        }
-        Some("bench") => Err(
-            "the benchmark suite is not built yet (it arrives with the performance issue)".into(),
-        ),
+        Some("demo") => Err("the browser demo is not built yet (it arrives with the ViT and web issues)".into()),
+        Some("bench") => Err("the benchmark suite is not built yet (it arrives with the performance issue)".into()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -53,15 +49,7 @@ fn test() -> Result<(), String> {
     setup::rust_components(&["rustfmt", "clippy"])?;
     setup::vulkan_driver()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--release",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"])?;
     cargo(&["test", "--workspace", "--release"])?;
     eprintln!("xtask: all checks passed");
     Ok(())

@@ -40,11 +40,7 @@ impl Backend {
             }
             Backend::Cpu => {
                 let r = reference::soft_moe_forward(w, x).expect("reference forward");
-                Out {
-                    y: r.y,
-                    dispatch: r.dispatch,
-                    combine: r.combine,
-                }
+                Out { y: r.y, dispatch: r.dispatch, combine: r.combine }
             }
         }
     }
@@ -53,56 +49,34 @@ impl Backend {
 pub fn gpu_forward(layer: &SoftMoe, x: &Tensor) -> Out {
     let o = pollster::block_on(layer.forward_with_maps(x)).expect("gpu forward");
     let f = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
-    Out {
-        y: f(&o.y.data),
-        dispatch: f(&o.dispatch.unwrap().data),
-        combine: f(&o.combine.unwrap().data),
-    }
+    Out { y: f(&o.y.data), dispatch: f(&o.dispatch.unwrap().data), combine: f(&o.combine.unwrap().data) }
 }
 
 /// Largest absolute difference.
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// Exact equality, reporting the first difference rather than both vectors.
+pub fn assert_bits(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!("{what}: first difference at {i}: {} vs {}", got[i], want[i]);
+    }
 }
 
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
     let err = max_abs_diff(got, want);
-    assert!(
-        err <= tol,
-        "{what}: max |error| {err:e} > tolerance {tol:e}"
-    );
+    assert!(err <= tol, "{what}: max |error| {err:e} > tolerance {tol:e}");
 }
 
 pub use softmoe::random::Rng;
 
 /// A random layer (see `softmoe::random`), checked valid.
 #[allow(clippy::too_many_arguments)]
-pub fn random_layer(
-    rng: &mut Rng,
-    d: usize,
-    n: usize,
-    p: usize,
-    h: usize,
-    scale: f32,
-    gelu: Gelu,
-    normalize: bool,
-) -> SoftMoeWeights {
-    let w = softmoe::random::random_layer(
-        rng,
-        softmoe::random::LayerShape {
-            d,
-            n,
-            p,
-            h,
-            scale,
-            gelu,
-            normalize,
-        },
-    );
+pub fn random_layer(rng: &mut Rng, d: usize, n: usize, p: usize, h: usize, scale: f32, gelu: Gelu, normalize: bool) -> SoftMoeWeights {
+    let w = softmoe::random::random_layer(rng, softmoe::random::LayerShape { d, n, p, h, scale, gelu, normalize });
     w.validate().unwrap();
     w
 }
@@ -133,9 +107,7 @@ pub fn spec_small(gelu: Gelu) -> (SoftMoeWeights, Tensor) {
 /// SPEC §1 medium vector: B=2, m=16, d=8, h=16, n=4, p=2, scale=2, sin/cos fills over flat C order.
 pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
     let (b, m, d, h, n, p) = (2, 16, 8, 16, 4, 2);
-    let fill = |len: usize, f: &dyn Fn(f64) -> f64| {
-        (0..len).map(|t| f(t as f64) as f32).collect::<Vec<f32>>()
-    };
+    let fill = |len: usize, f: &dyn Fn(f64) -> f64| (0..len).map(|t| f(t as f64) as f32).collect::<Vec<f32>>();
     let w = SoftMoeWeights {
         d,
         n,
@@ -158,15 +130,11 @@ pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
 pub fn upload(data: &[f32]) -> wgpu::Buffer {
     use wgpu::util::DeviceExt;
     let bytes: &[u8] = bytemuck::cast_slice(data);
-    ctx()
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("test"),
-            contents: if bytes.is_empty() { &[0u8; 4] } else { bytes },
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-        })
+    ctx().device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("test"),
+        contents: if bytes.is_empty() { &[0u8; 4] } else { bytes },
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    })
 }
 
 /// Runs `ops` in one submit, then reads `len` values of `out`.
@@ -187,4 +155,37 @@ pub fn run_and_read(ops: &[&softmoe::kernels::Op], out: &wgpu::Buffer, len: usiz
 
 pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&a| a as f64).collect()
+}
+
+/// A small ViT config for tests.
+#[allow(clippy::too_many_arguments)]
+pub fn vit_config(
+    image: usize,
+    channels: usize,
+    patch: usize,
+    d: usize,
+    layers: usize,
+    heads: usize,
+    moe: &[usize],
+    n: usize,
+    p: usize,
+) -> softmoe::model::VitConfig {
+    softmoe::model::VitConfig {
+        image_size: image,
+        channels,
+        patch_size: patch,
+        hidden_size: d,
+        num_layers: layers,
+        num_heads: heads,
+        mlp_dim: 2 * d + 1,
+        num_classes: 10,
+        moe_layers: moe.to_vec(),
+        num_experts: n,
+        slots_per_expert: p,
+        expert_mlp_dim: 2 * d - 1,
+        gelu: Gelu::Tanh,
+        normalize: true,
+        layer_norm_eps: 1e-6,
+        class_names: Vec::new(),
+    }
 }

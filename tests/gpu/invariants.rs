@@ -2,9 +2,7 @@
 
 use softmoe::{Gelu, SoftMoeWeights, Tensor};
 
-use crate::common::{
-    assert_close, max_abs_diff, random_input, random_layer, Backend, Out, Rng, BACKENDS,
-};
+use crate::common::{assert_close, max_abs_diff, random_input, random_layer, Backend, Out, Rng, BACKENDS};
 
 /// Two f32 runs of one backend that differ only in summation order.
 const REORDER_TOL: f64 = 2e-5;
@@ -36,10 +34,7 @@ fn dispatch_columns_and_combine_rows_sum_to_one() {
         for e in 0..b {
             for j in 0..s {
                 let col: f64 = (0..m).map(|i| out.dispatch[(e * m + i) * s + j]).sum();
-                assert!(
-                    (col - 1.0).abs() < 1e-5,
-                    "{be:?}: D column {j} of example {e} sums to {col}"
-                );
+                assert!((col - 1.0).abs() < 1e-5, "{be:?}: D column {j} of example {e} sums to {col}");
             }
         }
         for row in out.combine.chunks(s) {
@@ -60,19 +55,10 @@ fn zero_scale_gives_uniform_weights_and_identical_rows() {
     for be in BACKENDS {
         let out = be.forward(&w, &x);
         let (dm, cs) = (exact_reciprocal(be, m), exact_reciprocal(be, n * p));
-        assert!(
-            out.dispatch.iter().all(|&v| v == dm),
-            "{be:?}: D is not exactly 1/m"
-        );
-        assert!(
-            out.combine.iter().all(|&v| v == cs),
-            "{be:?}: C is not exactly 1/(n·p)"
-        );
+        assert!(out.dispatch.iter().all(|&v| v == dm), "{be:?}: D is not exactly 1/m");
+        assert!(out.combine.iter().all(|&v| v == cs), "{be:?}: C is not exactly 1/(n·p)");
         for e in out.y.chunks(m * d) {
-            assert!(
-                rows_identical(e, d),
-                "{be:?}: output rows differ with scale = 0"
-            );
+            assert!(rows_identical(e, d), "{be:?}: output rows differ with scale = 0");
         }
     }
 }
@@ -84,15 +70,9 @@ fn one_expert_one_slot_gives_combine_one_and_identical_rows() {
     let x = random_input(&mut Rng::new(31), 2, m, d);
     for be in BACKENDS {
         let out = be.forward(&w, &x);
-        assert!(
-            out.combine.iter().all(|&v| v == 1.0),
-            "{be:?}: C is not exactly 1"
-        );
+        assert!(out.combine.iter().all(|&v| v == 1.0), "{be:?}: C is not exactly 1");
         for e in out.y.chunks(m * d) {
-            assert!(
-                rows_identical(e, d),
-                "{be:?}: output rows differ with n = p = 1"
-            );
+            assert!(rows_identical(e, d), "{be:?}: output rows differ with n = p = 1");
         }
     }
 }
@@ -103,19 +83,10 @@ fn permuting_tokens_permutes_the_output() {
     let w = layer(40, d, 4, 2, 13, 6.0);
     let x = random_input(&mut Rng::new(41), 1, m, d);
     let perm: Vec<usize> = (0..m).map(|i| (i * 7 + 3) % m).collect();
-    let xp = Tensor::new(
-        x.shape.clone(),
-        perm.iter()
-            .flat_map(|&i| x.data[i * d..(i + 1) * d].to_vec())
-            .collect(),
-    )
-    .unwrap();
+    let xp = Tensor::new(x.shape.clone(), perm.iter().flat_map(|&i| x.data[i * d..(i + 1) * d].to_vec()).collect()).unwrap();
     for be in BACKENDS {
         let (a, b) = (be.forward(&w, &x), be.forward(&w, &xp));
-        let permuted: Vec<f64> = perm
-            .iter()
-            .flat_map(|&i| a.y[i * d..(i + 1) * d].to_vec())
-            .collect();
+        let permuted: Vec<f64> = perm.iter().flat_map(|&i| a.y[i * d..(i + 1) * d].to_vec()).collect();
         assert_close(&format!("{be:?} permuted y"), &b.y, &permuted, REORDER_TOL);
     }
 }
@@ -139,12 +110,7 @@ fn relabelling_experts_leaves_the_output_unchanged() {
         v.b1[e * d..(e + 1) * d].copy_from_slice(&w.b1[old * d..(old + 1) * d]);
     }
     for be in BACKENDS {
-        assert_close(
-            &format!("{be:?} relabelled y"),
-            &be.forward(&v, &x).y,
-            &be.forward(&w, &x).y,
-            REORDER_TOL,
-        );
+        assert_close(&format!("{be:?} relabelled y"), &be.forward(&v, &x).y, &be.forward(&w, &x).y, REORDER_TOL);
     }
 }
 
@@ -161,19 +127,10 @@ fn scaling_a_token_or_a_slot_parameter_leaves_the_weights_unchanged() {
     }
     for be in BACKENDS {
         let base: Out = be.forward(&w, &x);
-        for (what, out) in [
-            ("token", be.forward(&w, &xs)),
-            ("slot", be.forward(&ws, &x)),
-        ] {
+        for (what, out) in [("token", be.forward(&w, &xs)), ("slot", be.forward(&ws, &x))] {
             // Exact but for the 1e-6 inside the sqrt and f32 rounding of the rescaled norms.
-            assert!(
-                max_abs_diff(&out.dispatch, &base.dispatch) < 1e-5,
-                "{be:?}: scaling a {what} moved D"
-            );
-            assert!(
-                max_abs_diff(&out.combine, &base.combine) < 1e-5,
-                "{be:?}: scaling a {what} moved C"
-            );
+            assert!(max_abs_diff(&out.dispatch, &base.dispatch) < 1e-5, "{be:?}: scaling a {what} moved D");
+            assert!(max_abs_diff(&out.combine, &base.combine) < 1e-5, "{be:?}: scaling a {what} moved C");
         }
     }
 }
@@ -188,9 +145,6 @@ fn a_zero_token_combines_uniformly() {
     for be in BACKENDS {
         let out = be.forward(&w, &x);
         let want = exact_reciprocal(be, s);
-        assert!(
-            out.combine[2 * s..3 * s].iter().all(|&v| v == want),
-            "{be:?}: zero token's C is not 1/(n·p)"
-        );
+        assert!(out.combine[2 * s..3 * s].iter().all(|&v| v == want), "{be:?}: zero token's C is not 1/(n·p)");
     }
 }

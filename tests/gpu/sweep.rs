@@ -34,69 +34,18 @@ fn flops(c: &Case) -> f64 {
 /// Log-uniform integer in [lo, hi], so small and large sizes are both common.
 fn log_range(rng: &mut Rng, lo: usize, hi: usize) -> usize {
     let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (((lo as f64).ln() + u * ((hi as f64 + 1.0).ln() - (lo as f64).ln())).exp() as usize)
-        .clamp(lo, hi)
+    (((lo as f64).ln() + u * ((hi as f64 + 1.0).ln() - (lo as f64).ln())).exp() as usize).clamp(lo, hi)
 }
 
 fn cases() -> Vec<Case> {
     let mut rng = Rng::new(2024);
     let mut out = vec![
         // The extremes of each range, with the other sizes small enough to stay in budget.
-        Case {
-            b: 1,
-            m: 300,
-            d: 384,
-            n: 4,
-            p: 1,
-            h: 32,
-            scale: 10.0,
-            gelu: Gelu::Tanh,
-            normalize: true,
-        },
-        Case {
-            b: 2,
-            m: 5,
-            d: 16,
-            n: 256,
-            p: 1,
-            h: 8,
-            scale: 1.0,
-            gelu: Gelu::Erf,
-            normalize: true,
-        },
-        Case {
-            b: 1,
-            m: 49,
-            d: 64,
-            n: 2,
-            p: 4,
-            h: 1536,
-            scale: 3.0,
-            gelu: Gelu::Tanh,
-            normalize: false,
-        },
-        Case {
-            b: 8,
-            m: 1,
-            d: 33,
-            n: 3,
-            p: 2,
-            h: 17,
-            scale: 100.0,
-            gelu: Gelu::Tanh,
-            normalize: true,
-        },
-        Case {
-            b: 3,
-            m: 65,
-            d: 7,
-            n: 5,
-            p: 3,
-            h: 9,
-            scale: 0.0,
-            gelu: Gelu::Erf,
-            normalize: true,
-        },
+        Case { b: 1, m: 300, d: 384, n: 4, p: 1, h: 32, scale: 10.0, gelu: Gelu::Tanh, normalize: true },
+        Case { b: 2, m: 5, d: 16, n: 256, p: 1, h: 8, scale: 1.0, gelu: Gelu::Erf, normalize: true },
+        Case { b: 1, m: 49, d: 64, n: 2, p: 4, h: 1536, scale: 3.0, gelu: Gelu::Tanh, normalize: false },
+        Case { b: 8, m: 1, d: 33, n: 3, p: 2, h: 17, scale: 100.0, gelu: Gelu::Tanh, normalize: true },
+        Case { b: 3, m: 65, d: 7, n: 5, p: 3, h: 9, scale: 0.0, gelu: Gelu::Erf, normalize: true },
     ];
     while out.len() < 40 {
         let c = Case {
@@ -106,16 +55,8 @@ fn cases() -> Vec<Case> {
             n: log_range(&mut rng, 1, 256),
             p: rng.range(1, 4),
             h: log_range(&mut rng, 1, 1536),
-            scale: if rng.range(0, 9) == 0 {
-                0.0
-            } else {
-                (rng.uniform().abs() * 100.0).max(0.01)
-            },
-            gelu: if rng.range(0, 1) == 0 {
-                Gelu::Tanh
-            } else {
-                Gelu::Erf
-            },
+            scale: if rng.range(0, 9) == 0 { 0.0 } else { (rng.uniform().abs() * 100.0).max(0.01) },
+            gelu: if rng.range(0, 1) == 0 { Gelu::Tanh } else { Gelu::Erf },
             normalize: rng.range(0, 4) != 0,
         };
         if flops(&c) <= MAX_FLOPS {
@@ -138,12 +79,7 @@ fn random_shapes_match_the_f64_reference() {
         let k = c.d.max(c.m).max(c.n * c.p).max(c.h) as f64;
         let y_max = want.y.iter().fold(1.0f64, |a, v| a.max(v.abs()));
         let tol = f32::EPSILON as f64 * (1.0 + c.scale.abs() as f64) * (k.sqrt() + 8.0) * y_max;
-        let err = got
-            .y
-            .iter()
-            .zip(&want.y)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let err = got.y.iter().zip(&want.y).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         let werr = got
             .dispatch
             .iter()

@@ -28,26 +28,10 @@ fn an_example_is_bit_identical_alone_in_a_batch_of_17_and_at_another_position() 
     let c = gpu_forward(&layer, &other);
     let s = w.slots();
     let slice = |v: &[f64], i: usize, width: usize| v[i * m * width..(i + 1) * m * width].to_vec();
-    assert_eq!(
-        a.y,
-        slice(&b.y, target, d),
-        "y differs between alone and position {target} of 17"
-    );
-    assert_eq!(
-        a.y,
-        slice(&c.y, 11, d),
-        "y differs at position 11 of another batch"
-    );
-    assert_eq!(
-        a.dispatch,
-        slice(&b.dispatch, target, s),
-        "D differs inside the batch"
-    );
-    assert_eq!(
-        a.combine,
-        slice(&c.combine, 11, s),
-        "C differs at another position"
-    );
+    assert_eq!(a.y, slice(&b.y, target, d), "y differs between alone and position {target} of 17");
+    assert_eq!(a.y, slice(&c.y, 11, d), "y differs at position 11 of another batch");
+    assert_eq!(a.dispatch, slice(&b.dispatch, target, s), "D differs inside the batch");
+    assert_eq!(a.combine, slice(&c.combine, 11, s), "C differs at another position");
 }
 
 #[test]
@@ -60,13 +44,7 @@ fn ten_thousand_examples_run_within_the_workgroup_limits() {
     let x = random_input(&mut rng, b, m, d);
     let out = pollster::block_on(layer.forward(&x)).unwrap();
     let reference = softmoe::reference::soft_moe_forward(&w, &x).unwrap();
-    let err = out
-        .y
-        .data
-        .iter()
-        .zip(&reference.y)
-        .map(|(a, b)| (*a as f64 - b).abs())
-        .fold(0.0, f64::max);
+    let err = out.y.data.iter().zip(&reference.y).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
     assert!(err < 1e-5, "max |error| {err:e}");
     // The last example alone gives the same bits as inside the big batch.
     let last = Tensor::new(vec![1, m, d], example(&x, b - 1)).unwrap();

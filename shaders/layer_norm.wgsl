@@ -1,0 +1,42 @@
+// LayerNorm over the last axis, one invocation per row: (x − mean) / sqrt(var + eps) · scale + bias,
+// with the variance of the centred values (two passes, as accurate as f32 allows).
+// `affine` holds scale (d values) then bias (d values).
+
+struct Params {
+    rows: u32,
+    d: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> affine: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let row = (wid.x + wid.y * nwg.x) * 64u + lidx;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.d;
+    var sum = 0.0;
+    for (var j = 0u; j < p.d; j++) {
+        sum += src[base + j];
+    }
+    let mean = sum / f32(p.d);
+    var ss = 0.0;
+    for (var j = 0u; j < p.d; j++) {
+        let c = src[base + j] - mean;
+        ss = fma(c, c, ss);
+    }
+    let inv = inverseSqrt(ss / f32(p.d) + p.eps);
+    for (var j = 0u; j < p.d; j++) {
+        dst[base + j] = (src[base + j] - mean) * inv * affine[j] + affine[p.d + j];
+    }
+}

@@ -1,0 +1,318 @@
+//! `Vit`: the whole Soft MoE ViT on the GPU, one command submission per forward.
+//!
+//! Weights are uploaded once. Per (batch, maps wanted) a plan holds the activations, the Soft MoE
+//! scratch shared by all MoE blocks, and every dispatch in order; a forward writes the images,
+//! submits once and reads back the logits (and the dispatch/combine weights only when asked).
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
+use crate::kernels::matmul::Activation;
+use crate::kernels::{add_position, attention, dense::dense, layer_norm, mean_pool, patchify, Op};
+use crate::layers::soft_moe::{Scratch, READBACK, STORAGE};
+use crate::layers::SoftMoe;
+use crate::model::VitConfig;
+use crate::reference::{check_images, softmax_rows};
+use crate::tensor::Tensor;
+use crate::weights::{BlockMlp, VitWeights};
+
+const MAX_PLANS: usize = 4;
+
+/// The dispatch and combine weights of one Soft MoE block, [b, m, n, p] each.
+#[derive(Clone, Debug)]
+pub struct LayerMaps {
+    pub block: usize,
+    pub dispatch: Tensor,
+    pub combine: Tensor,
+}
+
+/// Logits and probabilities [b, classes], the predicted classes, and the maps when asked.
+#[derive(Clone, Debug)]
+pub struct VitOutput {
+    pub logits: Tensor,
+    pub probs: Tensor,
+    pub predictions: Vec<usize>,
+    pub maps: Vec<LayerMaps>,
+}
+
+enum Mlp {
+    Dense { w0: wgpu::Buffer, b0: wgpu::Buffer, w1: wgpu::Buffer, b1: wgpu::Buffer },
+    SoftMoe(SoftMoe),
+}
+
+struct Block {
+    ln0: wgpu::Buffer,
+    qkv_w: wgpu::Buffer,
+    qkv_b: wgpu::Buffer,
+    out_w: wgpu::Buffer,
+    out_b: wgpu::Buffer,
+    ln2: wgpu::Buffer,
+    mlp: Mlp,
+}
+
+/// A ViT with its weights resident on one device.
+pub struct Vit {
+    ctx: Arc<GpuContext>,
+    config: VitConfig,
+    embedding_w: wgpu::Buffer,
+    embedding_b: wgpu::Buffer,
+    pos: wgpu::Buffer,
+    blocks: Vec<Block>,
+    norm: wgpu::Buffer,
+    head_w: wgpu::Buffer,
+    head_b: wgpu::Buffer,
+    plans: PlanCache<(usize, bool), Plan>,
+}
+
+struct Plan {
+    images: PooledBuffer,
+    logits: PooledBuffer,
+    /// Per Soft MoE block: (block, dispatch, combine); shared buffers unless maps were asked for.
+    maps: Vec<(usize, Arc<PooledBuffer>, Arc<PooledBuffer>)>,
+    staging: PooledBuffer,
+    ops: Vec<Op>,
+    _activations: Vec<PooledBuffer>,
+    _scratch: Option<Scratch>,
+}
+
+impl Vit {
+    /// Uploads `weights` to the device of `ctx`.
+    pub async fn new(ctx: Arc<GpuContext>, weights: &VitWeights) -> Result<Self> {
+        let upload = |name: &str, data: &[f32]| -> Result<wgpu::Buffer> {
+            let bytes = std::mem::size_of_val(data) as u64;
+            if bytes > ctx.max_binding() {
+                return Err(Error::Limit {
+                    what: format!("tensor `{name}`"),
+                    limit: "max_storage_buffer_binding_size",
+                    needed: bytes,
+                    max: ctx.max_binding(),
+                });
+            }
+            Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(name),
+                contents: bytemuck::cast_slice(if data.is_empty() { &[0.0f32] } else { data }),
+                usage: wgpu::BufferUsages::STORAGE,
+            }))
+        };
+        let affine = |name: &str, scale: &[f32], bias: &[f32]| upload(name, &[scale, bias].concat());
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut blocks = Vec::with_capacity(weights.blocks.len());
+        for (k, b) in weights.blocks.iter().enumerate() {
+            let name = |s: &str| format!("Encoder/encoderblock_{k}/{s}");
+            let mlp = match &b.mlp {
+                BlockMlp::Dense { w0, b0, w1, b1 } => Mlp::Dense {
+                    w0: upload(&name("MlpBlock_3/Dense_0/kernel"), w0)?,
+                    b0: upload(&name("MlpBlock_3/Dense_0/bias"), b0)?,
+                    w1: upload(&name("MlpBlock_3/Dense_1/kernel"), w1)?,
+                    b1: upload(&name("MlpBlock_3/Dense_1/bias"), b1)?,
+                },
+                BlockMlp::SoftMoe(w) => Mlp::SoftMoe(SoftMoe::new(ctx.clone(), w).await?),
+            };
+            blocks.push(Block {
+                ln0: affine(&name("LayerNorm_0"), &b.ln0_scale, &b.ln0_bias)?,
+                qkv_w: upload(&name("MultiHeadDotProductAttention_1/{query,key,value}/kernel"), &b.qkv_kernel)?,
+                qkv_b: upload(&name("MultiHeadDotProductAttention_1/{query,key,value}/bias"), &b.qkv_bias)?,
+                out_w: upload(&name("MultiHeadDotProductAttention_1/out/kernel"), &b.out_kernel)?,
+                out_b: upload(&name("MultiHeadDotProductAttention_1/out/bias"), &b.out_bias)?,
+                ln2: affine(&name("LayerNorm_2"), &b.ln2_scale, &b.ln2_bias)?,
+                mlp,
+            });
+        }
+        let vit = Vit {
+            embedding_w: upload("embedding/kernel", &weights.embedding_kernel)?,
+            embedding_b: upload("embedding/bias", &weights.embedding_bias)?,
+            pos: upload("Encoder/posembed_input/pos_embedding", &weights.pos_embedding)?,
+            norm: affine("Encoder/encoder_norm", &weights.norm_scale, &weights.norm_bias)?,
+            head_w: upload("head/kernel", &weights.head_kernel)?,
+            head_b: upload("head/bias", &weights.head_bias)?,
+            blocks,
+            config: weights.config.clone(),
+            plans: PlanCache::new(MAX_PLANS),
+            ctx: ctx.clone(),
+        };
+        if let Some(e) = scope.pop().await {
+            return Err(Error::Device(format!("uploading the model failed: {e}")));
+        }
+        Ok(vit)
+    }
+
+    pub fn config(&self) -> &VitConfig {
+        &self.config
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// Classifies images [b, S, S] (or [b, S, S, C]) with values in [0, 1].
+    pub async fn classify(&self, images: &Tensor) -> Result<VitOutput> {
+        self.run(images, false).await
+    }
+
+    /// As `classify`, also reading back every Soft MoE block's dispatch and combine weights.
+    pub async fn classify_with_maps(&self, images: &Tensor) -> Result<VitOutput> {
+        self.run(images, true).await
+    }
+
+    async fn run(&self, images: &Tensor, maps: bool) -> Result<VitOutput> {
+        let c = &self.config;
+        let b = check_images(c, images)?;
+        let (m, k, pixels) = (c.tokens(), c.num_classes, images.data.len() / b.max(1));
+        let chunk = self.chunk_size(b, maps)?;
+        let mut logits = Vec::with_capacity(b * k);
+        let mut map_data: Vec<(usize, Vec<f32>, Vec<f32>)> = Vec::new();
+        let mut start = 0;
+        while start < b {
+            let len = chunk.min(b - start);
+            let plan = self.plans.get_or_build((len, maps), || self.build_plan(len, maps))?;
+            let map_bytes = (len * m * self.slots() * 4) as u64;
+            let mut reads = vec![(&*plan.logits, (len * k * 4) as u64)];
+            if maps {
+                for (_, d, cm) in &plan.maps {
+                    reads.extend([(&***d, map_bytes), (&***cm, map_bytes)]);
+                }
+            }
+            let data = &images.data[start * pixels..(start + len) * pixels];
+            let out = execute(&self.ctx, &plan.images, data, &plan.ops, &reads, &plan.staging).await?;
+            logits.extend_from_slice(&out[..len * k]);
+            if maps {
+                let per_map = len * m * self.slots();
+                map_data.resize_with(plan.maps.len(), Default::default);
+                for (i, (block, _, _)) in plan.maps.iter().enumerate() {
+                    let at = len * k + 2 * i * per_map;
+                    map_data[i].0 = *block;
+                    map_data[i].1.extend_from_slice(&out[at..at + per_map]);
+                    map_data[i].2.extend_from_slice(&out[at + per_map..at + 2 * per_map]);
+                }
+            }
+            start += len;
+        }
+        let shape = vec![b, m, c.num_experts, c.slots_per_expert];
+        let out_maps = map_data
+            .into_iter()
+            .map(|(block, d, cm)| LayerMaps {
+                block,
+                dispatch: Tensor { shape: shape.clone(), data: d },
+                combine: Tensor { shape: shape.clone(), data: cm },
+            })
+            .collect();
+        let probs = softmax_rows(&logits, k);
+        let predictions = logits.chunks(k).map(argmax).collect();
+        Ok(VitOutput {
+            logits: Tensor { shape: vec![b, k], data: logits },
+            probs: Tensor { shape: vec![b, k], data: probs },
+            predictions,
+            maps: out_maps,
+        })
+    }
+
+    fn slots(&self) -> usize {
+        self.config.num_experts * self.config.slots_per_expert
+    }
+
+    fn moe_layers(&self) -> Vec<&SoftMoe> {
+        self.blocks
+            .iter()
+            .filter_map(|b| match &b.mlp {
+                Mlp::SoftMoe(l) => Some(l),
+                Mlp::Dense { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Images per submit: within the memory budget and the binding limits.
+    fn chunk_size(&self, b: usize, maps: bool) -> Result<usize> {
+        let c = &self.config;
+        let (m, d, s) = (c.tokens() as u64, c.hidden_size as u64, self.slots() as u64);
+        let moe = self.moe_layers().len() as u64;
+        let h = c.expert_mlp_dim as u64;
+        let sizes = [
+            (c.image_size * c.image_size * c.channels) as u64,
+            m * c.patch_dim() as u64,
+            m * d,
+            m * d,
+            3 * m * d,
+            m * d,
+            m * c.mlp_dim as u64,
+            m * s,
+            m * s,
+            if moe > 0 { m * d + m * s + 2 * s * d + s * h } else { 0 },
+            if maps { 2 * moe * m * s } else { 0 },
+        ];
+        let per_example = 4 * sizes.iter().sum::<u64>();
+        let largest = 4 * sizes.iter().copied().max().unwrap_or(1).max(s * h);
+        chunk_size(&self.ctx, b, per_example, largest, "an image")
+    }
+
+    fn build_plan(&self, b: usize, maps: bool) -> Result<Plan> {
+        let ctx = &self.ctx;
+        let c = &self.config;
+        let (m, d, heads, hd) = (c.tokens(), c.hidden_size, c.num_heads, c.head_dim());
+        let rows = b * m;
+        let s = self.slots();
+        let buf = |len: usize, label: &str| ctx.pool.acquire(&ctx.device, (len.max(1) * 4) as u64, STORAGE, label);
+        let images = buf(b * c.image_size * c.image_size * c.channels, "images");
+        let patches = buf(rows * c.patch_dim(), "patches");
+        let x = buf(rows * d, "residual stream");
+        let h = buf(rows * d, "normalised");
+        let qkv = buf(rows * 3 * d, "qkv");
+        let att = buf(rows * d, "attention");
+        let hidden = buf(rows * c.mlp_dim, "mlp hidden");
+        let pooled = buf(b * d, "pooled");
+        let logits = buf(b * c.num_classes, "logits");
+        let moe_layers = self.moe_layers();
+        let scratch = (!moe_layers.is_empty()).then(|| Scratch::new(ctx, &moe_layers.iter().map(|l| l.config()).collect::<Vec<_>>(), b, m));
+        let shared_maps = (Arc::new(buf(rows * s, "dispatch")), Arc::new(buf(rows * s, "combine")));
+
+        let gelu = Activation::Gelu(c.gelu);
+        let mut ops = vec![
+            patchify::op(ctx, &images, &patches, b, c)?,
+            dense(rows, c.patch_dim(), d, Activation::None, false).op(ctx, &patches, &self.embedding_w, Some(&self.embedding_b), &x)?,
+            add_position::op(ctx, &self.pos, &x, rows * d, m * d)?,
+        ];
+        let mut map_bufs = Vec::new();
+        for (k, blk) in self.blocks.iter().enumerate() {
+            ops.push(layer_norm::op(ctx, &x, &blk.ln0, &h, rows, d, c.layer_norm_eps)?);
+            ops.push(dense(rows, d, 3 * d, Activation::None, false).op(ctx, &h, &blk.qkv_w, Some(&blk.qkv_b), &qkv)?);
+            ops.push(attention::op(ctx, &qkv, &att, b, m, heads, hd)?);
+            ops.push(dense(rows, d, d, Activation::None, true).op(ctx, &att, &blk.out_w, Some(&blk.out_b), &x)?);
+            ops.push(layer_norm::op(ctx, &x, &blk.ln2, &h, rows, d, c.layer_norm_eps)?);
+            match &blk.mlp {
+                Mlp::Dense { w0, b0, w1, b1 } => {
+                    ops.push(dense(rows, d, c.mlp_dim, gelu, false).op(ctx, &h, w0, Some(b0), &hidden)?);
+                    ops.push(dense(rows, c.mlp_dim, d, Activation::None, true).op(ctx, &hidden, w1, Some(b1), &x)?);
+                }
+                Mlp::SoftMoe(layer) => {
+                    let (dm, cm) =
+                        if maps { (Arc::new(buf(rows * s, "dispatch")), Arc::new(buf(rows * s, "combine"))) } else { shared_maps.clone() };
+                    let scratch = scratch.as_ref().ok_or_else(|| Error::Device("Soft MoE scratch missing".into()))?;
+                    ops.extend(layer.encode(&h, &x, &dm, &cm, scratch, b, m, true)?);
+                    map_bufs.push((k, dm, cm));
+                }
+            }
+        }
+        ops.push(layer_norm::op(ctx, &x, &self.norm, &h, rows, d, c.layer_norm_eps)?);
+        ops.push(mean_pool::op(ctx, &h, &pooled, b, m, d)?);
+        ops.push(dense(b, d, c.num_classes, Activation::None, false).op(ctx, &pooled, &self.head_w, Some(&self.head_b), &logits)?);
+
+        let out_len = b * c.num_classes + if maps { 2 * map_bufs.len() * rows * s } else { 0 };
+        let staging = ctx.pool.acquire(&ctx.device, (out_len * 4) as u64, READBACK, "readback");
+        Ok(Plan {
+            images,
+            logits,
+            maps: map_bufs,
+            staging,
+            ops,
+            _activations: vec![patches, x, h, qkv, att, hidden, pooled],
+            _scratch: scratch,
+        })
+    }
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}

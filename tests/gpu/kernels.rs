@@ -1,0 +1,200 @@
+//! Each WGSL kernel alone against its f64 reference, at shapes that do and do not divide the tiles.
+
+use softmoe::kernels::matmul::{Activation, Matmul, MatrixView};
+use softmoe::kernels::{combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, slot_inputs};
+use softmoe::reference as r;
+use softmoe::Gelu;
+
+use crate::common::{assert_close, ctx, random_layer, run_and_read, to_f64, upload, Rng};
+
+/// f32 kernels against f64: a few ulps times the accumulation length, on O(1) data.
+fn tol(k: usize) -> f64 {
+    1e-6 * (1.0 + (k as f64).sqrt())
+}
+
+#[test]
+fn l2_normalize_rows_and_columns() {
+    let mut rng = Rng::new(1);
+    for (rows, cols) in [(1, 1), (7, 13), (65, 3), (130, 67), (3, 300)] {
+        let x = rng.vec(rows * cols, 2.0);
+        let (src, dst) = (upload(&x), upload(&vec![0.0; x.len()]));
+        let c = ctx();
+        let got = run_and_read(&[&l2_normalize::rows_op(&c, &src, &dst, rows, cols).unwrap()], &dst, x.len());
+        assert_close(&format!("rows {rows}x{cols}"), &got, &r::l2_normalize(&to_f64(&x), rows, cols, cols, 1), tol(cols));
+        let got = run_and_read(&[&l2_normalize::columns_op(&c, &src, &dst, rows, cols).unwrap()], &dst, x.len());
+        assert_close(&format!("cols {rows}x{cols}"), &got, &r::l2_normalize(&to_f64(&x), cols, rows, 1, cols), tol(rows));
+    }
+}
+
+#[test]
+fn softmaxes_over_tokens_and_over_slots() {
+    let mut rng = Rng::new(2);
+    for (b, m, s) in [(1, 1, 1), (1, 4, 2), (3, 17, 5), (2, 300, 1), (5, 49, 130)] {
+        let l = rng.vec(b * m * s, 30.0);
+        let (src, dst) = (upload(&l), upload(&vec![0.0; l.len()]));
+        let c = ctx();
+        let got = run_and_read(&[&dispatch_softmax::op(&c, &src, &dst, b, m, s).unwrap()], &dst, l.len());
+        let lf = to_f64(&l);
+        let want: Vec<f64> = (0..b).flat_map(|e| r::dispatch_softmax(&lf[e * m * s..(e + 1) * m * s], m, s)).collect();
+        assert_close(&format!("dispatch {b}x{m}x{s}"), &got, &want, 1e-6);
+        let got = run_and_read(&[&combine_softmax::op(&c, &src, &dst, b * m, s).unwrap()], &dst, l.len());
+        assert_close(&format!("combine {b}x{m}x{s}"), &got, &r::combine_softmax(&lf, b * m, s), 1e-6);
+    }
+}
+
+/// The reference of a Matmul description: plain loops over its views.
+fn matmul_reference(mm: &Matmul, a: &[f32], b: &[f32], bias: Option<&[f32]>, c_len: usize) -> Vec<f64> {
+    let at = |v: &MatrixView, z: usize, row: usize, col: usize| {
+        z * v.batch_stride + (row / v.row_group) * v.group_stride + (row % v.row_group) * v.row_stride + col * v.col_stride
+    };
+    let mut c = vec![0.0; c_len];
+    for z in 0..mm.batch {
+        for i in 0..mm.m {
+            for j in 0..mm.n {
+                let acc: f64 = (0..mm.k).map(|t| a[at(&mm.a, z, i, t)] as f64 * b[at(&mm.b, z, t, j)] as f64).sum();
+                let mut v = mm.alpha as f64 * acc;
+                if let (Some(bias), Some(bs)) = (bias, mm.bias_batch_stride) {
+                    v += bias[z * bs + j] as f64;
+                }
+                if let Activation::Gelu(g) = mm.activation {
+                    v = r::gelu(v, g);
+                }
+                c[at(&mm.c, z, i, j)] = v;
+            }
+        }
+    }
+    c
+}
+
+#[test]
+fn matmul_over_plain_transposed_and_grouped_views() {
+    let mut rng = Rng::new(3);
+    let shapes = [(1, 1, 1, 1), (63, 65, 17, 2), (64, 64, 64, 1), (129, 3, 70, 3), (5, 130, 1, 2), (2, 7, 200, 4)];
+    for (i, &(m, n, k, batch)) in shapes.iter().enumerate() {
+        let views = [
+            (MatrixView::row_major(m, k), m * k),
+            (MatrixView::transposed(k, m), m * k),
+            // m rows in groups of 3 rows, each group 5 rows apart: the expert-slot layout.
+            (MatrixView::grouped(3, 5 * k, k, 2 * k), 0),
+        ];
+        for (vi, (av, _)) in views.iter().enumerate() {
+            let act = [Activation::None, Activation::Gelu(Gelu::Tanh), Activation::Gelu(Gelu::Erf)][(i + vi) % 3];
+            let mm = Matmul {
+                m,
+                n,
+                k,
+                batch,
+                a: *av,
+                b: MatrixView::row_major(k, n),
+                c: MatrixView::row_major(m, n),
+                alpha: if vi == 1 { 1.7 } else { 1.0 },
+                bias_batch_stride: (vi != 0).then_some(n),
+                activation: act,
+                accumulate: false,
+            };
+            let a_len = (batch - 1) * av.batch_stride
+                + ((m - 1) / av.row_group) * av.group_stride
+                + ((m - 1) % av.row_group) * av.row_stride
+                + (k - 1) * av.col_stride
+                + 1;
+            let a = rng.vec(a_len, 1.0);
+            let b = rng.vec(batch * k * n, 1.0);
+            let bias = rng.vec(batch * n, 0.5);
+            let (ab, bb, biasb, cb) = (upload(&a), upload(&b), upload(&bias), upload(&vec![0.0; batch * m * n]));
+            let op = mm.op(&ctx(), &ab, &bb, mm.bias_batch_stride.map(|_| &biasb), &cb).unwrap();
+            let got = run_and_read(&[&op], &cb, batch * m * n);
+            let want = matmul_reference(&mm, &a, &b, mm.bias_batch_stride.map(|_| bias.as_slice()), batch * m * n);
+            assert_close(&format!("matmul {m}x{n}x{k} batch {batch} view {vi} {act:?}"), &got, &want, tol(k) * 2.0);
+        }
+    }
+}
+
+#[test]
+fn soft_moe_stages_match_their_references() {
+    let mut rng = Rng::new(4);
+    for (b, m, d, n, p, h) in [(1, 1, 1, 1, 1, 1), (2, 5, 3, 2, 3, 7), (3, 67, 33, 5, 2, 65), (1, 49, 64, 8, 2, 128)] {
+        let s = n * p;
+        let w = random_layer(&mut rng, d, n, p, h, 3.0, Gelu::Tanh, true);
+        let x = rng.vec(b * m * d, 1.0);
+        let c = ctx();
+
+        // Logits over all rows of the batch at once.
+        let mu = r::slot_params(&w);
+        let mu32: Vec<f32> = mu.iter().map(|&v| v as f32).collect();
+        let (xb, mub, lb) = (upload(&x), upload(&mu32), upload(&vec![0.0; b * m * s]));
+        let got = run_and_read(&[&logits::logits(b * m, d, s, w.scale).op(&c, &xb, &mub, None, &lb).unwrap()], &lb, b * m * s);
+        assert_close("logits", &got, &r::logits(&to_f64(&x), &mu, w.scale as f64, b * m, d, s), 3.0 * tol(d));
+
+        // Slot inputs and combine, per example.
+        let dmat = rng.vec(b * m * s, 1.0);
+        let (db, xsb) = (upload(&dmat), upload(&vec![0.0; b * s * d]));
+        let got = run_and_read(&[&slot_inputs::slot_inputs(b, m, s, d).op(&c, &db, &xb, None, &xsb).unwrap()], &xsb, b * s * d);
+        let (xf, df) = (to_f64(&x), to_f64(&dmat));
+        let want: Vec<f64> =
+            (0..b).flat_map(|e| r::slot_inputs(&df[e * m * s..(e + 1) * m * s], &xf[e * m * d..(e + 1) * m * d], m, s, d)).collect();
+        assert_close("slot inputs", &got, &want, tol(m));
+
+        let ys = rng.vec(b * s * d, 1.0);
+        let (ysb, yb) = (upload(&ys), upload(&vec![0.0; b * m * d]));
+        let got = run_and_read(&[&combine::combine(b, m, s, d, false).op(&c, &db, &ysb, None, &yb).unwrap()], &yb, b * m * d);
+        let ysf = to_f64(&ys);
+        let want: Vec<f64> =
+            (0..b).flat_map(|e| r::combine(&df[e * m * s..(e + 1) * m * s], &ysf[e * s * d..(e + 1) * s * d], m, s, d)).collect();
+        assert_close("combine", &got, &want, tol(s));
+
+        // Both expert Dense layers in sequence, slot j through expert j / p.
+        for gelu in [Gelu::Tanh, Gelu::Erf] {
+            let w = softmoe::SoftMoeWeights { gelu, ..w.clone() };
+            let (hid, out) = (upload(&vec![0.0; b * s * h]), upload(&vec![0.0; b * s * d]));
+            // Experts in two groups with their own weight buffers, as the layer splits them.
+            let split = n / 2;
+            let mut ops = Vec::new();
+            let mut keep = Vec::new();
+            for g in [0..split, split..n] {
+                if g.is_empty() {
+                    continue;
+                }
+                let (w0, b0) = (upload(&w.w0[g.start * d * h..g.end * d * h]), upload(&w.b0[g.start * h..g.end * h]));
+                let (w1, b1) = (upload(&w.w1[g.start * h * d..g.end * h * d]), upload(&w.b1[g.start * d..g.end * d]));
+                ops.push(expert_mlp::dense0(b, n, p, d, h, g.clone(), gelu).op(&c, &xsb, &w0, Some(&b0), &hid).unwrap());
+                ops.push(expert_mlp::dense1(b, n, p, d, h, g).op(&c, &hid, &w1, Some(&b1), &out).unwrap());
+                keep.push((w0, b0, w1, b1));
+            }
+            let xs_in = run_and_read(&[], &xsb, b * s * d);
+            let got = run_and_read(&ops.iter().collect::<Vec<_>>(), &out, b * s * d);
+            let want: Vec<f64> = (0..b).flat_map(|e| r::expert_mlp(&xs_in[e * s * d..(e + 1) * s * d], &w)).collect();
+            assert_close(&format!("expert MLP {gelu:?}"), &got, &want, 2.0 * tol(d + h));
+        }
+    }
+}
+
+#[test]
+fn tiled_and_skinny_gemms_agree_bit_for_bit() {
+    use softmoe::kernels::matmul::GemmKernel;
+    let mut rng = Rng::new(5);
+    for (m, n, k) in [(1, 1, 1), (3, 70, 33), (16, 64, 100), (40, 5, 17), (130, 129, 65)] {
+        let mm = Matmul {
+            m,
+            n,
+            k,
+            batch: 2,
+            a: MatrixView::row_major(m, k),
+            b: MatrixView::row_major(k, n),
+            c: MatrixView::row_major(m, n),
+            alpha: 1.0,
+            bias_batch_stride: Some(n),
+            activation: Activation::Gelu(Gelu::Tanh),
+            accumulate: false,
+        };
+        let (a, b, bias) = (upload(&rng.vec(2 * m * k, 1.0)), upload(&rng.vec(2 * k * n, 1.0)), upload(&rng.vec(2 * n, 1.0)));
+        let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny]
+            .iter()
+            .map(|&g| {
+                let c = upload(&vec![0.0; 2 * m * n]);
+                let op = mm.op_with(g, &ctx(), &a, &b, Some(&bias), &c).unwrap();
+                run_and_read(&[&op], &c, 2 * m * n)
+            })
+            .collect();
+        assert_eq!(outs[0], outs[1], "{m}x{n}x{k}: the GEMM kernels disagree");
+    }
+}

@@ -1,0 +1,64 @@
+//! The whole ViT on the GPU against the f64 reference, and batch invariance bit for bit.
+
+use softmoe::model::{Vit, VitConfig};
+use softmoe::random::random_vit;
+use softmoe::Tensor;
+
+use crate::common::{assert_close, ctx, to_f64, vit_config, Rng};
+
+fn images(rng: &mut Rng, b: usize, c: &VitConfig) -> Tensor {
+    let n = c.image_size * c.image_size * c.channels;
+    let data = rng.vec(b * n, 0.5).into_iter().map(|v| v + 0.5).collect();
+    Tensor::new(vec![b, c.image_size, c.image_size, c.channels], data).unwrap()
+}
+
+#[test]
+fn random_models_match_the_reference_with_maps() {
+    let configs = [
+        vit_config(28, 1, 4, 32, 4, 4, &[2, 3], 4, 2),
+        vit_config(12, 3, 3, 15, 2, 3, &[1], 3, 3),
+        vit_config(10, 1, 5, 8, 3, 2, &[], 1, 1),
+        vit_config(8, 2, 2, 12, 2, 1, &[0, 1], 7, 1),
+    ];
+    for (i, c) in configs.iter().enumerate() {
+        let mut rng = Rng::new(200 + i as u64);
+        let w = random_vit(&mut rng, c);
+        let vit = pollster::block_on(Vit::new(ctx(), &w)).unwrap();
+        let x = images(&mut rng, 3, c);
+        let got = pollster::block_on(vit.classify_with_maps(&x)).unwrap();
+        let want = softmoe::reference::vit_forward(&w, &x).unwrap();
+        assert_close(&format!("config {i} logits"), &to_f64(&got.logits.data), &want.logits, 2e-5);
+        assert_eq!(got.maps.len(), want.maps.len(), "config {i}: one map per Soft MoE block");
+        for (g, (block, d, cm)) in got.maps.iter().zip(&want.maps) {
+            assert_eq!(g.block, *block);
+            assert_close(&format!("config {i} block {block} dispatch"), &to_f64(&g.dispatch.data), d, 2e-5);
+            assert_close(&format!("config {i} block {block} combine"), &to_f64(&g.combine.data), cm, 2e-5);
+        }
+        // Probabilities are a softmax of the logits, and the prediction is their argmax.
+        for (row, &k) in got.probs.data.chunks(10).zip(&got.predictions) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert!(row.iter().all(|&p| p <= row[k]));
+        }
+    }
+}
+
+#[test]
+fn an_image_is_bit_identical_alone_and_anywhere_in_a_batch() {
+    let c = vit_config(28, 1, 4, 32, 4, 4, &[2, 3], 4, 2);
+    let mut rng = Rng::new(300);
+    let w = random_vit(&mut rng, &c);
+    let vit = pollster::block_on(Vit::new(ctx(), &w)).unwrap();
+    let batch = images(&mut rng, 64, &c);
+    let all = pollster::block_on(vit.classify_with_maps(&batch)).unwrap();
+    let per = 28 * 28;
+    for i in [0, 13, 63] {
+        let one = Tensor::new(vec![1, 28, 28, 1], batch.data[i * per..(i + 1) * per].to_vec()).unwrap();
+        let alone = pollster::block_on(vit.classify_with_maps(&one)).unwrap();
+        assert_eq!(alone.logits.data, all.logits.data[i * 10..(i + 1) * 10], "image {i}: logits differ");
+        let s = 49 * 8;
+        assert_eq!(alone.maps[1].combine.data, all.maps[1].combine.data[i * s..(i + 1) * s], "image {i}: combine differs");
+    }
+    // Without maps the same logits (the maps are only read back, never change the computation).
+    let plain = pollster::block_on(vit.classify(&batch)).unwrap();
+    assert_eq!(plain.logits.data, all.logits.data);
+}
