@@ -3,6 +3,9 @@
 //! WGSL compute shaders implement the Soft MoE layer of Puigcerver et al. (2023) as vmoe computes it;
 //! this crate binds them with `wgpu`, and keeps an f64 CPU reference of every kernel.
 
+// In the browser wgpu's handles are not Send; the shared context is still reference-counted.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 pub mod error;
@@ -15,6 +18,8 @@ pub mod model;
 pub mod random;
 pub mod reference;
 pub mod tensor;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 pub mod weights;
 
 pub use error::{Error, Result};

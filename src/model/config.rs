@@ -91,15 +91,15 @@ impl VitConfig {
                     .ok_or_else(|| bad("`class_names` is not an array of strings".into()))?,
             },
         };
-        cfg.check().map_err(|m| bad(m))?;
+        cfg.check().map_err(bad)?;
         Ok(cfg)
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return Err(format!("image_size {} is not a multiple of patch_size {}", self.image_size, self.patch_size));
         }
-        if self.hidden_size % self.num_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(format!("hidden_size {} is not a multiple of num_heads {}", self.hidden_size, self.num_heads));
         }
         if self.head_dim() > 256 {

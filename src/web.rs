@@ -1,0 +1,286 @@
+//! The browser API (wasm32): load a model, classify images, read the Soft MoE maps; and the bare
+//! `SoftMoe` layer. WebGPU when the browser has it, else the CPU path compiled into the wasm — the
+//! objects say which backend runs and why. Every failure rejects the promise with a message.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use js_sys::{Array, Float32Array, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::error::Error;
+use crate::layers::SoftMoe;
+use crate::model::{argmax, Vit, VitConfig};
+use crate::reference::{soft_moe_forward, softmax_rows, vit_forward};
+use crate::weights::{SafeTensors, SoftMoeWeights, VitWeights};
+use crate::{GpuContext, Tensor};
+
+fn js_err(e: Error) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o.into()
+}
+
+fn f32s(v: &[f32]) -> JsValue {
+    Float32Array::from(v).into()
+}
+
+/// Which backend a caller asked for: "auto" (default), "webgpu" or "cpu".
+fn parse_backend(b: Option<String>) -> Result<Option<bool>, JsValue> {
+    match b.as_deref() {
+        None | Some("auto") => Ok(None),
+        Some("webgpu") => Ok(Some(true)),
+        Some("cpu") => Ok(Some(false)),
+        Some(other) => Err(JsError::new(&format!("backend `{other}` is not one of auto, webgpu, cpu")).into()),
+    }
+}
+
+/// A WebGPU device, or why there is none (an error only when WebGPU was required).
+async fn device(want: Option<bool>) -> Result<Result<Arc<GpuContext>, String>, JsValue> {
+    if want == Some(false) {
+        return Ok(Err("the CPU backend was requested".into()));
+    }
+    match GpuContext::new().await {
+        Ok(ctx) => Ok(Ok(ctx)),
+        Err(e) if want == Some(true) => Err(js_err(e)),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// A Soft MoE block's index with its dispatch and combine weights.
+type BlockMaps = (usize, Vec<f32>, Vec<f32>);
+
+enum ModelBackend {
+    Gpu(Vit),
+    Cpu(VitWeights),
+}
+
+struct ModelInner {
+    backend: ModelBackend,
+    config: VitConfig,
+    adapter: String,
+    fallback_reason: Option<String>,
+}
+
+/// A Soft MoE ViT loaded in the browser.
+#[wasm_bindgen]
+pub struct Model {
+    inner: Rc<ModelInner>,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Loads a model from its `config.json` text and `model.safetensors` bytes; resolves to a Model.
+    /// `backend` is "auto" (WebGPU, else CPU), "webgpu" or "cpu".
+    pub fn load(config_json: String, weights: Vec<u8>, backend: Option<String>) -> Promise {
+        future_to_promise(async move {
+            let want = parse_backend(backend)?;
+            let config = VitConfig::from_json(&config_json, "config.json").map_err(js_err)?;
+            let st = SafeTensors::parse(weights, "model.safetensors").map_err(js_err)?;
+            let w = VitWeights::from_parts(config.clone(), &st).map_err(js_err)?;
+            let inner = match device(want).await? {
+                Ok(ctx) => {
+                    let adapter = format!("{} ({:?})", ctx.info.name, ctx.info.backend);
+                    let vit = Vit::new(ctx, &w).await.map_err(js_err)?;
+                    ModelInner { backend: ModelBackend::Gpu(vit), config, adapter, fallback_reason: None }
+                }
+                Err(reason) => ModelInner {
+                    backend: ModelBackend::Cpu(w),
+                    config,
+                    adapter: "CPU (f64 reference in wasm)".into(),
+                    fallback_reason: Some(reason),
+                },
+            };
+            Ok(Model { inner: Rc::new(inner) }.into())
+        })
+    }
+
+    /// "webgpu" or "cpu".
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        match self.inner.backend {
+            ModelBackend::Gpu(_) => "webgpu".into(),
+            ModelBackend::Cpu(_) => "cpu".into(),
+        }
+    }
+
+    /// The adapter's name and backend, or the CPU path.
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> String {
+        self.inner.adapter.clone()
+    }
+
+    /// Why the CPU path runs (no `navigator.gpu`, no adapter, or asked for), if it does.
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.inner.fallback_reason.clone()
+    }
+
+    /// The model's `config.json`.
+    #[wasm_bindgen(getter)]
+    pub fn config(&self) -> String {
+        self.inner.config.to_json()
+    }
+
+    #[wasm_bindgen(getter, js_name = classNames)]
+    pub fn class_names(&self) -> Array {
+        let c = &self.inner.config;
+        (0..c.num_classes).map(|k| JsValue::from_str(&c.class_name(k))).collect()
+    }
+
+    /// Classifies `pixels` (b·S·S grayscale values in [0, 1]); resolves to an array with, per image,
+    /// `{label, className, probs, logits, layers}` where `layers` holds, when `maps` is true, each
+    /// Soft MoE block's `{block, grid, experts, slotsPerExpert, dispatch, combine}` ([m, n·p] each).
+    pub fn classify(&self, pixels: Float32Array, maps: bool) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let c = &inner.config;
+            let per = c.image_size * c.image_size * c.channels;
+            let data = pixels.to_vec();
+            if per == 0 || data.is_empty() || !data.len().is_multiple_of(per) {
+                return Err(JsError::new(
+                    &format!("pixels hold {} values, not a multiple of {per} (one {0}×{0} image)", data.len())
+                        .replace("{0}", &c.image_size.to_string()),
+                )
+                .into());
+            }
+            if let Some(i) = data.iter().position(|v| !v.is_finite() || !(0.0..=1.0).contains(v)) {
+                return Err(JsError::new(&format!("pixel {i} is {}, outside [0, 1]", data[i])).into());
+            }
+            let b = data.len() / per;
+            let images = Tensor::new(vec![b, c.image_size, c.image_size, c.channels], data).map_err(js_err)?;
+            let k = c.num_classes;
+            let (logits, layer_maps): (Vec<f32>, Vec<BlockMaps>) = match &inner.backend {
+                ModelBackend::Gpu(vit) => {
+                    let o = if maps { vit.classify_with_maps(&images).await } else { vit.classify(&images).await }.map_err(js_err)?;
+                    (o.logits.data, o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect())
+                }
+                ModelBackend::Cpu(w) => {
+                    let r = vit_forward(w, &images).map_err(js_err)?;
+                    let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+                    let m = if maps { r.maps.into_iter().map(|(blk, d, cm)| (blk, f(d), f(cm))).collect() } else { Vec::new() };
+                    (f(r.logits), m)
+                }
+            };
+            let probs = softmax_rows(&logits, k);
+            let per_map = c.tokens() * c.num_experts * c.slots_per_expert;
+            let out = Array::new();
+            for i in 0..b {
+                let label = argmax(&logits[i * k..(i + 1) * k]);
+                let layers: Array = layer_maps
+                    .iter()
+                    .map(|(blk, d, cm)| {
+                        obj(&[
+                            ("block", (*blk as u32).into()),
+                            ("grid", (c.grid() as u32).into()),
+                            ("experts", (c.num_experts as u32).into()),
+                            ("slotsPerExpert", (c.slots_per_expert as u32).into()),
+                            ("dispatch", f32s(&d[i * per_map..(i + 1) * per_map])),
+                            ("combine", f32s(&cm[i * per_map..(i + 1) * per_map])),
+                        ])
+                    })
+                    .collect();
+                out.push(&obj(&[
+                    ("label", (label as u32).into()),
+                    ("className", c.class_name(label).into()),
+                    ("probs", f32s(&probs[i * k..(i + 1) * k])),
+                    ("logits", f32s(&logits[i * k..(i + 1) * k])),
+                    ("layers", layers.into()),
+                ]));
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// Converts an `ImageData` (any size, RGBA) to the model's S×S grayscale input in [0, 1]:
+    /// luminance, transparent pixels as black, resized with a triangle filter.
+    #[wasm_bindgen(js_name = pixelsFromImageData)]
+    pub fn pixels_from_image_data(&self, image: &web_sys::ImageData) -> Result<Float32Array, JsValue> {
+        let (w, h) = (image.width(), image.height());
+        let rgba = image.data().0;
+        if w == 0 || h == 0 || rgba.len() != (w * h * 4) as usize {
+            return Err(JsError::new("ImageData is empty or malformed").into());
+        }
+        let luma: Vec<u8> = rgba
+            .chunks_exact(4)
+            .map(|p| {
+                let y = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+                (y * p[3] as f32 / 255.0).round().clamp(0.0, 255.0) as u8
+            })
+            .collect();
+        let gray = image::GrayImage::from_raw(w, h, luma).ok_or_else(|| JsError::new("ImageData size mismatch"))?;
+        let s = self.inner.config.image_size as u32;
+        let small = image::imageops::resize(&gray, s, s, image::imageops::FilterType::Triangle);
+        Ok(small.pixels().map(|p| p.0[0] as f32 / 255.0).collect::<Vec<f32>>().as_slice().into())
+    }
+}
+
+enum LayerBackend {
+    Gpu(SoftMoe),
+    Cpu,
+}
+
+struct LayerInner {
+    backend: LayerBackend,
+    weights: SoftMoeWeights,
+}
+
+/// A bare Soft MoE layer, for models of your own.
+#[wasm_bindgen(js_name = SoftMoeLayer)]
+pub struct Layer {
+    inner: Rc<LayerInner>,
+}
+
+#[wasm_bindgen(js_class = SoftMoeLayer)]
+impl Layer {
+    /// Loads a layer from safetensors bytes (SPEC names, optional `gelu`/`normalize` metadata).
+    pub fn load(weights: Vec<u8>, backend: Option<String>) -> Promise {
+        future_to_promise(async move {
+            let want = parse_backend(backend)?;
+            let st = SafeTensors::parse(weights, "layer.safetensors").map_err(js_err)?;
+            let w = SoftMoeWeights::from_safetensors(&st, "").map_err(js_err)?;
+            let backend = match device(want).await? {
+                Ok(ctx) => LayerBackend::Gpu(SoftMoe::new(ctx, &w).await.map_err(js_err)?),
+                Err(_) => LayerBackend::Cpu,
+            };
+            Ok(Layer { inner: Rc::new(LayerInner { backend, weights: w }) }.into())
+        })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        match self.inner.backend {
+            LayerBackend::Gpu(_) => "webgpu".into(),
+            LayerBackend::Cpu => "cpu".into(),
+        }
+    }
+
+    /// Runs x [batch, tokens, d]; resolves to `{y, dispatch, combine}` (Float32Arrays, maps [b, m, n, p]).
+    pub fn forward(&self, x: Float32Array, batch: usize, tokens: usize) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let d = inner.weights.d;
+            let x = Tensor::new(vec![batch, tokens, d], x.to_vec()).map_err(js_err)?;
+            let (y, dm, cm) = match &inner.backend {
+                LayerBackend::Gpu(layer) => {
+                    let o = layer.forward_with_maps(&x).await.map_err(js_err)?;
+                    (o.y.data, o.dispatch.map(|t| t.data).unwrap_or_default(), o.combine.map(|t| t.data).unwrap_or_default())
+                }
+                LayerBackend::Cpu => {
+                    let r = soft_moe_forward(&inner.weights, &x).map_err(js_err)?;
+                    let f = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
+                    (f(r.y), f(r.dispatch), f(r.combine))
+                }
+            };
+            Ok(obj(&[("y", f32s(&y)), ("dispatch", f32s(&dm)), ("combine", f32s(&cm))]))
+        })
+    }
+}
