@@ -58,6 +58,17 @@ async fn device(want: Option<bool>) -> Result<Result<Arc<GpuContext>, String>, J
 /// A Soft MoE block's index with its dispatch and combine weights.
 type BlockMaps = (usize, Vec<f32>, Vec<f32>);
 
+/// A readable adapter name; browsers may hide the name, then the description or vendor stands in.
+fn adapter_name(ctx: &GpuContext) -> String {
+    let i = &ctx.info;
+    let name = [&i.name, &i.driver, &i.driver_info].into_iter().find(|s| !s.is_empty()).cloned();
+    match name {
+        Some(n) => format!("{n} (WebGPU)"),
+        None if i.vendor != 0 => format!("WebGPU adapter, vendor {:#06x}", i.vendor),
+        None => "WebGPU adapter (name hidden by the browser)".into(),
+    }
+}
+
 enum ModelBackend {
     Gpu(Vit),
     Cpu(VitWeights),
@@ -88,7 +99,7 @@ impl Model {
             let w = VitWeights::from_parts(config.clone(), &st).map_err(js_err)?;
             let inner = match device(want).await? {
                 Ok(ctx) => {
-                    let adapter = format!("{} ({:?})", ctx.info.name, ctx.info.backend);
+                    let adapter = adapter_name(&ctx);
                     let vit = Vit::new(ctx, &w).await.map_err(js_err)?;
                     ModelInner { backend: ModelBackend::Gpu(vit), config, adapter, fallback_reason: None }
                 }

@@ -1,19 +1,24 @@
 //! Project commands: `cargo xtask test | demo | bench`. Each installs what it is missing where it can.
 
 mod setup;
+mod web;
 
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <command>
   test    fmt check, clippy, every test (installs the Vulkan software driver when missing)
-  demo    build and serve the browser demo
+  demo    build the wasm and the page, serve them on http://127.0.0.1:8080
+  wasm    build the npm package (target/npm/softmoe)
+  site    build the demo site (target/web) without serving it
   bench   run the benchmarks";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("demo") => Err("the browser demo is not built yet (it arrives with the ViT and web issues)".into()),
+        Some("demo") => web::demo(),
+        Some("wasm") => web::wasm().map(|_| ()),
+        Some("site") => web::site().map(|p| eprintln!("xtask: site in {}", p.display())),
         Some("bench") => Err("the benchmark suite is not built yet (it arrives with the performance issue)".into()),
         _ => {
             eprintln!("{USAGE}");
@@ -35,7 +40,9 @@ pub fn cargo(args: &[&str]) -> Result<(), String> {
 }
 
 pub fn run(cmd: &mut Command) -> Result<(), String> {
-    cmd.current_dir(setup::root());
+    if cmd.get_current_dir().is_none() {
+        cmd.current_dir(setup::root());
+    }
     eprintln!("xtask: running {cmd:?}");
     let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
     if status.success() {
@@ -50,7 +57,10 @@ fn test() -> Result<(), String> {
     setup::vulkan_driver()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"])?;
+    web::wasm_tools()?;
+    cargo(&["clippy", "-p", "softmoe", "--lib", "--release", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"])?;
     cargo(&["test", "--workspace", "--release"])?;
+    web::browser_tests()?;
     eprintln!("xtask: all checks passed");
     Ok(())
 }

@@ -1,0 +1,349 @@
+// The demo page: load the shipped Soft MoE ViT, classify samples / drawings / uploads, and draw the
+// routing of its Soft MoE blocks (paper Fig. 25): per-slot dispatch maps, the combine map, importance.
+import { loadModel } from './pkg/index.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const SIDE = 28;
+
+const state = { model: null, samples: null, pixels: null, truth: null, result: null, layer: 0, busy: false, queued: null, hoverSlot: -1, hoverPatch: -1 };
+
+function setStatus(text, kind = '') {
+  $('status').textContent = text;
+  $('status').dataset.state = kind;
+}
+
+// ---- colours -------------------------------------------------------------------------------
+const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+function viridis(v) {
+  const t = Math.min(Math.max(v, 0), 1) * 4;
+  const i = Math.min(Math.floor(t), 3);
+  const f = t - i;
+  return VIRIDIS[i].map((c, k) => Math.round(c + (VIRIDIS[i + 1][k] - c) * f));
+}
+function expertColour(e, n) {
+  const h = (360 * e) / Math.max(n, 1);
+  return `hsl(${h} 70% 48%)`;
+}
+
+// ---- safetensors (the sample set) ----------------------------------------------------------
+async function loadSafetensors(url) {
+  const buf = await (await fetch(url)).arrayBuffer();
+  const len = Number(new DataView(buf).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, len)));
+  const out = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [a, b] = t.data_offsets;
+    out[name] = { shape: t.shape, data: new Float32Array(buf.slice(8 + len + a, 8 + len + b)) };
+  }
+  return out;
+}
+
+// ---- drawing helpers -----------------------------------------------------------------------
+function drawGray(canvas, pixels, dim = 1) {
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(SIDE, SIDE);
+  for (let i = 0; i < SIDE * SIDE; i++) {
+    const v = Math.round(pixels[i] * 255 * dim);
+    img.data.set([v, v, v, 255], i * 4);
+  }
+  const tmp = new OffscreenCanvas(SIDE, SIDE);
+  tmp.getContext('2d').putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
+}
+
+function renderGallery() {
+  const { images, labels } = state.samples;
+  const n = labels.data.length;
+  $('gallery-note').textContent = `(${n} from the test split; click one)`;
+  for (let k = 0; k < n; k++) {
+    const c = document.createElement('canvas');
+    c.width = SIDE; c.height = SIDE;
+    c.setAttribute('role', 'listitem');
+    c.title = `sample ${k}: ${state.model.classNames[labels.data[k]]}`;
+    c.dataset.sample = k;
+    drawGray(c, images.data.subarray(k * SIDE * SIDE, (k + 1) * SIDE * SIDE));
+    c.addEventListener('click', () => selectSample(k));
+    $('gallery').appendChild(c);
+  }
+}
+
+function selectSample(k) {
+  const { images, labels } = state.samples;
+  document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.toggle('selected', Number(c.dataset.sample) === k));
+  state.truth = state.model.classNames[labels.data[k]];
+  return classify(images.data.slice(k * SIDE * SIDE, (k + 1) * SIDE * SIDE));
+}
+
+// ---- classification (one at a time; the latest request wins) ------------------------------
+async function classify(pixels) {
+  if (state.busy) { state.queued = pixels; return; }
+  state.busy = true;
+  setStatus('running');
+  try {
+    state.pixels = pixels;
+    const result = await state.model.classify(pixels);
+    state.result = result;
+    window.softmoeLast = { class: result.className, label: result.label, probs: Array.from(result.probs), backend: result.backend, ms: result.ms };
+    render();
+    setStatus('ready', 'ready');
+  } catch (e) {
+    console.error(e);
+    setStatus(`error: ${e.message ?? e}`, 'error');
+  } finally {
+    state.busy = false;
+    if (state.queued) { const p = state.queued; state.queued = null; classify(p); }
+  }
+}
+
+function render() {
+  const r = state.result;
+  drawGray($('preview'), state.pixels);
+  $('prediction').textContent = r.className;
+  $('truth').textContent = state.truth ? `label: ${state.truth}` : 'your image';
+  $('timing').textContent = `${r.ms.toFixed(1)} ms`;
+  const bars = $('bars');
+  bars.replaceChildren();
+  r.probs.forEach((p, k) => {
+    const row = document.createElement('div');
+    row.className = 'bar' + (k === r.label ? ' top' : '');
+    row.innerHTML = `<span></span><div class="track"><div class="fill"></div></div><span class="value"></span>`;
+    row.children[0].textContent = state.model.classNames[k];
+    row.querySelector('.fill').style.width = `${(100 * p).toFixed(1)}%`;
+    row.children[2].textContent = `${(100 * p).toFixed(1)}%`;
+    bars.appendChild(row);
+  });
+  renderLayerTabs();
+  renderRouting();
+}
+
+function renderLayerTabs() {
+  const tabs = $('layers');
+  const layers = state.result.layers;
+  if (tabs.children.length === layers.length) return;
+  tabs.replaceChildren();
+  state.layer = layers.length - 1;
+  layers.forEach((l, i) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.setAttribute('role', 'tab');
+    b.textContent = `block ${l.block}`;
+    b.addEventListener('click', () => { state.layer = i; renderRouting(); });
+    tabs.appendChild(b);
+  });
+}
+
+// ---- routing pictures ----------------------------------------------------------------------
+function renderRouting() {
+  const l = state.result.layers[state.layer];
+  if (!l) return;
+  [...$('layers').children].forEach((b, i) => b.setAttribute('aria-selected', String(i === state.layer)));
+  const { grid, experts: n, slotsPerExpert: p, dispatch: D, combine: C } = l;
+  const m = grid * grid, s = n * p;
+  $('slot-note').textContent = `(${n} experts × ${p} slots; block ${l.block})`;
+
+  // Slot cards: the image, dimmed, under each slot's dispatch weights (scaled to the slot's max).
+  const slots = $('slots');
+  if (slots.children.length !== s) {
+    slots.replaceChildren();
+    for (let j = 0; j < s; j++) {
+      const card = document.createElement('div');
+      card.className = 'slot';
+      card.dataset.slot = j;
+      const e = Math.floor(j / p);
+      card.style.borderColor = expertColour(e, n);
+      card.innerHTML = `<canvas width="84" height="84"></canvas><div class="label"><i></i><span></span></div>`;
+      card.querySelector('i').style.background = expertColour(e, n);
+      card.querySelector('span').textContent = `expert ${e} · slot ${j % p}`;
+      card.addEventListener('mouseenter', () => { state.hoverSlot = j; drawCombine(); });
+      card.addEventListener('mouseleave', () => { state.hoverSlot = -1; drawCombine(); });
+      slots.appendChild(card);
+    }
+  }
+  for (let j = 0; j < s; j++) {
+    const canvas = slots.children[j].querySelector('canvas');
+    let max = 0;
+    for (let t = 0; t < m; t++) max = Math.max(max, D[t * s + j]);
+    drawGray(canvas, state.pixels, 0.35);
+    const ctx = canvas.getContext('2d');
+    const cell = canvas.width / grid;
+    for (let t = 0; t < m; t++) {
+      const [r, g, b] = viridis(D[t * s + j] / max);
+      ctx.fillStyle = `rgba(${r},${g},${b},0.78)`;
+      ctx.fillRect((t % grid) * cell, Math.floor(t / grid) * cell, cell, cell);
+    }
+  }
+
+  // Expert importance: combine mass per expert over the image's patches.
+  const mass = new Array(n).fill(0);
+  for (let t = 0; t < m; t++) for (let j = 0; j < s; j++) mass[Math.floor(j / p)] += C[t * s + j];
+  const maxMass = Math.max(...mass);
+  const imp = $('importance');
+  imp.replaceChildren();
+  mass.forEach((v, e) => {
+    const bar = document.createElement('div');
+    bar.style.height = `${(100 * v) / maxMass}%`;
+    bar.style.background = expertColour(e, n);
+    bar.title = `expert ${e}: ${((100 * v) / m).toFixed(1)}% of the combine weight`;
+    imp.appendChild(bar);
+  });
+  const legend = $('expert-legend');
+  if (legend.children.length !== n) {
+    legend.replaceChildren();
+    for (let e = 0; e < n; e++) {
+      const chip = document.createElement('span');
+      chip.className = 'chip';
+      chip.innerHTML = `<i></i>${e}`;
+      chip.querySelector('i').style.background = expertColour(e, n);
+      legend.appendChild(chip);
+    }
+  }
+  drawCombine();
+}
+
+function dominant(C, t, n, p) {
+  const s = n * p;
+  let best = 0, bestMass = -1;
+  for (let e = 0; e < n; e++) {
+    let v = 0;
+    for (let k = 0; k < p; k++) v += C[t * s + e * p + k];
+    if (v > bestMass) { bestMass = v; best = e; }
+  }
+  return [best, bestMass];
+}
+
+function drawCombine() {
+  const l = state.result?.layers[state.layer];
+  if (!l) return;
+  const { grid, experts: n, slotsPerExpert: p, dispatch: D, combine: C } = l;
+  const m = grid * grid, s = n * p;
+  const canvas = $('combine');
+  const ctx = canvas.getContext('2d');
+  const cell = canvas.width / grid;
+  drawGray(canvas, state.pixels);
+  for (let t = 0; t < m; t++) {
+    const [e, w] = dominant(C, t, n, p);
+    ctx.globalAlpha = 0.15 + 0.75 * Math.min(1, w);
+    ctx.fillStyle = expertColour(e, n);
+    ctx.fillRect((t % grid) * cell, Math.floor(t / grid) * cell, cell, cell);
+  }
+  ctx.globalAlpha = 1;
+  if (state.hoverSlot >= 0) {
+    // The patches the hovered slot reads, outlined in proportion to its dispatch weights.
+    const j = state.hoverSlot;
+    let max = 0;
+    for (let t = 0; t < m; t++) max = Math.max(max, D[t * s + j]);
+    ctx.strokeStyle = '#fff';
+    for (let t = 0; t < m; t++) {
+      const v = D[t * s + j] / max;
+      if (v < 0.15) continue;
+      ctx.lineWidth = 1 + 3 * v;
+      ctx.strokeRect((t % grid) * cell + 2, Math.floor(t / grid) * cell + 2, cell - 4, cell - 4);
+    }
+  }
+  if (state.hoverPatch >= 0) {
+    const t = state.hoverPatch;
+    ctx.strokeStyle = '#fff';
+    ctx.lineWidth = 3;
+    ctx.strokeRect((t % grid) * cell + 1, Math.floor(t / grid) * cell + 1, cell - 2, cell - 2);
+  }
+  // Slot cards: on a hovered patch, fade each slot by the patch's combine weight on it.
+  const cards = $('slots').children;
+  let maxC = 0;
+  if (state.hoverPatch >= 0) for (let j = 0; j < s; j++) maxC = Math.max(maxC, C[state.hoverPatch * s + j]);
+  for (let j = 0; j < cards.length; j++) {
+    cards[j].style.opacity = state.hoverPatch >= 0 ? String(0.15 + 0.85 * C[state.hoverPatch * s + j] / maxC) : '1';
+    cards[j].classList.toggle('active', j === state.hoverSlot);
+  }
+}
+
+function patchInfo(t) {
+  const l = state.result.layers[state.layer];
+  const { grid, experts: n, slotsPerExpert: p, combine: C } = l;
+  const s = n * p;
+  const byExpert = Array.from({ length: n }, (_, e) => [e, C.slice(t * s + e * p, t * s + (e + 1) * p).reduce((a, b) => a + b, 0)]);
+  byExpert.sort((a, b) => b[1] - a[1]);
+  const top = byExpert.slice(0, 3).map(([e, w]) => `expert ${e} ${(100 * w).toFixed(0)}%`).join(', ');
+  return `patch (${Math.floor(t / grid)}, ${t % grid}): output from ${top}`;
+}
+
+function setupCombineHover() {
+  const canvas = $('combine');
+  canvas.addEventListener('mousemove', (ev) => {
+    const l = state.result?.layers[state.layer];
+    if (!l) return;
+    const rect = canvas.getBoundingClientRect();
+    const gx = Math.floor(((ev.clientX - rect.left) / rect.width) * l.grid);
+    const gy = Math.floor(((ev.clientY - rect.top) / rect.height) * l.grid);
+    const t = Math.min(l.grid - 1, Math.max(0, gy)) * l.grid + Math.min(l.grid - 1, Math.max(0, gx));
+    if (t !== state.hoverPatch) { state.hoverPatch = t; $('patch-info').textContent = patchInfo(t); drawCombine(); }
+  });
+  canvas.addEventListener('mouseleave', () => { state.hoverPatch = -1; $('patch-info').textContent = 'Hover a patch.'; drawCombine(); });
+}
+
+// ---- input: drawing and upload ------------------------------------------------------------
+function setupDrawing() {
+  const canvas = $('draw');
+  const ctx = canvas.getContext('2d');
+  const clear = () => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  clear();
+  let drawing = false, last = null, timer = null;
+  const pos = (ev) => { const r = canvas.getBoundingClientRect(); return [((ev.clientX - r.left) / r.width) * canvas.width, ((ev.clientY - r.top) / r.height) * canvas.height]; };
+  const submit = () => { state.truth = null; document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.remove('selected')); classify(state.model.pixels(canvas)); };
+  canvas.addEventListener('pointerdown', (ev) => { drawing = true; last = pos(ev); canvas.setPointerCapture(ev.pointerId); });
+  canvas.addEventListener('pointermove', (ev) => {
+    if (!drawing) return;
+    const p = pos(ev);
+    ctx.strokeStyle = '#fff'; ctx.lineWidth = 22; ctx.lineCap = 'round'; ctx.lineJoin = 'round';
+    ctx.beginPath(); ctx.moveTo(...last); ctx.lineTo(...p); ctx.stroke();
+    last = p;
+    clearTimeout(timer); timer = setTimeout(submit, 120);
+  });
+  canvas.addEventListener('pointerup', () => { drawing = false; submit(); });
+  $('clear').addEventListener('click', clear);
+  $('upload').addEventListener('change', async (ev) => {
+    const file = ev.target.files[0];
+    if (!file) return;
+    const bitmap = await createImageBitmap(file);
+    clear();
+    // Fit the image in the square, centred, keeping its aspect ratio.
+    const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
+    const w = bitmap.width * scale, h = bitmap.height * scale;
+    ctx.drawImage(bitmap, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+    // Fashion-MNIST is light on dark: invert photos on a light background.
+    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    let edge = 0, count = 0;
+    for (let x = 0; x < canvas.width; x += 4) for (const y of [0, canvas.height - 1]) { const i = (y * canvas.width + x) * 4; edge += data[i] + data[i + 1] + data[i + 2]; count += 3; }
+    if (edge / count > 127) { ctx.globalCompositeOperation = 'difference'; ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, canvas.width, canvas.height); ctx.globalCompositeOperation = 'source-over'; }
+    submit();
+  });
+}
+
+// ---- start ----------------------------------------------------------------------------------
+async function main() {
+  try {
+    setStatus('loading model');
+    const backend = params.get('backend') ?? 'auto';
+    state.model = await loadModel('./models/soft-moe-vit', { backend });
+    $('backend').textContent = state.model.backend;
+    $('adapter').textContent = state.model.adapter;
+    if (state.model.fallbackReason) $('adapter').title = state.model.fallbackReason;
+    const c = state.model.config;
+    $('model-info').textContent = `ViT: ${c.num_layers} blocks (Soft MoE in ${c.moe_layers.join(', ')}), d=${c.hidden_size}, ${c.num_experts} experts × ${c.slots_per_expert} slots, ${c.tokens ?? (c.image_size / c.patch_size) ** 2} patches`;
+    state.samples = await loadSafetensors('./models/samples.safetensors');
+    renderGallery();
+    setupDrawing();
+    setupCombineHover();
+    const k = Math.min(Math.max(Number(params.get('sample') ?? 0) || 0, 0), state.samples.labels.data.length - 1);
+    await selectSample(k);
+  } catch (e) {
+    console.error(e);
+    setStatus(`error: ${e.message ?? e}`, 'error');
+  }
+}
+
+// Tests drive the page through this hook: select sample k and wait for its result.
+window.softmoeSelect = async (k) => { await selectSample(k); while (state.busy) await new Promise((r) => setTimeout(r, 5)); return window.softmoeLast; };
+main();

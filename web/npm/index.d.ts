@@ -1,0 +1,47 @@
+/** One Soft MoE block's routing for one image; dispatch and combine are [tokens, experts·slotsPerExpert]. */
+export interface LayerMaps {
+  block: number;
+  grid: number;
+  experts: number;
+  slotsPerExpert: number;
+  dispatch: Float32Array;
+  combine: Float32Array;
+}
+
+export interface Classification {
+  label: number;
+  className: string;
+  probs: Float32Array;
+  logits: Float32Array;
+  /** Present when maps were asked for (the default for classify). */
+  layers: LayerMaps[];
+  /** Wall time of the call in milliseconds. */
+  ms: number;
+  backend: 'webgpu' | 'cpu';
+}
+
+export type Backend = 'auto' | 'webgpu' | 'cpu';
+export type ImageInput = Float32Array | number[] | ImageData | HTMLCanvasElement | OffscreenCanvas;
+
+export function initialize(wasmUrl?: string | URL): Promise<unknown>;
+export function loadModel(url: string, options?: { backend?: Backend }): Promise<Classifier>;
+export function loadModelFromBytes(configJson: string, weights: Uint8Array, options?: { backend?: Backend }): Promise<Classifier>;
+
+export class Classifier {
+  readonly config: Record<string, unknown>;
+  readonly classNames: string[];
+  readonly backend: 'webgpu' | 'cpu';
+  readonly adapter: string;
+  readonly fallbackReason: string | null;
+  pixels(image: ImageInput): Float32Array;
+  classify(image: ImageInput, options?: { maps?: boolean }): Promise<Classification>;
+  classifyBatch(pixels: Float32Array, options?: { maps?: boolean }): Promise<Classification[]>;
+}
+
+export interface SoftMoeLayer {
+  readonly backend: 'webgpu' | 'cpu';
+  /** x is [batch, tokens, d]; dispatch and combine come back as [batch, tokens, n, p]. */
+  forward(x: Float32Array, batch: number, tokens: number): Promise<{ y: Float32Array; dispatch: Float32Array; combine: Float32Array }>;
+}
+
+export function loadLayer(source: string | Uint8Array, options?: { backend?: Backend }): Promise<SoftMoeLayer>;

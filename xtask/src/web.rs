@@ -1,0 +1,239 @@
+//! `cargo xtask wasm` (the npm package), the demo site, and its static server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::setup::{root, succeeds};
+
+/// The wasm-bindgen version pinned in Cargo.lock (the CLI must match it exactly).
+fn wasm_bindgen_version() -> Result<String, String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+/// Installs the wasm target and wasm-bindgen-cli of the pinned version when missing.
+pub fn wasm_tools() -> Result<String, String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown"))
+        .unwrap_or(false);
+    if !installed {
+        crate::run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let version = wasm_bindgen_version()?;
+    let have = Command::new("wasm-bindgen")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&version))
+        .unwrap_or(false);
+    if !have {
+        crate::cargo(&["install", "--locked", "wasm-bindgen-cli", "--version", &version])?;
+    }
+    Ok(version)
+}
+
+/// The npm package directory.
+pub fn package_dir() -> PathBuf {
+    root().join("target/npm/softmoe")
+}
+
+/// Builds the wasm and the npm package under target/npm/softmoe.
+pub fn wasm() -> Result<PathBuf, String> {
+    wasm_tools()?;
+    crate::cargo(&["build", "--release", "--lib", "--target", "wasm32-unknown-unknown", "-p", "softmoe"])?;
+    let out = package_dir();
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let wasm = root().join("target/wasm32-unknown-unknown/release/softmoe.wasm");
+    crate::run(Command::new("wasm-bindgen").arg(&wasm).args(["--target", "web", "--out-name", "softmoe_wasm", "--out-dir"]).arg(&out))?;
+    let bg = out.join("softmoe_wasm_bg.wasm");
+    // wasm-opt is optional: an old binaryen may not read what a new rustc emits; then keep the build.
+    let optimised = out.join("opt.wasm");
+    if !succeeds(Command::new("wasm-opt").arg("--version")) {
+        eprintln!("xtask: wasm-opt (Debian's binaryen) not found; the wasm is not size-optimised");
+    } else if succeeds(Command::new("wasm-opt").args(["-O3", "--all-features", "-o"]).arg(&optimised).arg(&bg)) {
+        std::fs::rename(&optimised, &bg).map_err(|e| e.to_string())?;
+    } else {
+        let _ = std::fs::remove_file(&optimised);
+        eprintln!("xtask: this wasm-opt cannot read the wasm rustc produced; the wasm is not size-optimised");
+    }
+    for f in ["index.js", "index.d.ts", "README.md"] {
+        copy(&root().join("web/npm").join(f), &out.join(f))?;
+    }
+    let version = env_version()?;
+    let package = format!(
+        r#"{{
+  "name": "softmoe",
+  "version": "{version}",
+  "description": "Soft Mixture-of-Experts Vision Transformers on WebGPU (Rust + WGSL, compiled to WebAssembly)",
+  "type": "module",
+  "main": "./index.js",
+  "module": "./index.js",
+  "types": "./index.d.ts",
+  "exports": {{ ".": {{ "types": "./index.d.ts", "import": "./index.js" }} }},
+  "files": ["index.js", "index.d.ts", "softmoe_wasm.js", "softmoe_wasm.d.ts", "softmoe_wasm_bg.wasm", "softmoe_wasm_bg.wasm.d.ts", "README.md"],
+  "sideEffects": false,
+  "keywords": ["mixture-of-experts", "soft-moe", "webgpu", "wasm", "vision-transformer"],
+  "license": "MIT OR Apache-2.0"
+}}
+"#
+    );
+    std::fs::write(out.join("package.json"), package).map_err(|e| e.to_string())?;
+    let size = std::fs::metadata(&bg).map(|m| m.len()).unwrap_or(0);
+    eprintln!("xtask: npm package in {} (wasm {:.2} MB)", out.display(), size as f64 / 1e6);
+    Ok(out)
+}
+
+fn env_version() -> Result<String, String> {
+    let toml = std::fs::read_to_string(root().join("Cargo.toml")).map_err(|e| e.to_string())?;
+    toml.lines()
+        .find_map(|l| l.strip_prefix("version = \"").map(|v| v.trim_end_matches('"').to_string()))
+        .ok_or_else(|| "no version in Cargo.toml".into())
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            copy(&entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Assembles the demo site in target/web: the page, the package as pkg/, the model and samples.
+pub fn site() -> Result<PathBuf, String> {
+    let pkg = wasm()?;
+    let site = root().join("target/web");
+    let _ = std::fs::remove_dir_all(&site);
+    std::fs::create_dir_all(site.join("models")).map_err(|e| e.to_string())?;
+    for f in ["index.html", "style.css", "app.js"] {
+        copy(&root().join("web").join(f), &site.join(f))?;
+    }
+    copy_dir(&pkg, &site.join("pkg"))?;
+    let weights = root().join("weights");
+    for entry in std::fs::read_dir(&weights).map_err(|e| format!("{}: {e}", weights.display()))?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &site.join("models").join(entry.file_name()))?;
+        } else {
+            copy(&path, &site.join("models").join(entry.file_name()))?;
+        }
+    }
+    Ok(site)
+}
+
+/// Builds the site and serves it on 127.0.0.1:8080 until interrupted.
+pub fn demo() -> Result<(), String> {
+    let site = site()?;
+    let addr = std::env::var("SOFTMOE_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let listener = TcpListener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("softmoe demo: http://{addr}/  (serving {}; Ctrl-C to stop)", site.display());
+    for stream in listener.incoming().flatten() {
+        let site = site.clone();
+        std::thread::spawn(move || {
+            let _ = serve(stream, &site);
+        });
+    }
+    Ok(())
+}
+
+fn mime(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "wasm" => "application/wasm",
+        "json" => "application/json",
+        "png" => "image/png",
+        "ts" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Answers one GET request with a file under `site` (no directory escapes).
+fn serve(stream: TcpStream, site: &Path) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").split(['?', '#']).next().unwrap_or("/").to_string();
+    let rel = if path.ends_with('/') { format!("{path}index.html") } else { path };
+    let safe = !rel.split('/').any(|c| c == "..");
+    let file = site.join(rel.trim_start_matches('/'));
+    let mut out = stream;
+    match (safe, std::fs::read(&file)) {
+        (true, Ok(body)) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+                mime(&file),
+                body.len()
+            )?;
+            out.write_all(&body)
+        }
+        _ => write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found"),
+    }
+}
+
+/// The page and the npm package in headless Chromium, with WebGPU and without (see web/test).
+pub fn browser_tests() -> Result<(), String> {
+    if !Path::new("/usr/bin/chromium").exists() {
+        crate::setup::apt_install(&["chromium"])?;
+    }
+    if !succeeds(Command::new("npm").arg("--version")) {
+        crate::setup::apt_install(&["nodejs", "npm"])?;
+    }
+    let site = site()?;
+    // `npm pack` must work on the package.
+    let packed = root().join("target/npm");
+    crate::run(Command::new("npm").args(["pack", "--silent", "--pack-destination"]).arg(&packed).current_dir(package_dir()))?;
+    // The native program's answers on the same samples are the reference of the page's.
+    crate::cargo(&["build", "--release", "--bin", "softmoe"])?;
+    let out = Command::new(root().join("target/release/softmoe"))
+        .args(["classify", "--model", "weights/soft-moe-vit", "--images", "weights/samples.safetensors", "--json"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("softmoe classify: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("softmoe classify failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let native = root().join("target/native-samples.jsonl");
+    std::fs::write(&native, &out.stdout).map_err(|e| e.to_string())?;
+    let tests = root().join("web/test");
+    if !tests.join("node_modules/playwright-core").exists() {
+        crate::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&tests))?;
+    }
+    crate::run(
+        Command::new("node")
+            .arg("browser.test.mjs")
+            .current_dir(&tests)
+            .env("SITE", &site)
+            .env("NATIVE", &native)
+            .env("SHOTS", root().join("target")),
+    )
+}
