@@ -1,7 +1,7 @@
 //! Adapter and device set-up: the adapter's real limits are requested, not WebGPU's defaults.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::{BufferPool, PipelineCache};
@@ -13,6 +13,9 @@ pub struct GpuOptions {
     pub webgpu_default_limits: bool,
     /// Prefer a low-power adapter.
     pub low_power: bool,
+    /// Use at most this many bytes per storage binding, below the device's limit: leaves headroom,
+    /// and lets tests exercise the splitting that large models need on small devices.
+    pub max_binding_bytes: Option<u64>,
 }
 
 /// A device with its queue, what it can do, and the caches shared by every layer on it.
@@ -25,6 +28,8 @@ pub struct GpuContext {
     pub adapter_features: wgpu::Features,
     pub pipelines: PipelineCache,
     pub pool: Arc<BufferPool>,
+    lost: Arc<Mutex<Option<String>>>,
+    binding_cap: u64,
 }
 
 impl GpuContext {
@@ -63,8 +68,15 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
             eprintln!("softmoe: uncaptured wgpu error: {e}");
         }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *lost_flag.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {message}"));
+        });
         let limits = device.limits();
         Ok(Arc::new(GpuContext {
+            lost,
+            binding_cap: opts.max_binding_bytes.unwrap_or(u64::MAX),
             info: adapter.get_info(),
             device,
             queue,
@@ -76,9 +88,17 @@ impl GpuContext {
         }))
     }
 
+    /// Fails once the device is lost (driver reset, `destroy`), naming the reason.
+    pub fn check_alive(&self) -> Result<()> {
+        match &*self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(why) => Err(Error::Device(format!("the GPU device was lost ({why}); create a new GpuContext"))),
+            None => Ok(()),
+        }
+    }
+
     /// The largest buffer one storage binding may hold, in bytes.
     pub fn max_binding(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size).min(self.binding_cap)
     }
 
     /// A human-readable report: adapter, backend, device type, limits and features.

@@ -16,6 +16,7 @@ pub async fn execute(
     reads: &[Readback<'_>],
     staging: &wgpu::Buffer,
 ) -> Result<Vec<f32>> {
+    ctx.check_alive()?;
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     ctx.queue.write_buffer(input, 0, bytemuck::cast_slice(data));
     let refs: Vec<&Op> = ops.iter().collect();
@@ -29,5 +30,7 @@ pub async fn execute(
     if let Some(e) = scope.pop().await {
         return Err(Error::Device(format!("forward failed: {e}")));
     }
-    read_f32(ctx, staging, (offset / 4) as usize).await
+    let out = read_f32(ctx, staging, (offset / 4) as usize).await;
+    ctx.check_alive()?;
+    out
 }

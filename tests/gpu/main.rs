@@ -5,6 +5,7 @@ mod batch;
 mod common;
 mod invariants;
 mod kernels;
+mod reliability;
 mod spec_vectors;
 mod sweep;
 mod vit_kernels;

@@ -60,6 +60,11 @@ fn test() -> Result<(), String> {
     web::wasm_tools()?;
     cargo(&["clippy", "-p", "softmoe", "--lib", "--release", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"])?;
     cargo(&["test", "--workspace", "--release"])?;
+    // Again under wgpu's strict WebGPU compliance and WebGPU's default limits: what a browser guarantees.
+    run(Command::new(env!("CARGO"))
+        .args(["test", "--release", "--test", "gpu", "--test", "endurance"])
+        .env("WGPU_STRICT_WEBGPU_COMPLIANCE", "1")
+        .env("SOFTMOE_TEST_WEBGPU_LIMITS", "1"))?;
     web::browser_tests()?;
     eprintln!("xtask: all checks passed");
     Ok(())
