@@ -9,6 +9,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 pub mod error;
+pub mod flops;
 pub mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod images;

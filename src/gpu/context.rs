@@ -54,7 +54,8 @@ impl GpuContext {
             })?;
         let limits = if opts.webgpu_default_limits { wgpu::Limits::default() } else { adapter.limits() };
         let adapter_features = adapter.features();
-        let features = wgpu::Features::empty();
+        // Timestamp queries only time kernels (benchmarks, `profile`); ask for them where offered.
+        let features = adapter_features & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("softmoe"),

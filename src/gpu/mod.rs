@@ -12,7 +12,7 @@ pub use execute::{execute, Readback};
 pub use pipelines::{Kernel, PipelineCache};
 pub use plan_cache::PlanCache;
 pub use pool::{BufferPool, PooledBuffer};
-pub use readback::read_f32;
+pub use readback::{read_bytes, read_f32};
 
 use crate::error::{Error, Result};
 

@@ -33,8 +33,13 @@ impl Future for MapFuture {
 
 /// Reads `len` f32 values from the start of a MAP_READ buffer.
 pub async fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-    let bytes = (len * 4) as u64;
-    if len == 0 {
+    let raw = read_bytes(ctx, buffer, (len * 4) as u64).await?;
+    Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+/// Reads the first `bytes` bytes of a MAP_READ buffer.
+pub async fn read_bytes(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    if bytes == 0 {
         return Ok(Vec::new());
     }
     let slot = Arc::new(Mutex::new(Slot::default()));
@@ -54,7 +59,7 @@ pub async fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Re
     MapFuture(slot).await.map_err(|e| Error::Device(format!("reading results back failed: {e}")))?;
     let out = {
         let view = buffer.get_mapped_range(..bytes).map_err(|e| Error::Device(format!("mapped range unavailable: {e}")))?;
-        view.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
+        view.to_vec()
     };
     buffer.unmap();
     Ok(out)

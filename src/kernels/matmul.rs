@@ -19,6 +19,11 @@ pub const SKINNY_KERNEL: Kernel = Kernel {
     source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_skinny.wgsl")),
 };
 
+pub const NAIVE_KERNEL: Kernel = Kernel {
+    name: "batched_matmul_naive",
+    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_naive.wgsl")),
+};
+
 /// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
 pub const SKINNY_MAX_ROWS: usize = 16;
 
@@ -29,6 +34,8 @@ pub enum GemmKernel {
     Tiled,
     /// 4 rows × 64 columns per workgroup, streaming B.
     Skinny,
+    /// One invocation per output: the straightforward baseline and reference.
+    Naive,
 }
 
 impl GemmKernel {
@@ -45,6 +52,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Tiled => &KERNEL,
             GemmKernel::Skinny => &SKINNY_KERNEL,
+            GemmKernel::Naive => &NAIVE_KERNEL,
         }
     }
 
@@ -53,6 +61,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Tiled => (64, 64),
             GemmKernel::Skinny => (4, 64),
+            GemmKernel::Naive => (1, 1),
         }
     }
 }
@@ -205,7 +214,10 @@ impl Matmul {
         };
         // Without a bias the binding still needs a buffer; A is never read through it.
         let bias = bias.unwrap_or(a);
-        let workgroups = (tiles_m * tiles_n) as u64 * self.batch as u64;
+        let mut workgroups = (tiles_m * tiles_n) as u64 * self.batch as u64;
+        if kernel == GemmKernel::Naive {
+            workgroups = workgroups.div_ceil(64);
+        }
         Op::new(ctx, kernel.kernel(), bytemuck::bytes_of(&params), &[a, b, bias, c], workgroups)
     }
 }

@@ -30,6 +30,7 @@ pub const KERNELS: &[Kernel] = &[
     combine_softmax::KERNEL,
     matmul::KERNEL,
     matmul::SKINNY_KERNEL,
+    matmul::NAIVE_KERNEL,
     patchify::KERNEL,
     add_position::KERNEL,
     layer_norm::KERNEL,
@@ -112,6 +113,49 @@ pub fn encode_ops(ctx: &GpuContext, ops: &[&Op]) -> wgpu::CommandEncoder {
         }
     }
     encoder
+}
+
+/// The GPU time of each op in seconds, each in its own timestamped pass; None when the device has
+/// no timestamp queries. For benchmarks and profiling, not for the forward path.
+pub async fn profile_ops(ctx: &GpuContext, ops: &[&Op]) -> Result<Option<Vec<f64>>> {
+    if !ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) || ops.is_empty() {
+        return Ok(None);
+    }
+    let n = ops.len() as u32;
+    let queries =
+        ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: 2 * n });
+    let bytes = 16 * n as u64;
+    let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("profile resolve"),
+        size: bytes,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("profile readback"),
+        size: bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+    for (i, op) in ops.iter().enumerate() {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(op.label()),
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set: &queries,
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
+            }),
+        });
+        op.encode(&mut pass);
+    }
+    encoder.resolve_query_set(&queries, 0..2 * n, &resolve, 0);
+    encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+    ctx.queue.submit([encoder.finish()]);
+    let raw = crate::gpu::read_bytes(ctx, &staging, bytes).await?;
+    let ticks: Vec<u64> = raw.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect();
+    let period_ns = ctx.queue.get_timestamp_period() as f64;
+    Ok(Some(ticks.chunks_exact(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period_ns * 1e-9).collect()))
 }
 
 /// Converts a size or stride to the u32 a uniform holds, naming it when it does not fit.

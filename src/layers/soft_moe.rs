@@ -182,6 +182,21 @@ impl SoftMoe {
         })
     }
 
+    /// GPU seconds of each dispatch of a forward of `x` (one chunk at most), from timestamp queries;
+    /// None when the device has none.
+    pub async fn profile(&self, x: &Tensor) -> Result<Option<Vec<(&'static str, f64)>>> {
+        let (b, m) = check_input(&self.config, x)?;
+        if b > self.chunk_size(b, m, false)? {
+            return Err(Error::Input(format!("profile takes one chunk; {b} examples need several")));
+        }
+        let key = PlanKey { batch: b, tokens: m, maps: false };
+        let plan = self.plans.get_or_build(key, || self.build_plan(key))?;
+        self.ctx.queue.write_buffer(&plan.x, 0, bytemuck::cast_slice(&x.data));
+        let ops: Vec<&Op> = plan.ops.iter().collect();
+        let times = crate::kernels::profile_ops(&self.ctx, &ops).await?;
+        Ok(times.map(|t| ops.iter().map(|o| o.label()).zip(t).collect()))
+    }
+
     /// The largest number of examples per submit that fits the budget and the binding limits.
     fn chunk_size(&self, b: usize, m: usize, maps: bool) -> Result<usize> {
         let c = &self.config;

@@ -5,7 +5,7 @@ use softmoe::kernels::{combine, combine_softmax, dispatch_softmax, expert_mlp, l
 use softmoe::reference as r;
 use softmoe::Gelu;
 
-use crate::common::{assert_close, ctx, random_layer, run_and_read, to_f64, upload, Rng};
+use crate::common::{assert_bits, assert_close, ctx, random_layer, run_and_read, to_f64, upload, Rng};
 
 /// f32 kernels against f64: a few ulps times the accumulation length, on O(1) data.
 fn tol(k: usize) -> f64 {
@@ -169,7 +169,7 @@ fn soft_moe_stages_match_their_references() {
 }
 
 #[test]
-fn tiled_and_skinny_gemms_agree_bit_for_bit() {
+fn tiled_skinny_and_naive_gemms_agree_bit_for_bit() {
     use softmoe::kernels::matmul::GemmKernel;
     let mut rng = Rng::new(5);
     for (m, n, k) in [(1, 1, 1), (3, 70, 33), (16, 64, 100), (40, 5, 17), (130, 129, 65)] {
@@ -187,7 +187,7 @@ fn tiled_and_skinny_gemms_agree_bit_for_bit() {
             accumulate: false,
         };
         let (a, b, bias) = (upload(&rng.vec(2 * m * k, 1.0)), upload(&rng.vec(2 * k * n, 1.0)), upload(&rng.vec(2 * n, 1.0)));
-        let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny]
+        let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive]
             .iter()
             .map(|&g| {
                 let c = upload(&vec![0.0; 2 * m * n]);
@@ -195,6 +195,7 @@ fn tiled_and_skinny_gemms_agree_bit_for_bit() {
                 run_and_read(&[&op], &c, 2 * m * n)
             })
             .collect();
-        assert_eq!(outs[0], outs[1], "{m}x{n}x{k}: the GEMM kernels disagree");
+        assert_bits(&format!("{m}x{n}x{k}: tiled vs skinny"), &outs[0], &outs[1]);
+        assert_bits(&format!("{m}x{n}x{k}: tiled vs naive"), &outs[0], &outs[2]);
     }
 }

@@ -1,5 +1,6 @@
 //! Project commands: `cargo xtask test | demo | bench`. Each installs what it is missing where it can.
 
+mod fuzz;
 mod setup;
 mod web;
 
@@ -10,16 +11,18 @@ const USAGE: &str = "usage: cargo xtask <command>
   demo    build the wasm and the page, serve them on http://127.0.0.1:8080
   wasm    build the npm package (target/npm/softmoe)
   site    build the demo site (target/web) without serving it
-  bench   run the benchmarks";
+  bench   run the benchmarks
+  fuzz [SECONDS] [TARGET…]   run the fuzz targets (default: 60 s each, all targets)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("demo") => web::demo(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("wasm") => web::wasm().map(|_| ()),
         Some("site") => web::site().map(|p| eprintln!("xtask: site in {}", p.display())),
-        Some("bench") => Err("the benchmark suite is not built yet (it arrives with the performance issue)".into()),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -52,6 +55,14 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Runs the benchmark suite; results go to docs/benchmarks.md and docs/benchmarks.svg.
+fn bench(args: &[String]) -> Result<(), String> {
+    setup::vulkan_driver()?;
+    let mut cmd = vec!["run", "--release", "-p", "softmoe-bench", "--"];
+    cmd.extend(args.iter().map(String::as_str));
+    cargo(&cmd)
+}
+
 fn test() -> Result<(), String> {
     setup::rust_components(&["rustfmt", "clippy"])?;
     setup::vulkan_driver()?;
@@ -66,6 +77,7 @@ fn test() -> Result<(), String> {
         .env("WGPU_STRICT_WEBGPU_COMPLIANCE", "1")
         .env("SOFTMOE_TEST_WEBGPU_LIMITS", "1"))?;
     web::browser_tests()?;
+    fuzz::run(&["10".to_string()])?;
     eprintln!("xtask: all checks passed");
     Ok(())
 }

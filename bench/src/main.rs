@@ -1,0 +1,275 @@
+//! `cargo xtask bench`: softmoe against its straightforward kernels and against candle on the CPU,
+//! side by side in one run. Writes docs/benchmarks.md and docs/benchmarks.svg.
+//!
+//! softmoe-bench [--quick] [--out DIR]
+
+mod candle_layer;
+mod chart;
+mod timing;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use softmoe::flops::{gemm_bytes, soft_moe_bytes, soft_moe_flops, vit_flops_per_image};
+use softmoe::kernels::matmul::{GemmKernel, Matmul};
+use softmoe::kernels::{expert_mlp, logits, profile_ops};
+use softmoe::model::Vit;
+use softmoe::random::{random_input, random_layer, random_vit, LayerShape, Rng};
+use softmoe::weights::VitWeights;
+use softmoe::{Gelu, GpuContext, SoftMoe, Tensor};
+use wgpu::util::DeviceExt;
+
+use timing::{median, median_secs};
+
+/// One measured line of the report.
+pub struct Row {
+    pub suite: &'static str,
+    pub case: String,
+    pub variant: String,
+    pub secs: f64,
+    pub gflops: f64,
+    pub gbs: f64,
+    pub note: String,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("softmoe-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "docs".into());
+    let budget = Duration::from_secs_f64(if quick { 0.5 } else { 3.0 });
+    let ctx = pollster::block_on(GpuContext::new())?;
+    let device = format!("{} ({:?}, {:?})", ctx.info.name, ctx.info.backend, ctx.info.device_type);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    eprintln!("device: {device}; CPU: {cpu}, {threads} threads; timestamps: {}", ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY));
+
+    let mut rows = Vec::new();
+    gemms(&ctx, quick, &mut rows)?;
+    layers(&ctx, quick, budget, &mut rows)?;
+    model(&ctx, budget, &mut rows)?;
+
+    let md = report(&rows, &device, &cpu, threads);
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(format!("{out}/benchmarks.md"), &md)?;
+    chart::layer_chart(&rows, &format!("{out}/benchmarks.svg"), &device)?;
+    println!("{md}");
+    Ok(())
+}
+
+/// The GEMMs of a layer, each kernel timed on the GPU (timestamp queries), optimised against naive.
+fn gemms(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
+    let mut cases: Vec<(String, Matmul)> = vec![
+        ("logits, ViT-S b=8 (1568×128×384)".into(), logits::logits(8 * 196, 384, 128, 1.0)),
+        ("expert Dense₀, ViT-S b=1 (128 × 1×1536×384)".into(), expert_mlp::dense0(1, 128, 1, 384, 1536, 0..16, Gelu::Tanh)),
+        ("expert Dense₀, ViT-S b=32 (16 × 32×1536×384)".into(), expert_mlp::dense0(32, 128, 1, 384, 1536, 0..16, Gelu::Tanh)),
+        ("combine, demo b=64 (64 × 49×64×16)".into(), softmoe::kernels::combine::combine(64, 49, 16, 64, false)),
+    ];
+    // Only 16 experts of the 128 are timed: one binding's worth on WebGPU's default limits.
+    cases[1].1.batch = 16;
+    if quick {
+        cases.truncate(2);
+    }
+    let mut rng = Rng::new(1);
+    for (name, mm) in cases {
+        let a_len = mm.batch * mm.m * mm.k * 4;
+        let (a, b, bias, c) = (
+            buffer(ctx, &rng.vec(a_len, 1.0)),
+            buffer(ctx, &rng.vec(mm.batch * mm.k * mm.n, 1.0)),
+            buffer(ctx, &rng.vec(mm.batch * mm.n, 1.0)),
+            buffer(ctx, &vec![0.0; a_len.max(mm.batch * mm.m * mm.n * 4)]),
+        );
+        let mut naive = None;
+        for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny] {
+            let op = mm.op_with(kernel, ctx, &a, &b, mm.bias_batch_stride.map(|_| &bias), &c)?;
+            let secs = gpu_time(ctx, &op)?;
+            let gflops = mm.flops() as f64 / secs / 1e9;
+            let speedup = naive.map(|n: f64| format!("{:.1}× naive", n / secs)).unwrap_or_else(|| "baseline".into());
+            naive.get_or_insert(secs);
+            eprintln!("gemm {name} {kernel:?}: {:.3} ms, {gflops:.2} GFLOP/s", secs * 1e3);
+            rows.push(Row {
+                suite: "gemm",
+                case: name.clone(),
+                variant: format!("{kernel:?}"),
+                secs,
+                gflops,
+                gbs: gemm_bytes(&mm) as f64 / secs / 1e9,
+                note: speedup,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn buffer(ctx: &GpuContext, data: &[f32]) -> wgpu::Buffer {
+    ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("bench"),
+        contents: bytemuck::cast_slice(data),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
+/// Median GPU seconds of one op (timestamps), or of a submit-and-wait when there are none.
+fn gpu_time(ctx: &GpuContext, op: &softmoe::kernels::Op) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut v = Vec::new();
+    for _ in 0..5 {
+        match pollster::block_on(profile_ops(ctx, &[op]))? {
+            Some(t) => v.push(t[0]),
+            None => {
+                let t = std::time::Instant::now();
+                ctx.queue.submit([softmoe::kernels::encode_ops(ctx, &[op]).finish()]);
+                ctx.device.poll(wgpu::PollType::wait_indefinitely())?;
+                v.push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    Ok(median(v))
+}
+
+/// Whole layers: ours (wall and GPU time) against candle on the CPU, same weights, same input.
+fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
+    let mut cases: Vec<(&str, LayerShape, usize, Vec<usize>)> = vec![
+        ("demo layer (m=49, d=64, 8×2 slots, h=128)", shape(64, 8, 2, 128), 49, vec![1, 64]),
+        ("ViT-S/16 layer (m=196, d=384, 128×1, h=1536)", shape(384, 128, 1, 1536), 196, vec![1, 8, 32]),
+        ("ViT-B/16 layer (m=196, d=768, 128×1, h=3072)", shape(768, 128, 1, 3072), 196, vec![1]),
+    ];
+    if quick {
+        cases.truncate(1);
+    }
+    for (name, s, m, batches) in cases {
+        let mut rng = Rng::new(2);
+        let w = random_layer(&mut rng, s);
+        let layer = pollster::block_on(SoftMoe::new(ctx.clone(), &w))?;
+        let peer = candle_layer::CandleSoftMoe::new(&w)?;
+        for b in batches {
+            let x = random_input(&mut rng, b, m, s.d);
+            let flops = soft_moe_flops(s.d, s.n, s.p, s.h, b, m) as f64;
+            let bytes = soft_moe_bytes(s.d, s.n, s.p, s.h, b, m) as f64;
+            let case = format!("{name}, b={b}");
+            let ours = median_secs(budget, 3, || {
+                pollster::block_on(layer.forward(&x)).expect("forward");
+            });
+            let gpu: Option<f64> = pollster::block_on(layer.profile(&x))?.map(|t| t.iter().map(|(_, s)| s).sum());
+            let xc = candle_layer::input(&x)?;
+            let theirs = median_secs(budget, 3, || {
+                peer.forward(&xc).expect("candle forward");
+            });
+            // The peer computes the same function: check it before comparing speed.
+            let ya = pollster::block_on(layer.forward(&x))?.y.data;
+            let yb: Vec<f32> = peer.forward(&xc)?.flatten_all()?.to_vec1()?;
+            let diff = ya.iter().zip(&yb).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let overhead =
+                gpu.map(|g| format!("GPU {:.2} ms, host+readback {:.2} ms", g * 1e3, (ours - g).max(0.0) * 1e3)).unwrap_or_default();
+            eprintln!(
+                "layer {case}: ours {:.2} ms, candle {:.2} ms ({:.2}×), max |Δy| {diff:.1e}",
+                ours * 1e3,
+                theirs * 1e3,
+                theirs / ours
+            );
+            rows.push(Row {
+                suite: "layer",
+                case: case.clone(),
+                variant: "softmoe (GPU)".into(),
+                secs: ours,
+                gflops: flops / ours / 1e9,
+                gbs: bytes / ours / 1e9,
+                note: overhead,
+            });
+            rows.push(Row {
+                suite: "layer",
+                case,
+                variant: "candle (CPU)".into(),
+                secs: theirs,
+                gflops: flops / theirs / 1e9,
+                gbs: bytes / theirs / 1e9,
+                note: format!("ours/candle speed {:.2}×; max |Δy| {diff:.1e}", theirs / ours),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn shape(d: usize, n: usize, p: usize, h: usize) -> LayerShape {
+    LayerShape { d, n, p, h, scale: 1.0, gelu: Gelu::Tanh, normalize: true }
+}
+
+/// The demo model (the shipped weights when present): images per second at batch 1 and 64.
+fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
+    let (weights, which) = match VitWeights::load("weights/soft-moe-vit") {
+        Ok(w) => (w, "shipped soft-moe-vit"),
+        Err(_) => {
+            let c = softmoe::model::VitConfig::from_json(DEMO_CONFIG, "demo config")?;
+            (random_vit(&mut Rng::new(3), &c), "random model of the demo's shape")
+        }
+    };
+    let vit = pollster::block_on(Vit::new(ctx.clone(), &weights))?;
+    let side = weights.config.image_size;
+    let flops = vit_flops_per_image(&weights.config) as f64;
+    for b in [1usize, 64] {
+        let images = Tensor::new(vec![b, side, side], Rng::new(4).vec(b * side * side, 0.5).into_iter().map(|v| v + 0.5).collect())?;
+        let secs = median_secs(budget, 3, || {
+            pollster::block_on(vit.classify(&images)).expect("classify");
+        });
+        let cpu = median_secs(budget, 1, || {
+            softmoe::reference::vit_forward(&weights, &images).expect("reference");
+        });
+        eprintln!("model b={b}: {:.1} images/s GPU, {:.1} images/s f64 CPU reference", b as f64 / secs, b as f64 / cpu);
+        rows.push(Row {
+            suite: "model",
+            case: format!("{which}, b={b}"),
+            variant: "softmoe (GPU)".into(),
+            secs,
+            gflops: flops * b as f64 / secs / 1e9,
+            gbs: 0.0,
+            note: format!("{:.1} images/s", b as f64 / secs),
+        });
+        rows.push(Row {
+            suite: "model",
+            case: format!("{which}, b={b}"),
+            variant: "f64 reference (CPU)".into(),
+            secs: cpu,
+            gflops: flops * b as f64 / cpu / 1e9,
+            gbs: 0.0,
+            note: format!("{:.1} images/s", b as f64 / cpu),
+        });
+    }
+    Ok(())
+}
+
+const DEMO_CONFIG: &str = r#"{"image_size": 28, "channels": 1, "patch_size": 4, "hidden_size": 64, "num_layers": 4, "num_heads": 4,
+ "mlp_dim": 128, "num_classes": 10, "moe_layers": [2, 3], "num_experts": 8, "slots_per_expert": 2, "expert_mlp_dim": 128}"#;
+
+fn report(rows: &[Row], device: &str, cpu: &str, threads: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(s, "Produced by `cargo xtask bench` (bench/src/main.rs); every ratio below comes from one run, side by side.\n");
+    let _ = writeln!(s, "- GPU: **{device}**");
+    let _ = writeln!(s, "- CPU: {cpu}, {threads} threads (candle runs here)");
+    let _ =
+        writeln!(s, "- FLOPs and bytes are counted in `src/flops.rs` (multiply and add = 2 FLOPs; bytes = the least a kernel must move).");
+    let _ = writeln!(s, "- Times are medians. GEMM rows are GPU time from timestamp queries; layer and model rows are wall time of a whole call, upload and readback included.");
+    let _ = writeln!(s, "- Peak: the share of the device's peak is not given for software rasterisers, whose peak is not defined.\n");
+    for (suite, title) in [
+        ("gemm", "GEMM kernels: optimised against the straightforward kernel"),
+        ("layer", "Soft MoE layer: softmoe on the GPU against candle on the CPU"),
+        ("model", "The demo model"),
+    ] {
+        let _ = writeln!(s, "## {title}\n\n| case | implementation | time (ms) | GFLOP/s | GB/s | note |\n|---|---|---:|---:|---:|---|");
+        for r in rows.iter().filter(|r| r.suite == suite) {
+            let gbs = if r.gbs > 0.0 { format!("{:.2}", r.gbs) } else { "".into() };
+            let _ = writeln!(s, "| {} | {} | {:.3} | {:.2} | {} | {} |", r.case, r.variant, r.secs * 1e3, r.gflops, gbs, r.note);
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "![layer times](benchmarks.svg)");
+    s
+}

@@ -1,0 +1,24 @@
+// The straightforward GEMM: one invocation per output element, A and B read straight from memory.
+// Kept as the baseline of the benchmarks and the bit-for-bit reference of the tiled and skinny
+// kernels (it sums k in the same order). Needs gemm_common.wgsl in front.
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let id = (wid.x + wid.y * nwg.x) * 64u + lidx;
+    let per_batch = p.m * p.n;
+    if (id >= per_batch * p.batch) {
+        return;
+    }
+    let z = id / per_batch;
+    let r = (id % per_batch) / p.n;
+    let c = id % p.n;
+    var acc = 0.0;
+    for (var k = 0u; k < p.k; k++) {
+        acc = fma(a[a_at(z, r, k)], b[b_at(z, k, c)], acc);
+    }
+    store(z, r, c, acc);
+}
