@@ -25,7 +25,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["fuzz", "run", "-O", target, "--", &max_time, "-detect_leaks=0", "-print_final_stats=1"])
             .current_dir(&fuzz_dir)
-            .env("RUSTC_BOOTSTRAP", "1");
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("ASAN_OPTIONS", "detect_leaks=0");
         if target == "weights_loader" {
             cmd.arg("-dict=safetensors.dict");
         }
