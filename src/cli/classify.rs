@@ -26,9 +26,11 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let json = args.switch("json");
     args.finish()?;
 
-    let backend = Backend::load(&model, cpu)?;
-    let config = backend.config().clone();
+    // Everything the user gave is read and checked before the GPU is touched.
+    let weights = softmoe::weights::VitWeights::load(&model)?;
+    let config = weights.config.clone();
     let images = read_images(&files, &config)?;
+    let backend = Backend::new(weights, cpu)?;
     let per = config.image_size * config.image_size;
     let n = images.shape[0];
     let mut start = 0;

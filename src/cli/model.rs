@@ -21,7 +21,10 @@ pub enum Backend {
 
 impl Backend {
     pub fn load(dir: &Path, cpu: bool) -> Result<Self, Error> {
-        let weights = VitWeights::load(dir)?;
+        Self::new(VitWeights::load(dir)?, cpu)
+    }
+
+    pub fn new(weights: VitWeights, cpu: bool) -> Result<Self, Error> {
         if cpu {
             return Ok(Backend::Cpu(weights));
         }

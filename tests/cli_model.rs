@@ -1,0 +1,139 @@
+//! `softmoe classify` and `softmoe eval`: output format, agreement of the two backends, bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use softmoe::data::CLASS_NAMES;
+use softmoe::model::VitConfig;
+use softmoe::random::{random_vit, Rng};
+use softmoe::weights::safetensors::serialize;
+use softmoe::{Gelu, Tensor};
+
+const BIN: &str = env!("CARGO_BIN_EXE_softmoe");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-model-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A random model of the demo's shape, written as config.json + model.safetensors.
+fn model(dir: &Path) -> PathBuf {
+    let config = VitConfig {
+        image_size: 28,
+        channels: 1,
+        patch_size: 4,
+        hidden_size: 16,
+        num_layers: 2,
+        num_heads: 2,
+        mlp_dim: 32,
+        num_classes: 10,
+        moe_layers: vec![1],
+        num_experts: 4,
+        slots_per_expert: 2,
+        expert_mlp_dim: 24,
+        gelu: Gelu::Tanh,
+        normalize: true,
+        layer_norm_eps: 1e-6,
+        class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+    };
+    let w = random_vit(&mut Rng::new(7), &config);
+    let m = dir.join("model");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(m.join("config.json"), config.to_json()).unwrap();
+    std::fs::write(m.join("model.safetensors"), w.to_safetensors()).unwrap();
+    m
+}
+
+fn images(dir: &Path, data: Vec<f32>, shape: Vec<usize>) -> PathBuf {
+    let path = dir.join("images.safetensors");
+    std::fs::write(&path, serialize(&[("images", &Tensor { shape, data })], &Default::default())).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+fn parse_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect()
+}
+
+#[test]
+fn json_lines_agree_between_gpu_and_cpu_and_round_trip_f32() {
+    let dir = scratch("json");
+    let m = model(&dir);
+    let data: Vec<f32> = Rng::new(8).vec(5 * 784, 0.5).into_iter().map(|v| v + 0.5).collect();
+    let img = images(&dir, data, vec![5, 28, 28]);
+    let (m, img) = (m.to_str().unwrap(), img.to_str().unwrap());
+    let (code, gpu, err) = run(&["classify", "--model", m, "--images", img, "--json", "--batch", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, cpu, err) = run(&["classify", "--model", m, "--images", img, "--json", "--cpu"]);
+    assert_eq!(code, 0, "{err}");
+    let (gpu, cpu) = (parse_lines(&gpu), parse_lines(&cpu));
+    assert_eq!(gpu.len(), 5);
+    for (i, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+        assert_eq!(g["index"], i);
+        let label = g["label"].as_u64().unwrap() as usize;
+        assert_eq!(g["class"], CLASS_NAMES[label]);
+        assert_eq!(g["label"], c["label"], "image {i}: GPU and CPU disagree");
+        let probs: Vec<f64> = g["probs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let logits: Vec<f64> = g["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(probs.len(), 10);
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+        assert!(logits.iter().all(|&l| l <= logits[label]), "label is not the argmax");
+        // Each printed float is the shortest text of an f32, so it reads back to that same f32.
+        assert!(probs.iter().chain(&logits).all(|&v| format!("{:?}", v as f32).parse::<f64>().unwrap() == v));
+        let cp: Vec<f64> = c["probs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert!(probs.iter().zip(&cp).all(|(a, b)| (a - b).abs() < 1e-4), "image {i}: probabilities differ");
+    }
+}
+
+#[test]
+fn png_files_are_read_as_grayscale_and_resized() {
+    let dir = scratch("png");
+    let m = model(&dir);
+    let png = dir.join("shirt.png");
+    let img = image::RgbImage::from_fn(56, 70, |x, y| {
+        if (10..46).contains(&x) && (8..60).contains(&y) {
+            image::Rgb([200, 180, 160])
+        } else {
+            image::Rgb([0, 0, 0])
+        }
+    });
+    img.save(&png).unwrap();
+    let (code, out, err) =
+        run(&["classify", "--model", m.to_str().unwrap(), "--images", png.to_str().unwrap(), png.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let lines = parse_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["probs"], lines[1]["probs"], "the same file gave different answers");
+}
+
+#[test]
+fn bad_images_are_refused_with_one_line() {
+    let dir = scratch("bad");
+    let m = model(&dir);
+    let m = m.to_str().unwrap();
+    let not_png = dir.join("fake.png");
+    std::fs::write(&not_png, b"this is not a png").unwrap();
+    let mut nan = vec![0.5f32; 2 * 784];
+    nan[900] = f32::NAN;
+    let cases = [
+        (images(&scratch("bad-shape"), vec![0.5; 2 * 27 * 27], vec![2, 27, 27]), "`images` has shape [2, 27, 27]"),
+        (images(&scratch("bad-nan"), nan, vec![2, 28, 28]), "pixel 900 is NaN"),
+        (not_png, "not a readable PNG"),
+    ];
+    for (path, needle) in cases {
+        let (code, out, err) = run(&["classify", "--model", m, "--images", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{needle}: {err}");
+        assert!(out.is_empty(), "{needle}: printed results: {out}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    }
+    let (code, _, err) = run(&["classify", "--model", m, "--images", "x.safetensors", "--batch", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--batch must be a positive integer"), "{err}");
+}
