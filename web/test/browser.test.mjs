@@ -122,6 +122,22 @@ async function runReadme(base) {
   check(r.backend === 'webgpu' && typeof r.className === 'string' && r.d === 49 * r.slots, `README example ran: ${JSON.stringify(r)}`);
   check(logs.some((l) => l.startsWith('backend: webgpu')), 'README example logged its backend');
   check(errors.length === 0, `README example: console errors: ${errors.join(' | ')}`);
+  // Bad input rejects the promise with a message; nothing throws past it.
+  const rejections = await page.evaluate(async () => {
+    const api = await import('/pkg/index.js');
+    const reason = async (f) => { try { await f(); return 'resolved'; } catch (e) { return String(e.message ?? e); } };
+    const model = await api.loadModel('./models/soft-moe-vit');
+    return {
+      config: await reason(() => api.loadModelFromBytes('{"image_size": 28}', new Uint8Array([1, 2, 3]))),
+      weights: await reason(() => api.loadModelFromBytes(JSON.stringify(model.config), new Uint8Array(16))),
+      nan: await reason(() => model.classify(new Float32Array(784).fill(NaN))),
+      size: await reason(() => model.classify(new Float32Array(700))),
+    };
+  });
+  check(rejections.config.includes('config.json'), `bad config rejected: ${rejections.config}`);
+  check(rejections.weights.includes('safetensors'), `bad weights rejected: ${rejections.weights}`);
+  check(rejections.nan.includes('pixel 0 is NaN'), `NaN pixels rejected: ${rejections.nan}`);
+  check(rejections.size.includes('700 values'), `wrong image size rejected: ${rejections.size}`);
   await browser.close();
 }
 
