@@ -1,0 +1,65 @@
+//! The shipped models (weights/): the WebGPU forward against the candle model that trained them, on
+//! the 64 shipped samples, and batch invariance on those samples.
+
+use std::path::Path;
+
+use softmoe::model::Vit;
+use softmoe::weights::VitWeights;
+use softmoe::{GpuContext, SafeTensors, Tensor};
+
+const MODELS: [&str; 2] = ["soft-moe-vit", "dense-vit"];
+
+fn weights_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/weights"))
+}
+
+fn samples() -> (Tensor, Vec<usize>) {
+    let st = SafeTensors::read(weights_dir().join("samples.safetensors")).expect("weights/samples.safetensors is shipped");
+    let images = st.tensor_f32("images").unwrap();
+    let labels = st.tensor_f32("labels").unwrap().data.iter().map(|&l| l as usize).collect();
+    assert_eq!(images.shape, vec![64, 28, 28]);
+    (images, labels)
+}
+
+fn ctx() -> std::sync::Arc<GpuContext> {
+    match pollster::block_on(GpuContext::new()) {
+        Ok(c) => c,
+        Err(e) => panic!("GPU tests need a wgpu adapter (CI installs mesa-vulkan-drivers): {e}"),
+    }
+}
+
+#[test]
+fn gpu_logits_match_candle_on_all_samples() {
+    let (images, labels) = samples();
+    let ctx = ctx();
+    for name in MODELS {
+        let dir = weights_dir().join(name);
+        let w = VitWeights::load(&dir).unwrap();
+        let candle = SafeTensors::read(dir.join("sample_logits.safetensors")).unwrap().tensor_f32("logits").unwrap();
+        assert_eq!(candle.shape, vec![64, 10]);
+        let vit = pollster::block_on(Vit::new(ctx.clone(), &w)).unwrap();
+        let out = pollster::block_on(vit.classify(&images)).unwrap();
+        let err = out.logits.data.iter().zip(&candle.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(err <= 1e-4, "{name}: logits differ from candle's by {err}");
+        let candle_pred: Vec<usize> = candle.data.chunks(10).map(softmoe::model::argmax).collect();
+        assert_eq!(out.predictions, candle_pred, "{name}: a predicted class differs from candle's");
+        let correct = out.predictions.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        eprintln!("{name}: max |logit − candle| {err:.2e}; {correct}/64 samples correct");
+    }
+}
+
+#[test]
+fn each_sample_is_bit_identical_alone_and_in_the_batch_of_64() {
+    let (images, _) = samples();
+    let ctx = ctx();
+    for name in MODELS {
+        let w = VitWeights::load(weights_dir().join(name)).unwrap();
+        let vit = pollster::block_on(Vit::new(ctx.clone(), &w)).unwrap();
+        let all = pollster::block_on(vit.classify(&images)).unwrap();
+        for i in 0..64 {
+            let one = Tensor::new(vec![1, 28, 28], images.data[i * 784..(i + 1) * 784].to_vec()).unwrap();
+            let alone = pollster::block_on(vit.classify(&one)).unwrap();
+            assert_eq!(alone.logits.data, all.logits.data[i * 10..(i + 1) * 10], "{name}: sample {i} differs alone and in the batch");
+        }
+    }
+}
