@@ -13,7 +13,10 @@ fn eval_reproduces_the_trainers_test_accuracy() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let last = stdout.lines().last().unwrap_or_default();
-        let acc: f64 = last.strip_prefix("accuracy: ").and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("last line is not `accuracy: …`: {last}"));
+        let acc: f64 = last
+            .strip_prefix("accuracy: ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("last line is not `accuracy: …`: {last}"));
         eprintln!("{name}: eval accuracy {acc:.4}, trainer's {trained:.4}");
         // The f64 path and candle's f32 may split a near-tie differently on a handful of the 10,000 images.
         assert!((acc - trained).abs() <= 0.002, "{name}: eval {acc} vs trainer {trained}");

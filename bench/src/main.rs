@@ -89,11 +89,12 @@ fn gemms(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box<d
             buffer(ctx, &vec![0.0; a_len.max(mm.batch * mm.m * mm.n * 4)]),
         );
         let mut naive = None;
-        for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny] {
+        for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Vec4] {
             let op = mm.op_with(kernel, ctx, &a, &b, mm.bias_batch_stride.map(|_| &bias), &c)?;
             let secs = gpu_time(ctx, &op)?;
             let gflops = mm.flops() as f64 / secs / 1e9;
-            let speedup = naive.map(|n: f64| format!("{:.1}× naive", n / secs)).unwrap_or_else(|| "baseline".into());
+            let chosen = if kernel == GemmKernel::choose(&mm) { "; chosen by the layer" } else { "" };
+            let speedup = naive.map(|n: f64| format!("{:.1}× naive{chosen}", n / secs)).unwrap_or_else(|| "baseline".into());
             naive.get_or_insert(secs);
             eprintln!("gemm {name} {kernel:?}: {:.3} ms, {gflops:.2} GFLOP/s", secs * 1e3);
             rows.push(Row {

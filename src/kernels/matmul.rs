@@ -1,6 +1,8 @@
 //! The GEMM kernels: C = act(alpha·A·B + bias) over strided, batched views.
-//! `batched_matmul.wgsl` (64×64 tiles) for many rows, `batched_matmul_skinny.wgsl` (4×64) for few;
-//! both behind `gemm_common.wgsl`, and both sum in the same order, so they agree bit for bit.
+//! `batched_matmul_vec4.wgsl` (8×4 per invocation, vec4 B) wherever B's layout allows vec4 reads;
+//! otherwise `batched_matmul.wgsl` (64×64 tiles) for many rows and `batched_matmul_skinny.wgsl`
+//! (4×64) for few; `batched_matmul_naive.wgsl` is the baseline. All sit behind `gemm_common.wgsl` and
+//! sum in the same order, so they agree bit for bit.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -24,6 +26,11 @@ pub const NAIVE_KERNEL: Kernel = Kernel {
     source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_naive.wgsl")),
 };
 
+pub const VEC4_KERNEL: Kernel = Kernel {
+    name: "batched_matmul_vec4",
+    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_vec4.wgsl")),
+};
+
 /// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
 pub const SKINNY_MAX_ROWS: usize = 16;
 
@@ -36,10 +43,12 @@ pub enum GemmKernel {
     Skinny,
     /// One invocation per output: the straightforward baseline and reference.
     Naive,
+    /// 8 rows × 4 columns per invocation with vec4 reads of B (needs a vec4-aligned B).
+    Vec4,
 }
 
 impl GemmKernel {
-    /// The kernel for `rows` output rows.
+    /// The kernel for `rows` output rows when B cannot be read as vec4.
     pub fn for_rows(rows: usize) -> Self {
         if rows <= SKINNY_MAX_ROWS {
             GemmKernel::Skinny
@@ -48,22 +57,41 @@ impl GemmKernel {
         }
     }
 
+    /// The fastest kernel that can run `mm`.
+    pub fn choose(mm: &Matmul) -> Self {
+        if mm.vec4_b() {
+            GemmKernel::Vec4
+        } else {
+            GemmKernel::for_rows(mm.m)
+        }
+    }
+
     fn kernel(self) -> &'static Kernel {
         match self {
             GemmKernel::Tiled => &KERNEL,
             GemmKernel::Skinny => &SKINNY_KERNEL,
             GemmKernel::Naive => &NAIVE_KERNEL,
+            GemmKernel::Vec4 => &VEC4_KERNEL,
         }
     }
 
-    /// Output tile (rows, columns) of one workgroup.
-    pub fn tile(self) -> (usize, usize) {
+    /// Output tile (rows, columns) of one workgroup for an output `n` columns wide.
+    pub fn tile(self, n: usize) -> (usize, usize) {
         match self {
             GemmKernel::Tiled => (64, 64),
             GemmKernel::Skinny => (4, 64),
             GemmKernel::Naive => (1, 1),
+            GemmKernel::Vec4 => {
+                let g = 1usize << vec4_groups_log2(n);
+                (8 * (64 / g), 4 * g)
+            }
         }
     }
+}
+
+/// log2 of the column groups of a vec4 workgroup: enough to cover n columns, at most 64.
+fn vec4_groups_log2(n: usize) -> u32 {
+    n.div_ceil(4).next_power_of_two().min(64).trailing_zeros()
 }
 
 /// Where element (row r, col c) of batch z lives:
@@ -160,10 +188,16 @@ impl Matmul {
         2 * (self.m * self.n * self.k * self.batch) as u64
     }
 
-    /// Binds the operands to the kernel suited to the row count; `bias` must be given exactly when
-    /// `bias_batch_stride` is.
+    /// Whether B can be read as vec4: unit column stride, everything else a multiple of 4.
+    pub fn vec4_b(&self) -> bool {
+        let b = &self.b;
+        b.col_stride == 1 && self.n % 4 == 0 && b.row_stride % 4 == 0 && b.batch_stride % 4 == 0 && b.offset % 4 == 0
+    }
+
+    /// Binds the operands to the fastest kernel that can run this GEMM; `bias` must be given exactly
+    /// when `bias_batch_stride` is.
     pub fn op(&self, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
-        self.op_with(GemmKernel::for_rows(self.m), ctx, a, b, bias, c)
+        self.op_with(GemmKernel::choose(self), ctx, a, b, bias, c)
     }
 
     /// As `op`, with the kernel chosen by the caller.
@@ -182,8 +216,9 @@ impl Matmul {
                 Activation::Gelu(Gelu::Tanh) => 1 << 1,
                 Activation::Gelu(Gelu::Erf) => 2 << 1,
             }
-            | (u32::from(self.accumulate) << 3);
-        let (tm, tn) = kernel.tile();
+            | (u32::from(self.accumulate) << 3)
+            | (vec4_groups_log2(self.n) << 8);
+        let (tm, tn) = kernel.tile(self.n);
         let tiles_m = self.m.div_ceil(tm);
         let tiles_n = self.n.div_ceil(tn);
         let params = Params {
@@ -218,6 +253,10 @@ impl Matmul {
         if kernel == GemmKernel::Naive {
             workgroups = workgroups.div_ceil(64);
         }
-        Op::new(ctx, kernel.kernel(), bytemuck::bytes_of(&params), &[a, b, bias, c], workgroups)
+        let bytes = bytemuck::bytes_of(&params);
+        match kernel {
+            GemmKernel::Vec4 => Op::with_bindings(ctx, kernel.kernel(), bytes, &[(1, a), (3, bias), (4, c), (5, b)], workgroups),
+            _ => Op::new(ctx, kernel.kernel(), bytes, &[a, b, bias, c], workgroups),
+        }
     }
 }

@@ -31,6 +31,7 @@ pub const KERNELS: &[Kernel] = &[
     matmul::KERNEL,
     matmul::SKINNY_KERNEL,
     matmul::NAIVE_KERNEL,
+    matmul::VEC4_KERNEL,
     patchify::KERNEL,
     add_position::KERNEL,
     layer_norm::KERNEL,
@@ -50,6 +51,18 @@ pub struct Op {
 impl Op {
     /// Binds `params` at binding 0 and `buffers` at bindings 1.. of `kernel`'s group 0.
     pub fn new(ctx: &GpuContext, kernel: &Kernel, params: &[u8], buffers: &[&wgpu::Buffer], workgroups: u64) -> Result<Op> {
+        let numbered: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).collect();
+        Self::with_bindings(ctx, kernel, params, &numbered, workgroups)
+    }
+
+    /// Binds `params` at binding 0 and each buffer at its given binding.
+    pub fn with_bindings(
+        ctx: &GpuContext,
+        kernel: &Kernel,
+        params: &[u8],
+        buffers: &[(u32, &wgpu::Buffer)],
+        workgroups: u64,
+    ) -> Result<Op> {
         let pipeline = ctx.pipelines.get(&ctx.device, kernel);
         let uniform = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(kernel.name),
@@ -58,11 +71,11 @@ impl Op {
         });
         let max_binding = ctx.max_binding() & !3;
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        for (i, buf) in buffers.iter().enumerate() {
+        for &(binding, buf) in buffers {
             // Pooled buffers may be rounded past the binding limit; bind only what the limit allows.
             let size = buf.size().min(max_binding);
             entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
+                binding,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: buf, offset: 0, size: wgpu::BufferSize::new(size) }),
             });
         }

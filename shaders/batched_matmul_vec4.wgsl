@@ -1,0 +1,79 @@
+// Register-blocked GEMM: each invocation computes 8 rows × 4 columns, reading B as vec4 and each A
+// value once per 4 outputs; no workgroup memory. The 64 invocations of a workgroup are laid out as
+// (64 / G) row groups × G column groups, G = 2^((flags >> 8) & 15) chosen by the host to fit narrow
+// outputs. Needs N, B's row stride, batch stride and offset to be multiples of 4 (the host checks).
+// Sums k in the same order as the other GEMMs. Needs gemm_common.wgsl in front.
+
+@group(0) @binding(5) var<storage, read> b4: array<vec4<f32>>;
+
+const ROWS: u32 = 8u;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let tile = wid.x + wid.y * nwg.x;
+    let per_batch = p.tiles_m * p.tiles_n;
+    if (tile >= per_batch * p.batch) {
+        return;
+    }
+    let z = tile / per_batch;
+    let t = tile % per_batch;
+    let g_log2 = (p.flags >> 8u) & 15u;
+    let g = 1u << g_log2;
+    let row0 = (t / p.tiles_n) * ROWS * (64u >> g_log2) + (lidx >> g_log2) * ROWS;
+    let col = ((t % p.tiles_n) * g + (lidx & (g - 1u))) * 4u;
+    if (col >= p.n || row0 >= p.m) {
+        return;
+    }
+    let last = p.m - 1u;
+    let o0 = a_at(z, min(row0 + 0u, last), 0u);
+    let o1 = a_at(z, min(row0 + 1u, last), 0u);
+    let o2 = a_at(z, min(row0 + 2u, last), 0u);
+    let o3 = a_at(z, min(row0 + 3u, last), 0u);
+    let o4 = a_at(z, min(row0 + 4u, last), 0u);
+    let o5 = a_at(z, min(row0 + 5u, last), 0u);
+    let o6 = a_at(z, min(row0 + 6u, last), 0u);
+    let o7 = a_at(z, min(row0 + 7u, last), 0u);
+    var bi = b_at(z, 0u, col) / 4u;
+    let b_step = p.b_rs / 4u;
+    var ak = 0u;
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    for (var k = 0u; k < p.k; k++) {
+        let bv = b4[bi];
+        c0 = fma(vec4<f32>(a[o0 + ak]), bv, c0);
+        c1 = fma(vec4<f32>(a[o1 + ak]), bv, c1);
+        c2 = fma(vec4<f32>(a[o2 + ak]), bv, c2);
+        c3 = fma(vec4<f32>(a[o3 + ak]), bv, c3);
+        c4 = fma(vec4<f32>(a[o4 + ak]), bv, c4);
+        c5 = fma(vec4<f32>(a[o5 + ak]), bv, c5);
+        c6 = fma(vec4<f32>(a[o6 + ak]), bv, c6);
+        c7 = fma(vec4<f32>(a[o7 + ak]), bv, c7);
+        ak += p.a_cs;
+        bi += b_step;
+    }
+    store_vec4(z, row0 + 0u, col, c0);
+    store_vec4(z, row0 + 1u, col, c1);
+    store_vec4(z, row0 + 2u, col, c2);
+    store_vec4(z, row0 + 3u, col, c3);
+    store_vec4(z, row0 + 4u, col, c4);
+    store_vec4(z, row0 + 5u, col, c5);
+    store_vec4(z, row0 + 6u, col, c6);
+    store_vec4(z, row0 + 7u, col, c7);
+}
+
+fn store_vec4(z: u32, r: u32, c: u32, v: vec4<f32>) {
+    store(z, r, c, v.x);
+    store(z, r, c + 1u, v.y);
+    store(z, r, c + 2u, v.z);
+    store(z, r, c + 3u, v.w);
+}
