@@ -191,7 +191,7 @@ impl Matmul {
     /// Whether B can be read as vec4: unit column stride, everything else a multiple of 4.
     pub fn vec4_b(&self) -> bool {
         let b = &self.b;
-        b.col_stride == 1 && self.n % 4 == 0 && b.row_stride % 4 == 0 && b.batch_stride % 4 == 0 && b.offset % 4 == 0
+        b.col_stride == 1 && [self.n, b.row_stride, b.batch_stride, b.offset].iter().all(|v| v.is_multiple_of(4))
     }
 
     /// Binds the operands to the fastest kernel that can run this GEMM; `bias` must be given exactly
