@@ -2,9 +2,8 @@
 // value once per 4 outputs; no workgroup memory. The 64 invocations of a workgroup are laid out as
 // (64 / G) row groups × G column groups, G = 2^((flags >> 8) & 15) chosen by the host to fit narrow
 // outputs. Needs N, B's row stride, batch stride and offset to be multiples of 4 (the host checks).
-// Sums k in the same order as the other GEMMs. Needs gemm_common.wgsl in front.
-
-@group(0) @binding(5) var<storage, read> b4: array<vec4<f32>>;
+// Sums k in the same order as the other GEMMs. Needs gemm_common.wgsl and one of gemm_b_f32.wgsl /
+// gemm_b_f16.wgsl (which define `load_b4`) in front.
 
 const ROWS: u32 = 8u;
 
@@ -49,7 +48,7 @@ fn main(
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
     for (var k = 0u; k < p.k; k++) {
-        let bv = b4[bi];
+        let bv = load_b4(bi);
         c0 = fma(vec4<f32>(a[o0 + ak]), bv, c0);
         c1 = fma(vec4<f32>(a[o1 + ak]), bv, c1);
         c2 = fma(vec4<f32>(a[o2 + ak]), bv, c2);

@@ -150,6 +150,11 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
         let mut rng = Rng::new(2);
         let w = random_layer(&mut rng, s);
         let layer = pollster::block_on(SoftMoe::new(ctx.clone(), &w))?;
+        let f16 = if ctx.features.contains(wgpu::Features::SHADER_F16) {
+            Some(pollster::block_on(SoftMoe::with_options(ctx.clone(), &w, softmoe::layers::LayerOptions { f16_weights: true }))?)
+        } else {
+            None
+        };
         let peer = candle_layer::CandleSoftMoe::new(&w)?;
         for b in batches {
             let x = random_input(&mut rng, b, m, s.d);

@@ -54,8 +54,9 @@ impl GpuContext {
             })?;
         let limits = if opts.webgpu_default_limits { wgpu::Limits::default() } else { adapter.limits() };
         let adapter_features = adapter.features();
-        // Timestamp queries only time kernels (benchmarks, `profile`); ask for them where offered.
-        let features = adapter_features & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamp queries only time kernels (benchmarks, `profile`); f16 is used only when a layer asks
+        // for f16 weights. Both are requested where offered.
+        let features = adapter_features & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("softmoe"),

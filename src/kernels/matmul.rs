@@ -28,7 +28,22 @@ pub const NAIVE_KERNEL: Kernel = Kernel {
 
 pub const VEC4_KERNEL: Kernel = Kernel {
     name: "batched_matmul_vec4",
-    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_vec4.wgsl")),
+    source: concat!(
+        include_str!("../../shaders/gemm_common.wgsl"),
+        include_str!("../../shaders/gemm_b_f32.wgsl"),
+        include_str!("../../shaders/batched_matmul_vec4.wgsl")
+    ),
+};
+
+/// The vec4 GEMM with B stored as f16 (needs the `shader-f16` feature).
+pub const VEC4_F16_KERNEL: Kernel = Kernel {
+    name: "batched_matmul_vec4_f16",
+    source: concat!(
+        "enable f16;\n",
+        include_str!("../../shaders/gemm_common.wgsl"),
+        include_str!("../../shaders/gemm_b_f16.wgsl"),
+        include_str!("../../shaders/batched_matmul_vec4.wgsl")
+    ),
 };
 
 /// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
@@ -45,6 +60,8 @@ pub enum GemmKernel {
     Naive,
     /// 8 rows × 4 columns per invocation with vec4 reads of B (needs a vec4-aligned B).
     Vec4,
+    /// The vec4 kernel with B stored as f16.
+    Vec4F16,
 }
 
 impl GemmKernel {
@@ -72,6 +89,7 @@ impl GemmKernel {
             GemmKernel::Skinny => &SKINNY_KERNEL,
             GemmKernel::Naive => &NAIVE_KERNEL,
             GemmKernel::Vec4 => &VEC4_KERNEL,
+            GemmKernel::Vec4F16 => &VEC4_F16_KERNEL,
         }
     }
 
@@ -81,7 +99,7 @@ impl GemmKernel {
             GemmKernel::Tiled => (64, 64),
             GemmKernel::Skinny => (4, 64),
             GemmKernel::Naive => (1, 1),
-            GemmKernel::Vec4 => {
+            GemmKernel::Vec4 | GemmKernel::Vec4F16 => {
                 let g = 1usize << vec4_groups_log2(n);
                 (8 * (64 / g), 4 * g)
             }
@@ -255,7 +273,9 @@ impl Matmul {
         }
         let bytes = bytemuck::bytes_of(&params);
         match kernel {
-            GemmKernel::Vec4 => Op::with_bindings(ctx, kernel.kernel(), bytes, &[(1, a), (3, bias), (4, c), (5, b)], workgroups),
+            GemmKernel::Vec4 | GemmKernel::Vec4F16 => {
+                Op::with_bindings(ctx, kernel.kernel(), bytes, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
+            }
             _ => Op::new(ctx, kernel.kernel(), bytes, &[a, b, bias, c], workgroups),
         }
     }

@@ -32,6 +32,7 @@ pub const KERNELS: &[Kernel] = &[
     matmul::SKINNY_KERNEL,
     matmul::NAIVE_KERNEL,
     matmul::VEC4_KERNEL,
+    matmul::VEC4_F16_KERNEL,
     patchify::KERNEL,
     add_position::KERNEL,
     layer_norm::KERNEL,
@@ -184,7 +185,12 @@ mod tests {
     fn every_wgsl_file_parses_and_validates() {
         for k in KERNELS {
             let module = naga::front::wgsl::parse_str(k.source).unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.source)));
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+            let caps = if k.source.starts_with("enable f16;") {
+                naga::valid::Capabilities::SHADER_FLOAT16
+            } else {
+                naga::valid::Capabilities::empty()
+            };
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
                 .validate(&module)
                 .unwrap_or_else(|e| panic!("{}: {:?}", k.name, e));
             assert!(module.entry_points.iter().any(|e| e.name == "main"), "{} has no `main`", k.name);

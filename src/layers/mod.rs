@@ -2,7 +2,7 @@
 
 pub mod soft_moe;
 
-pub use soft_moe::{LayerOutput, SoftMoe};
+pub use soft_moe::{LayerOptions, LayerOutput, SoftMoe};
 
 /// Which GELU the expert MLPs use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

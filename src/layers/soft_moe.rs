@@ -10,6 +10,7 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
+use crate::kernels::matmul::GemmKernel;
 use crate::kernels::{self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, slot_inputs, Op};
 use crate::reference::check_input;
 use crate::tensor::Tensor;
@@ -26,10 +27,19 @@ pub struct LayerOutput {
     pub combine: Option<Tensor>,
 }
 
+/// How a layer keeps its weights on the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// Store the expert kernels as f16 (half the memory and bandwidth; needs `shader-f16`, and d and
+    /// h multiples of 4). Everything else, and all arithmetic, stays f32.
+    pub f16_weights: bool,
+}
+
 /// A Soft MoE layer with its weights resident on one device.
 pub struct SoftMoe {
     ctx: Arc<GpuContext>,
     config: SoftMoeWeights,
+    options: LayerOptions,
     mu_hat: wgpu::Buffer,
     experts: Vec<ExpertGroup>,
     plans: PlanCache<PlanKey, Plan>,
@@ -65,10 +75,23 @@ struct Plan {
 impl SoftMoe {
     /// Uploads `weights` to the device of `ctx` and normalises Φ there once.
     pub async fn new(ctx: Arc<GpuContext>, weights: &SoftMoeWeights) -> Result<Self> {
+        Self::with_options(ctx, weights, LayerOptions::default()).await
+    }
+
+    /// As `new`, with storage options.
+    pub async fn with_options(ctx: Arc<GpuContext>, weights: &SoftMoeWeights, options: LayerOptions) -> Result<Self> {
         weights.validate()?;
+        if options.f16_weights {
+            if !ctx.features.contains(wgpu::Features::SHADER_F16) {
+                return Err(Error::Device(format!("f16 weights need the `shader-f16` feature, which {} lacks", ctx.info.name)));
+            }
+            if weights.d % 4 != 0 || weights.h % 4 != 0 {
+                return Err(Error::Config(format!("f16 weights need d and h to be multiples of 4 (d = {}, h = {})", weights.d, weights.h)));
+            }
+        }
         let w = weights;
-        let upload = |name: &str, data: &[f32]| -> Result<wgpu::Buffer> {
-            let bytes = std::mem::size_of_val(data) as u64;
+        let upload_bytes = |name: &str, contents: &[u8]| -> Result<wgpu::Buffer> {
+            let bytes = contents.len() as u64;
             if bytes > ctx.max_binding() {
                 return Err(Error::Limit {
                     what: format!("tensor `{name}`"),
@@ -79,14 +102,24 @@ impl SoftMoe {
             }
             Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(name),
-                contents: bytemuck::cast_slice(data),
+                contents,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             }))
+        };
+        let upload = |name: &str, data: &[f32]| upload_bytes(name, bytemuck::cast_slice(data));
+        // Expert kernels as f32, or as f16 bits when asked.
+        let upload_kernel = |name: &str, data: &[f32]| {
+            if options.f16_weights {
+                let halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+                upload_bytes(name, bytemuck::cast_slice(&halves))
+            } else {
+                upload(name, data)
+            }
         };
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mu = upload("Router/mu", &w.mu)?;
         // One expert's kernel must fit a binding; as many experts as fit share one.
-        let per_expert = (w.d * w.h * 4) as u64;
+        let per_expert = (w.d * w.h * if options.f16_weights { 2 } else { 4 }) as u64;
         let group_len = (ctx.max_binding() / per_expert).min(w.n as u64) as usize;
         if group_len == 0 {
             return Err(Error::Limit {
@@ -101,9 +134,9 @@ impl SoftMoe {
         for first in (0..w.n).step_by(group_len) {
             let r = first..(first + group_len).min(w.n);
             experts.push(ExpertGroup {
-                w0: upload("Mlp/Dense_0/kernel", &w.w0[r.start * d * h..r.end * d * h])?,
+                w0: upload_kernel("Mlp/Dense_0/kernel", &w.w0[r.start * d * h..r.end * d * h])?,
                 b0: upload("Mlp/Dense_0/bias", &w.b0[r.start * h..r.end * h])?,
-                w1: upload("Mlp/Dense_1/kernel", &w.w1[r.start * h * d..r.end * h * d])?,
+                w1: upload_kernel("Mlp/Dense_1/kernel", &w.w1[r.start * h * d..r.end * h * d])?,
                 b1: upload("Mlp/Dense_1/bias", &w.b1[r.start * d..r.end * d])?,
                 experts: r,
             });
@@ -125,7 +158,7 @@ impl SoftMoe {
             return Err(Error::Device(format!("uploading the layer failed: {e}")));
         }
         let config = SoftMoeWeights { mu: Vec::new(), w0: Vec::new(), b0: Vec::new(), w1: Vec::new(), b1: Vec::new(), ..weights.clone() };
-        Ok(SoftMoe { ctx, config, mu_hat, experts, plans: PlanCache::new(MAX_PLANS) })
+        Ok(SoftMoe { ctx, config, options, mu_hat, experts, plans: PlanCache::new(MAX_PLANS) })
     }
 
     /// The layer's sizes and options (its weight vectors are left empty).
@@ -252,16 +285,14 @@ impl SoftMoe {
         ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
         ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
         ops.push(slot_inputs::slot_inputs(b, m, s, d).op(ctx, dm, x, None, &scratch.slots_in)?);
+        // f16 expert kernels take the f16 vec4 GEMM; f32 ones whichever GEMM fits best.
+        let kernel =
+            |mm: &crate::kernels::matmul::Matmul| if self.options.f16_weights { GemmKernel::Vec4F16 } else { GemmKernel::choose(mm) };
         for g in &self.experts {
             let e = g.experts.clone();
-            ops.push(expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu).op(
-                ctx,
-                &scratch.slots_in,
-                &g.w0,
-                Some(&g.b0),
-                &scratch.hidden,
-            )?);
-            ops.push(expert_mlp::dense1(b, n, p, d, h, e).op(ctx, &scratch.hidden, &g.w1, Some(&g.b1), &scratch.slots_out)?);
+            let (mm0, mm1) = (expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu), expert_mlp::dense1(b, n, p, d, h, e));
+            ops.push(mm0.op_with(kernel(&mm0), ctx, &scratch.slots_in, &g.w0, Some(&g.b0), &scratch.hidden)?);
+            ops.push(mm1.op_with(kernel(&mm1), ctx, &scratch.hidden, &g.w1, Some(&g.b1), &scratch.slots_out)?);
         }
         ops.push(combine::combine(b, m, s, d, residual).op(ctx, cm, &scratch.slots_out, None, y)?);
         Ok(ops)

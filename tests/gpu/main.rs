@@ -3,6 +3,7 @@
 
 mod batch;
 mod common;
+mod f16_weights;
 mod invariants;
 mod kernels;
 mod reliability;
