@@ -190,6 +190,23 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                 gbs: bytes / ours / 1e9,
                 note: overhead,
             });
+            if let Some(f16) = &f16 {
+                let secs = median_secs(budget, 3, || {
+                    pollster::block_on(f16.forward(&x)).expect("f16 forward");
+                });
+                let yh = pollster::block_on(f16.forward(&x))?.y.data;
+                let dh = ya.iter().zip(&yh).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                let half_bytes = bytes - (2 * s.n * s.d * s.h) as f64 * 2.0;
+                rows.push(Row {
+                    suite: "layer",
+                    case: case.clone(),
+                    variant: "softmoe (GPU, f16 weights)".into(),
+                    secs,
+                    gflops: flops / secs / 1e9,
+                    gbs: half_bytes / secs / 1e9,
+                    note: format!("{:.2}× the f32 layer; max |Δy| vs f32 {dh:.1e}", ours / secs),
+                });
+            }
             rows.push(Row {
                 suite: "layer",
                 case,
