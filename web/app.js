@@ -74,7 +74,9 @@ function selectSample(k) {
   const { images, labels } = state.samples;
   document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.toggle('selected', Number(c.dataset.sample) === k));
   state.truth = state.model.classNames[labels.data[k]];
-  return classify(images.data.slice(k * SIDE * SIDE, (k + 1) * SIDE * SIDE));
+  const pixels = images.data.slice(k * SIDE * SIDE, (k + 1) * SIDE * SIDE);
+  drawGray($('draw'), pixels); // the sample becomes the drawing, so it can be edited by hand
+  return classify(pixels);
 }
 
 // ---- classification (one at a time; the latest request wins) ------------------------------
@@ -291,7 +293,7 @@ function setupDrawing() {
   clear();
   let drawing = false, last = null, timer = null;
   const pos = (ev) => { const r = canvas.getBoundingClientRect(); return [((ev.clientX - r.left) / r.width) * canvas.width, ((ev.clientY - r.top) / r.height) * canvas.height]; };
-  const submit = () => { state.truth = null; document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.remove('selected')); classify(state.model.pixels(canvas)); };
+  const submit = () => { if (state.truth && !state.truth.endsWith('(edited)')) state.truth += ' (edited)'; document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.remove('selected')); classify(state.model.pixels(canvas)); };
   canvas.addEventListener('pointerdown', (ev) => { drawing = true; last = pos(ev); canvas.setPointerCapture(ev.pointerId); });
   canvas.addEventListener('pointermove', (ev) => {
     if (!drawing) return;
@@ -302,12 +304,13 @@ function setupDrawing() {
     clearTimeout(timer); timer = setTimeout(submit, 120);
   });
   canvas.addEventListener('pointerup', () => { drawing = false; submit(); });
-  $('clear').addEventListener('click', clear);
+  $('clear').addEventListener('click', () => { clear(); state.truth = null; });
   $('upload').addEventListener('change', async (ev) => {
     const file = ev.target.files[0];
     if (!file) return;
     const bitmap = await createImageBitmap(file);
     clear();
+    state.truth = null;
     // Fit the image in the square, centred, keeping its aspect ratio.
     const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
     const w = bitmap.width * scale, h = bitmap.height * scale;
