@@ -98,6 +98,28 @@ impl GpuContext {
         }
     }
 
+    /// A read-only storage buffer holding `contents` (a weight tensor), refused with an error naming
+    /// the limit when it cannot be bound whole.
+    pub fn upload(&self, name: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
+        use wgpu::util::DeviceExt;
+        let bytes = contents.len() as u64;
+        if bytes > self.max_binding() {
+            return Err(Error::Limit {
+                what: format!("tensor `{name}`"),
+                limit: "max_storage_buffer_binding_size",
+                needed: bytes,
+                max: self.max_binding(),
+            });
+        }
+        // Zero-sized bindings are invalid; an empty tensor gets one unused word.
+        let contents = if contents.is_empty() { &[0u8; 4][..] } else { contents };
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(name),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE,
+        }))
+    }
+
     /// The largest buffer one storage binding may hold, in bytes.
     pub fn max_binding(&self) -> u64 {
         self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size).min(self.binding_cap)

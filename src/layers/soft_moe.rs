@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use wgpu::util::DeviceExt;
-
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
 use crate::kernels::matmul::GemmKernel;
@@ -90,28 +88,12 @@ impl SoftMoe {
             }
         }
         let w = weights;
-        let upload_bytes = |name: &str, contents: &[u8]| -> Result<wgpu::Buffer> {
-            let bytes = contents.len() as u64;
-            if bytes > ctx.max_binding() {
-                return Err(Error::Limit {
-                    what: format!("tensor `{name}`"),
-                    limit: "max_storage_buffer_binding_size",
-                    needed: bytes,
-                    max: ctx.max_binding(),
-                });
-            }
-            Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(name),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            }))
-        };
-        let upload = |name: &str, data: &[f32]| upload_bytes(name, bytemuck::cast_slice(data));
+        let upload = |name: &str, data: &[f32]| ctx.upload(name, bytemuck::cast_slice(data));
         // Expert kernels as f32, or as f16 bits when asked.
         let upload_kernel = |name: &str, data: &[f32]| {
             if options.f16_weights {
                 let halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
-                upload_bytes(name, bytemuck::cast_slice(&halves))
+                ctx.upload(name, bytemuck::cast_slice(&halves))
             } else {
                 upload(name, data)
             }

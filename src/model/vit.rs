@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use wgpu::util::DeviceExt;
-
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
 use crate::kernels::matmul::Activation;
@@ -81,22 +79,7 @@ struct Plan {
 impl Vit {
     /// Uploads `weights` to the device of `ctx`.
     pub async fn new(ctx: Arc<GpuContext>, weights: &VitWeights) -> Result<Self> {
-        let upload = |name: &str, data: &[f32]| -> Result<wgpu::Buffer> {
-            let bytes = std::mem::size_of_val(data) as u64;
-            if bytes > ctx.max_binding() {
-                return Err(Error::Limit {
-                    what: format!("tensor `{name}`"),
-                    limit: "max_storage_buffer_binding_size",
-                    needed: bytes,
-                    max: ctx.max_binding(),
-                });
-            }
-            Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(name),
-                contents: bytemuck::cast_slice(if data.is_empty() { &[0.0f32] } else { data }),
-                usage: wgpu::BufferUsages::STORAGE,
-            }))
-        };
+        let upload = |name: &str, data: &[f32]| ctx.upload(name, bytemuck::cast_slice(data));
         let affine = |name: &str, scale: &[f32], bias: &[f32]| upload(name, &[scale, bias].concat());
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut blocks = Vec::with_capacity(weights.blocks.len());
