@@ -95,6 +95,23 @@ async function runPage(base, webgpu, samples) {
   const last = await page.evaluate(() => window.softmoeLast);
   check(last && typeof last.ms === 'number' && last.probs.length === 10 && last.backend === mode, `${mode} run: window.softmoeLast is complete`);
   if (webgpu) {
+    // Drawing with the mouse and uploading a file both classify what they show.
+    const before = await page.evaluate(() => window.softmoeLast);
+    await page.click('#clear');
+    const box = await page.locator('#draw').boundingBox();
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.2, { steps: 8 });
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.85, { steps: 8 });
+    await page.mouse.up();
+    await page.waitForFunction((b) => window.softmoeLast !== b && document.querySelector('[data-testid=status]').textContent === 'ready', before, { timeout: 60_000 });
+    const drawn = await page.evaluate(() => ({ last: window.softmoeLast, truth: document.getElementById('truth').textContent }));
+    check(drawn.last.probs.length === 10 && drawn.truth === 'your image', `drawing was classified: ${JSON.stringify(drawn.truth)}`);
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAAAAADhZOFXAAAAFElEQVR4nGNgwAJO3LlzgmgGBAAABTIQaVIe2AQAAAAASUVORK5CYII=', 'base64');
+    const beforeUpload = await page.evaluate(() => window.softmoeLast);
+    await page.setInputFiles('#upload', { name: 'shirt.png', mimeType: 'image/png', buffer: png });
+    await page.waitForFunction((b) => window.softmoeLast !== b && document.querySelector('[data-testid=status]').textContent === 'ready', beforeUpload, { timeout: 60_000 });
+    check(true, 'upload was classified');
     await page.evaluate(() => window.softmoeSelect(0));
     await page.hover('.slot');
     await page.screenshot({ path: path.join(SHOTS, 'demo-webgpu.png'), fullPage: true });
