@@ -11,7 +11,7 @@ use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
 use crate::kernels::matmul::Activation;
 use crate::kernels::{add_position, attention, dense::dense, layer_norm, mean_pool, patchify, Op};
 use crate::layers::soft_moe::{Scratch, READBACK, STORAGE};
-use crate::layers::SoftMoe;
+use crate::layers::{LayerOptions, SoftMoe};
 use crate::model::VitConfig;
 use crate::reference::{check_images, softmax_rows};
 use crate::tensor::Tensor;
@@ -79,6 +79,11 @@ struct Plan {
 impl Vit {
     /// Uploads `weights` to the device of `ctx`.
     pub async fn new(ctx: Arc<GpuContext>, weights: &VitWeights) -> Result<Self> {
+        Self::with_options(ctx, weights, LayerOptions::default()).await
+    }
+
+    /// As `new`; `options` apply to the Soft MoE blocks (e.g. f16 expert weights).
+    pub async fn with_options(ctx: Arc<GpuContext>, weights: &VitWeights, options: LayerOptions) -> Result<Self> {
         let upload = |name: &str, data: &[f32]| ctx.upload(name, bytemuck::cast_slice(data));
         let affine = |name: &str, scale: &[f32], bias: &[f32]| upload(name, &[scale, bias].concat());
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -92,7 +97,7 @@ impl Vit {
                     w1: upload(&name("MlpBlock_3/Dense_1/kernel"), w1)?,
                     b1: upload(&name("MlpBlock_3/Dense_1/bias"), b1)?,
                 },
-                BlockMlp::SoftMoe(w) => Mlp::SoftMoe(SoftMoe::new(ctx.clone(), w).await?),
+                BlockMlp::SoftMoe(w) => Mlp::SoftMoe(SoftMoe::with_options(ctx.clone(), w, options).await?),
             };
             blocks.push(Block {
                 ln0: affine(&name("LayerNorm_0"), &b.ln0_scale, &b.ln0_bias)?,
