@@ -23,6 +23,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         }
     };
     let cpu = args.switch("cpu");
+    let f16 = args.switch("f16");
     let json = args.switch("json");
     args.finish()?;
 
@@ -30,7 +31,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let weights = softmoe::weights::VitWeights::load(&model)?;
     let config = weights.config.clone();
     let images = read_images(&files, &config)?;
-    let backend = Backend::new(weights, cpu)?;
+    let backend = Backend::new(weights, cpu, f16)?;
     let per = config.image_size * config.image_size;
     let n = images.shape[0];
     let mut start = 0;

@@ -13,9 +13,10 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let model = PathBuf::from(args.required("model")?);
     let data_dir = args.option("data")?.map(PathBuf::from);
     let cpu = args.switch("cpu");
+    let f16 = args.switch("f16");
     args.finish()?;
 
-    let backend = Backend::load(&model, cpu)?;
+    let backend = Backend::load(&model, cpu, f16)?;
     let dir = match data_dir {
         Some(d) => d,
         None => data::fetch(&data::default_cache())?,

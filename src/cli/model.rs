@@ -20,16 +20,21 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn load(dir: &Path, cpu: bool) -> Result<Self, Error> {
-        Self::new(VitWeights::load(dir)?, cpu)
+    pub fn load(dir: &Path, cpu: bool, f16: bool) -> Result<Self, Error> {
+        Self::new(VitWeights::load(dir)?, cpu, f16)
     }
 
-    pub fn new(weights: VitWeights, cpu: bool) -> Result<Self, Error> {
+    /// The f64 reference with `cpu`, else the GPU model (f16 expert weights with `f16`).
+    pub fn new(weights: VitWeights, cpu: bool, f16: bool) -> Result<Self, Error> {
+        if cpu && f16 {
+            return Err(Error::Usage("--f16 applies to the GPU path, not --cpu".into()));
+        }
         if cpu {
             return Ok(Backend::Cpu(weights));
         }
         let ctx = pollster::block_on(GpuContext::new())?;
-        Ok(Backend::Gpu(pollster::block_on(Vit::new(ctx, &weights))?))
+        let options = softmoe::layers::LayerOptions { f16_weights: f16 };
+        Ok(Backend::Gpu(pollster::block_on(Vit::with_options(ctx, &weights, options))?))
     }
 
     pub fn config(&self) -> &VitConfig {
