@@ -22,7 +22,7 @@ const USAGE: &str = "usage:
   trainer train --model soft-moe|dense [--data DIR] [--epochs N] [--out DIR] [--batch-size N]
                 [--lr F] [--weight-decay F] [--warmup-epochs F] [--seed N] [--hidden N]
                 [--layers N] [--heads N] [--mlp N] [--experts N] [--slots N]
-                [--augment none|flip|shift|flip+shift] [--max-steps N]
+                [--augment none|flip|shift|flip+shift] [--max-steps N] [--threads N]
   trainer eval --model DIR [--data DIR]
   trainer samples [--data DIR] [--out DIR]   (writes DIR/samples.safetensors and, for each
                                              model dir under DIR, its sample_logits)";
@@ -58,6 +58,19 @@ impl Args {
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Parallelism comes from our own data-parallel worker threads; candle itself runs
+    // single-threaded in each (its spin-barrier pool gains nothing on 2 cores and collapses
+    // when the cores are shared). Must be set before the first candle op.
+    let threads = argv
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| argv.get(i + 1))
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(2);
+    WORKERS.store(threads, std::sync::atomic::Ordering::Relaxed);
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
+    std::env::set_var("RAYON_NUM_THREADS", "1");
     let result = match argv.first().map(|s| s.as_str()) {
         Some("train") => Args::parse(&argv[1..]).and_then(|a| train(&a)),
         Some("eval") => Args::parse(&argv[1..]).and_then(|a| eval_cmd(&a)),
@@ -248,21 +261,16 @@ fn train_loop(
                 );
                 ys.push(labels[i]);
             }
-            let x = Tensor::from_slice(&batch[..bs * 784], (bs, 28, 28), dev)?;
-            let y = Tensor::from_vec(ys.clone(), bs, dev)?;
-            let w = Weights::from_vars(vars);
-            let logits = model::forward(&x, &w, cfg)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let lr = lr_at(step, total, warmup, r.lr);
             opt_d.set_learning_rate(lr);
             opt_n.set_learning_rate(lr);
-            let grads = loss.backward()?;
+            let w = Weights::from_vars(vars);
+            let (grads, loss, pred) = parallel_step(&w, cfg, &batch[..bs * 784], &ys, vars, dev)?;
             opt_d.step(&grads)?;
             opt_n.step(&grads)?;
             step += 1;
-            let pred = logits.argmax(1)?.to_vec1::<u32>()?;
             correct += pred.iter().zip(&ys).filter(|(p, t)| p == t).count();
-            loss_sum += loss.to_scalar::<f32>()? as f64 * bs as f64;
+            loss_sum += loss * bs as f64;
             seen += bs;
             if bi % 10 == 0 || seen == n {
                 let ips = seen as f64 / epoch_start.elapsed().as_secs_f64();
@@ -292,14 +300,119 @@ fn train_loop(
     Ok((start.elapsed().as_secs_f64(), epochs_done))
 }
 
+/// Number of data-parallel workers (each runs candle single-threaded; see `main`).
+fn workers() -> usize {
+    WORKERS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
+
+/// One training step's forward and backward, data-parallel: the batch is cut into `workers()`
+/// contiguous shards, each shard's mean loss is back-propagated on its own thread, and the
+/// gradients are averaged weighted by shard size in a fixed order (deterministic whatever the
+/// scheduling). Returns (gradients, mean loss, predictions).
+fn parallel_step(
+    w: &Weights,
+    cfg: &Config,
+    px: &[f32],
+    ys: &[u32],
+    vars: &BTreeMap<String, Var>,
+    dev: &Device,
+) -> Res<(candle_core::backprop::GradStore, f64, Vec<u32>)> {
+    let bs = ys.len();
+    let shard = bs.div_ceil(workers());
+    type Out = candle_core::Result<(candle_core::backprop::GradStore, f32, Vec<u32>)>;
+    let results: Vec<(usize, Out)> = std::thread::scope(|s| {
+        let handles: Vec<_> = ys
+            .chunks(shard)
+            .enumerate()
+            .map(|(k, yk)| {
+                let xk = &px[k * shard * 784..(k * shard + yk.len()) * 784];
+                s.spawn(move || {
+                    let run = || -> Out {
+                        let x = Tensor::from_slice(xk, (yk.len(), 28, 28), dev)?;
+                        let y = Tensor::from_slice(yk, yk.len(), dev)?;
+                        let logits = model::forward(&x, w, cfg)?;
+                        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                        let grads = loss.backward()?;
+                        let pred = logits.argmax(1)?.to_vec1::<u32>()?;
+                        Ok((grads, loss.to_scalar::<f32>()?, pred))
+                    };
+                    (yk.len(), run())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect()
+    });
+    let mut total: Option<candle_core::backprop::GradStore> = None;
+    let mut loss = 0f64;
+    let mut preds = Vec::with_capacity(bs);
+    for (n, res) in results {
+        let (g, l, p) = res?;
+        let f = n as f64 / bs as f64;
+        loss += l as f64 * f;
+        preds.extend(p);
+        match total.as_mut() {
+            None => {
+                let mut g = g;
+                for v in vars.values() {
+                    if let Some(t) = g.remove(v.as_tensor()) {
+                        g.insert(v.as_tensor(), (t * f)?);
+                    }
+                }
+                total = Some(g);
+            }
+            Some(acc) => {
+                for v in vars.values() {
+                    if let Some(t) = g.get(v.as_tensor()) {
+                        let sum = match acc.remove(v.as_tensor()) {
+                            Some(a) => (a + (t * f)?)?,
+                            None => (t * f)?,
+                        };
+                        acc.insert(v.as_tensor(), sum);
+                    }
+                }
+            }
+        }
+    }
+    Ok((total.expect("at least one shard"), loss, preds))
+}
+
 /// Logits for pixels [N*784] in batches.
 fn logits_of(w: &Weights, cfg: &Config, px: &[f32], dev: &Device) -> Res<Vec<Vec<f32>>> {
     let n = px.len() / 784;
+    let chunks: Vec<usize> = (0..n).step_by(250).collect();
+    let per_worker = chunks.len().div_ceil(workers()).max(1);
+    let parts: Vec<candle_core::Result<Vec<Vec<f32>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .chunks(per_worker)
+            .map(|starts| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for &start in starts {
+                        let bs = (n - start).min(250);
+                        let x = Tensor::from_slice(
+                            &px[start * 784..(start + bs) * 784],
+                            (bs, 28, 28),
+                            dev,
+                        )?;
+                        out.extend(model::forward(&x, w, cfg)?.to_vec2::<f32>()?);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect()
+    });
     let mut out = Vec::with_capacity(n);
-    for start in (0..n).step_by(500) {
-        let bs = (n - start).min(500);
-        let x = Tensor::from_slice(&px[start * 784..(start + bs) * 784], (bs, 28, 28), dev)?;
-        out.extend(model::forward(&x, w, cfg)?.to_vec2::<f32>()?);
+    for p in parts {
+        out.extend(p?);
     }
     Ok(out)
 }
