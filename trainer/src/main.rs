@@ -105,20 +105,20 @@ fn train(a: &Args) -> Res<()> {
     };
     let cfg = Config::new(
         a.get("hidden", 64)?,
-        a.get("layers", 6)?,
+        a.get("layers", 4)?,
         a.get("heads", 4)?,
         a.get("mlp", 128)?,
         a.get("experts", 8)?,
         a.get("slots", 2)?,
         soft_moe,
     );
-    let augment = a.str("augment").unwrap_or("flip");
+    let augment = a.str("augment").unwrap_or("none");
     let recipe = Recipe {
-        epochs: a.get("epochs", 3)?,
+        epochs: a.get("epochs", 6)?,
         batch_size: a.get("batch-size", 128)?,
-        lr: a.get("lr", 2e-3)?,
+        lr: a.get("lr", 4e-3)?,
         weight_decay: a.get("weight-decay", 0.05)?,
-        warmup_epochs: a.get("warmup-epochs", 0.3)?,
+        warmup_epochs: a.get("warmup-epochs", 0.5)?,
         seed: a.get("seed", 42)?,
         flip: augment.contains("flip"),
         shift: augment.contains("shift"),
