@@ -173,11 +173,7 @@ impl Config {
             v.push((format!("{a}/out/kernel"), vec![heads, dh, d]));
             v.push((format!("{a}/out/bias"), vec![d]));
             if self.is_moe(k) {
-                let (n, s, h) = (
-                    self.num_experts,
-                    self.slots_per_expert,
-                    self.expert_mlp_dim,
-                );
+                let (n, s, h) = (self.num_experts, self.slots_per_expert, self.expert_mlp_dim);
                 v.push((format!("{b}/Moe/Router/mu"), vec![d, n, s]));
                 v.push((format!("{b}/Moe/Router/scale"), vec![]));
                 v.push((format!("{b}/Moe/Mlp/Dense_0/kernel"), vec![n, d, h]));

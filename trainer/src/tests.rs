@@ -37,7 +37,11 @@ fn spec_small_vector() {
     ];
     for i in 0..4 {
         for j in 0..2 {
-            assert!(close(d[i][j], want_d[i][j], 1e-5), "D[{i}][{j}] = {}", d[i][j]);
+            assert!(
+                close(d[i][j], want_d[i][j], 1e-5),
+                "D[{i}][{j}] = {}",
+                d[i][j]
+            );
         }
     }
     let c = c.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
@@ -53,7 +57,11 @@ fn spec_small_vector() {
     for i in 0..4 {
         for k in 0..2 {
             // erf GELU would move Y by up to 5.4e-5: 1e-5 proves the tanh approximation.
-            assert!(close(y[i][k], want_y[i][k], 1e-5), "Y[{i}][{k}] = {}", y[i][k]);
+            assert!(
+                close(y[i][k], want_y[i][k], 1e-5),
+                "Y[{i}][{k}] = {}",
+                y[i][k]
+            );
         }
     }
 }
@@ -67,9 +75,15 @@ fn spec_medium_vector() {
     let (b, m, d, h, n, p) = (2, 16, 8, 16, 4, 2);
     let x = t(fill(b * m * d, |t| (0.37 * t + 0.1).sin()), &[b, m, d]);
     let mu = t(fill(d * n * p, |t| (0.23 * t).cos()), &[d, n, p]);
-    let w0 = t(fill(n * d * h, |t| 0.3 * (0.11 * t + 0.5).sin()), &[n, d, h]);
+    let w0 = t(
+        fill(n * d * h, |t| 0.3 * (0.11 * t + 0.5).sin()),
+        &[n, d, h],
+    );
     let b0 = t(fill(n * h, |t| 0.05 * (0.7 * t).cos()), &[n, h]);
-    let w1 = t(fill(n * h * d, |t| 0.3 * (0.13 * t + 0.2).cos()), &[n, h, d]);
+    let w1 = t(
+        fill(n * h * d, |t| 0.3 * (0.13 * t + 0.2).cos()),
+        &[n, h, d],
+    );
     let b1 = t(fill(n * d, |t| 0.05 * (0.9 * t).sin()), &[n, d]);
     let scale = t(vec![2.0], &[]);
     let y = model::soft_moe(&x, &mu, &scale, &w0, &b0, &w1, &b1).unwrap();
@@ -110,7 +124,10 @@ fn patch_order_is_row_major_py_px() {
         .unwrap();
     // token t = gy*7 + gx; element (py, px) of the patch = pixel (4gy+py, 4gx+px)
     let (gy, gx, py, px) = (2, 5, 3, 1);
-    assert_eq!(p[gy * 7 + gx][py * 4 + px], ((4 * gy + py) * 28 + 4 * gx + px) as f32);
+    assert_eq!(
+        p[gy * 7 + gx][py * 4 + px],
+        ((4 * gy + py) * 28 + 4 * gx + px) as f32
+    );
 }
 
 #[test]
@@ -122,9 +139,18 @@ fn model_shapes_names_and_gradients() {
     let vars = model::init_params(&cfg, 7, &Device::Cpu).unwrap();
     let w = Weights::from_vars(&vars);
     w.check(&cfg).unwrap();
-    assert_eq!(w.0["Encoder/encoderblock_3/Moe/Router/scale"].dims(), &[] as &[usize]);
-    assert_eq!(w.0["Encoder/encoderblock_3/Moe/Router/mu"].dims(), &[16, 4, 2]);
-    assert_eq!(w.0["Encoder/encoderblock_1/MlpBlock_3/Dense_0/kernel"].dims(), &[16, 32]);
+    assert_eq!(
+        w.0["Encoder/encoderblock_3/Moe/Router/scale"].dims(),
+        &[] as &[usize]
+    );
+    assert_eq!(
+        w.0["Encoder/encoderblock_3/Moe/Router/mu"].dims(),
+        &[16, 4, 2]
+    );
+    assert_eq!(
+        w.0["Encoder/encoderblock_1/MlpBlock_3/Dense_0/kernel"].dims(),
+        &[16, 32]
+    );
     assert_eq!(w.0["embedding/kernel"].dims(), &[4, 4, 1, 16]);
     let n: usize = w.0.values().map(|t| t.elem_count()).sum();
     assert_eq!(n, cfg.parameter_count());
@@ -143,7 +169,10 @@ fn model_shapes_names_and_gradients() {
     candle_core::safetensors::save(&w.0, &path).unwrap();
     let back = Weights(candle_core::safetensors::load(&path, &Device::Cpu).unwrap());
     back.check(&cfg).unwrap();
-    assert_eq!(back.0["Encoder/encoderblock_2/Moe/Router/scale"].dims(), &[] as &[usize]);
+    assert_eq!(
+        back.0["Encoder/encoderblock_2/Moe/Router/scale"].dims(),
+        &[] as &[usize]
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
