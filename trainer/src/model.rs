@@ -1,0 +1,541 @@
+//! The Soft MoE ViT (SPEC §2) and the Soft MoE layer (SPEC §1), written with plain candle ops so
+//! that autograd works (candle-nn's fused softmax / layer-norm kernels have no backward pass).
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use std::collections::{BTreeMap, HashMap};
+
+pub const CLASS_NAMES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+pub const LN_EPS: f64 = 1e-6;
+pub const NORM_EPS: f64 = 1e-6;
+
+/// Hyper-parameters (the architecture part of config.json).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub image_size: usize,
+    pub channels: usize,
+    pub patch_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub mlp_dim: usize,
+    pub num_classes: usize,
+    pub moe_layers: Vec<usize>,
+    pub num_experts: usize,
+    pub slots_per_expert: usize,
+    pub expert_mlp_dim: usize,
+}
+
+impl Config {
+    /// Soft MoE blocks in the second half (`soft_moe = true`), or all dense.
+    pub fn new(
+        d: usize,
+        layers: usize,
+        heads: usize,
+        mlp: usize,
+        experts: usize,
+        slots: usize,
+        soft_moe: bool,
+    ) -> Self {
+        Config {
+            image_size: 28,
+            channels: 1,
+            patch_size: 4,
+            hidden_size: d,
+            num_layers: layers,
+            num_heads: heads,
+            mlp_dim: mlp,
+            num_classes: 10,
+            moe_layers: if soft_moe {
+                (layers / 2..layers).collect()
+            } else {
+                vec![]
+            },
+            num_experts: experts,
+            slots_per_expert: slots,
+            expert_mlp_dim: mlp,
+        }
+    }
+
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.grid() * self.grid()
+    }
+
+    pub fn patch_dim(&self) -> usize {
+        self.patch_size * self.patch_size * self.channels
+    }
+
+    pub fn is_moe(&self, block: usize) -> bool {
+        self.moe_layers.contains(&block)
+    }
+
+    /// The architecture keys of config.json (the `training` object is added by the caller).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "patch_size": self.patch_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "mlp_dim": self.mlp_dim,
+            "num_classes": self.num_classes,
+            "moe_layers": self.moe_layers,
+            "num_experts": self.num_experts,
+            "slots_per_expert": self.slots_per_expert,
+            "expert_mlp_dim": self.expert_mlp_dim,
+            "gelu": "tanh",
+            "normalize": true,
+            "layer_norm_eps": LN_EPS,
+            "class_names": CLASS_NAMES,
+        })
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> std::result::Result<Self, String> {
+        let u = |k: &str| -> std::result::Result<usize, String> {
+            v.get(k)
+                .and_then(|x| x.as_u64())
+                .map(|x| x as usize)
+                .ok_or(format!("config.json: missing or bad key {k}"))
+        };
+        let moe_layers = v
+            .get("moe_layers")
+            .and_then(|x| x.as_array())
+            .ok_or("config.json: missing moe_layers")?
+            .iter()
+            .map(|x| x.as_u64().map(|x| x as usize).ok_or("bad moe_layers entry"))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if v.get("gelu").and_then(|g| g.as_str()).unwrap_or("tanh") != "tanh" {
+            return Err("only gelu = tanh is supported by the trainer".into());
+        }
+        if !v.get("normalize").and_then(|g| g.as_bool()).unwrap_or(true) {
+            return Err("only normalize = true is supported by the trainer".into());
+        }
+        Ok(Config {
+            image_size: u("image_size")?,
+            channels: u("channels")?,
+            patch_size: u("patch_size")?,
+            hidden_size: u("hidden_size")?,
+            num_layers: u("num_layers")?,
+            num_heads: u("num_heads")?,
+            mlp_dim: u("mlp_dim")?,
+            num_classes: u("num_classes")?,
+            moe_layers,
+            num_experts: u("num_experts")?,
+            slots_per_expert: u("slots_per_expert")?,
+            expert_mlp_dim: u("expert_mlp_dim")?,
+        })
+    }
+
+    /// Every tensor of the model: (SPEC §2 name, shape).
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (p, c, d, heads) = (
+            self.patch_size,
+            self.channels,
+            self.hidden_size,
+            self.num_heads,
+        );
+        let dh = d / heads;
+        let mut v: Vec<(String, Vec<usize>)> = vec![
+            ("embedding/kernel".into(), vec![p, p, c, d]),
+            ("embedding/bias".into(), vec![d]),
+            (
+                "Encoder/posembed_input/pos_embedding".into(),
+                vec![1, self.tokens(), d],
+            ),
+        ];
+        for k in 0..self.num_layers {
+            let b = format!("Encoder/encoderblock_{k}");
+            for ln in ["LayerNorm_0", "LayerNorm_2"] {
+                v.push((format!("{b}/{ln}/scale"), vec![d]));
+                v.push((format!("{b}/{ln}/bias"), vec![d]));
+            }
+            let a = format!("{b}/MultiHeadDotProductAttention_1");
+            for q in ["query", "key", "value"] {
+                v.push((format!("{a}/{q}/kernel"), vec![d, heads, dh]));
+                v.push((format!("{a}/{q}/bias"), vec![heads, dh]));
+            }
+            v.push((format!("{a}/out/kernel"), vec![heads, dh, d]));
+            v.push((format!("{a}/out/bias"), vec![d]));
+            if self.is_moe(k) {
+                let (n, s, h) = (self.num_experts, self.slots_per_expert, self.expert_mlp_dim);
+                v.push((format!("{b}/Moe/Router/mu"), vec![d, n, s]));
+                v.push((format!("{b}/Moe/Router/scale"), vec![]));
+                v.push((format!("{b}/Moe/Mlp/Dense_0/kernel"), vec![n, d, h]));
+                v.push((format!("{b}/Moe/Mlp/Dense_0/bias"), vec![n, h]));
+                v.push((format!("{b}/Moe/Mlp/Dense_1/kernel"), vec![n, h, d]));
+                v.push((format!("{b}/Moe/Mlp/Dense_1/bias"), vec![n, d]));
+            } else {
+                let m = self.mlp_dim;
+                v.push((format!("{b}/MlpBlock_3/Dense_0/kernel"), vec![d, m]));
+                v.push((format!("{b}/MlpBlock_3/Dense_0/bias"), vec![m]));
+                v.push((format!("{b}/MlpBlock_3/Dense_1/kernel"), vec![m, d]));
+                v.push((format!("{b}/MlpBlock_3/Dense_1/bias"), vec![d]));
+            }
+        }
+        v.push(("Encoder/encoder_norm/scale".into(), vec![d]));
+        v.push(("Encoder/encoder_norm/bias".into(), vec![d]));
+        v.push(("head/kernel".into(), vec![d, self.num_classes]));
+        v.push(("head/bias".into(), vec![self.num_classes]));
+        v
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.tensor_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Forward-pass FLOPs for one image, counting a multiply and an add separately (2 per
+    /// multiply-accumulate), for every matrix product of the forward pass:
+    /// patch embedding, Q/K/V/out projections, attention scores QKᵀ and the weighted sum AV,
+    /// dense MLPs, and in Soft MoE blocks the router logits X̂Φ̂, dispatch X̃ = DᵀX, the experts'
+    /// two dense layers (on n·p slots, not m tokens) and combine Y = CỸ, and the head.
+    /// Element-wise work (biases, LayerNorm, softmax, GELU, L2 normalisation, residuals,
+    /// pooling) is not counted: it is a few percent at these sizes.
+    pub fn flops_per_image(&self) -> u64 {
+        let m = self.tokens() as u64;
+        let d = self.hidden_size as u64;
+        let mlp = self.mlp_dim as u64;
+        let slots = (self.num_experts * self.slots_per_expert) as u64;
+        let h = self.expert_mlp_dim as u64;
+        let mac = |a: u64, b: u64, c: u64| 2 * a * b * c;
+        let mut f = mac(m, self.patch_dim() as u64, d);
+        for k in 0..self.num_layers {
+            f += 4 * mac(m, d, d); // q, k, v, out projections
+            f += 2 * mac(m, m, d); // QKᵀ over all heads, then AV
+            if self.is_moe(k) {
+                f += mac(m, d, slots); // router logits
+                f += mac(slots, m, d); // dispatch DᵀX
+                f += mac(slots, d, h) + mac(slots, h, d); // experts
+                f += mac(m, slots, d); // combine CỸ
+            } else {
+                f += mac(m, d, mlp) + mac(m, mlp, d);
+            }
+        }
+        f += mac(1, d, self.num_classes as u64);
+        f
+    }
+}
+
+/// Deterministic random numbers for initialisation and shuffling (SplitMix64).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+}
+
+/// Initial value of one tensor (vmoe-like): Xavier-uniform dense kernels, LeCun-normal patch
+/// embedding and router mu, N(0, 0.02) position embedding, zero biases and head, ones for
+/// LayerNorm scales and the router scale.
+fn init_values(name: &str, shape: &[usize], cfg: &Config, rng: &mut Rng) -> Vec<f32> {
+    let numel: usize = shape.iter().product();
+    let d = cfg.hidden_size;
+    let xavier = |rng: &mut Rng, fan_in: usize, fan_out: usize| -> Vec<f32> {
+        let lim = (6.0 / (fan_in + fan_out) as f64).sqrt();
+        (0..numel)
+            .map(|_| ((rng.uniform() * 2.0 - 1.0) * lim) as f32)
+            .collect()
+    };
+    let normal = |rng: &mut Rng, std: f64| -> Vec<f32> {
+        (0..numel).map(|_| (rng.normal() * std) as f32).collect()
+    };
+    if name.ends_with("/scale") {
+        return vec![1.0; numel];
+    }
+    if name.ends_with("bias") || name == "head/kernel" {
+        return vec![0.0; numel];
+    }
+    if name == "embedding/kernel" {
+        return normal(rng, 1.0 / (cfg.patch_dim() as f64).sqrt());
+    }
+    if name.ends_with("pos_embedding") {
+        return normal(rng, 0.02);
+    }
+    if name.ends_with("Router/mu") {
+        return normal(rng, 1.0 / (d as f64).sqrt());
+    }
+    if name.ends_with("/kernel") {
+        // fan_in / fan_out of the 2-D matrix this kernel represents.
+        let (fi, fo) = match shape.len() {
+            2 => (shape[0], shape[1]),
+            3 if name.contains("Moe/Mlp") => (shape[1], shape[2]),
+            3 if name.ends_with("out/kernel") => (shape[0] * shape[1], shape[2]),
+            3 => (shape[0], shape[1] * shape[2]),
+            _ => (d, d),
+        };
+        return xavier(rng, fi, fo);
+    }
+    panic!("no initialiser for {name}")
+}
+
+/// Fresh trainable parameters, keyed by SPEC §2 name.
+pub fn init_params(cfg: &Config, seed: u64, dev: &Device) -> Result<BTreeMap<String, Var>> {
+    let mut rng = Rng::new(seed);
+    let mut out = BTreeMap::new();
+    for (name, shape) in cfg.tensor_shapes() {
+        let vals = init_values(&name, &shape, cfg, &mut rng);
+        let t = Tensor::from_vec(vals, shape.as_slice(), dev)?;
+        out.insert(name, Var::from_tensor(&t)?);
+    }
+    Ok(out)
+}
+
+/// A view of the weights by name (from Vars during training, or loaded from safetensors).
+pub struct Weights(pub HashMap<String, Tensor>);
+
+impl Weights {
+    pub fn from_vars(vars: &BTreeMap<String, Var>) -> Self {
+        Weights(
+            vars.iter()
+                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+                .collect(),
+        )
+    }
+
+    /// Check presence, dtype and shape of every tensor against the config.
+    pub fn check(&self, cfg: &Config) -> std::result::Result<(), String> {
+        for (name, shape) in cfg.tensor_shapes() {
+            let t = self.0.get(&name).ok_or(format!("missing tensor {name}"))?;
+            if t.dtype() != DType::F32 {
+                return Err(format!("tensor {name}: dtype {:?}, want f32", t.dtype()));
+            }
+            let ok = t.dims() == shape.as_slice()
+                || (shape.is_empty() && t.dims() == [1usize].as_slice());
+            if !ok {
+                return Err(format!(
+                    "tensor {name}: shape {:?}, want {:?}",
+                    t.dims(),
+                    shape
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<&Tensor> {
+        self.0
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")))
+    }
+}
+
+/// Softmax along `dim`, from differentiable primitives (max is subtracted).
+pub fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let max = x.max_keepdim(dim)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    let s = e.sum_keepdim(dim)?;
+    e.broadcast_div(&s)
+}
+
+/// LayerNorm over the last dim (biased variance, eps inside the sqrt).
+pub fn layer_norm(x: &Tensor, scale: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    let xn = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+    xn.broadcast_mul(scale)?.broadcast_add(bias)
+}
+
+/// `x [.., in] · kernel [in, out] + bias [out]`.
+fn dense(x: &Tensor, kernel: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.broadcast_matmul(kernel)?.broadcast_add(bias)
+}
+
+/// The Soft MoE layer of SPEC §1, batched over examples (each example is one group).
+/// x: [B, m, d]; mu: [d, n, p]; scale: [] or [1]; w0: [n, d, h]; b0: [n, h]; w1: [n, h, d];
+/// b1: [n, d]. Returns Y: [B, m, d] (the residual is added by the caller).
+pub fn soft_moe(
+    x: &Tensor,
+    mu: &Tensor,
+    scale: &Tensor,
+    w0: &Tensor,
+    b0: &Tensor,
+    w1: &Tensor,
+    b1: &Tensor,
+) -> Result<Tensor> {
+    Ok(soft_moe_parts(x, mu, scale, w0, b0, w1, b1)?.2)
+}
+
+/// Like [`soft_moe`], also returning the dispatch weights D [B, m, n·p] and the combine
+/// weights C [B, m, n·p].
+pub fn soft_moe_parts(
+    x: &Tensor,
+    mu: &Tensor,
+    scale: &Tensor,
+    w0: &Tensor,
+    b0: &Tensor,
+    w1: &Tensor,
+    b1: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, _m, d) = x.dims3()?;
+    let (_, n, p) = mu.dims3()?;
+    let h = w0.dim(2)?;
+    let slots = n * p;
+    // X̂: tokens L2-normalised, eps inside the sqrt.
+    let xn = x.broadcast_div(&(x.sqr()?.sum_keepdim(2)? + NORM_EPS)?.sqrt()?)?;
+    // Φ̂: columns of mu (flattened d × n·p, slot j = e·p + s) normalised.
+    let mu = mu.reshape((d, slots))?;
+    let mun = mu.broadcast_div(&(mu.sqr()?.sum_keepdim(0)? + NORM_EPS)?.sqrt()?)?;
+    let scale = scale.reshape(())?;
+    // L = scale · X̂ Φ̂ : [B, m, np]
+    let logits = xn.broadcast_matmul(&mun)?.broadcast_mul(&scale)?;
+    // Dispatch: softmax over tokens, computed on Lᵀ [B, np, m] so Dᵀ comes out directly.
+    let dispatch_t = softmax(&logits.transpose(1, 2)?.contiguous()?, 2)?;
+    // Combine: softmax over all slots, per token.
+    let combine = softmax(&logits, 2)?;
+    // X̃ = Dᵀ X (un-normalised X): [B, np, d]
+    let x_slots = dispatch_t.matmul(x)?;
+    // Group slots by expert: [n, B·p, d]
+    let xe = x_slots
+        .reshape((b, n, p, d))?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((n, b * p, d))?;
+    let hdn = xe
+        .matmul(w0)?
+        .broadcast_add(&b0.reshape((n, 1, h))?)?
+        .gelu()?;
+    let ye = hdn.matmul(w1)?.broadcast_add(&b1.reshape((n, 1, d))?)?;
+    let y_slots = ye
+        .reshape((n, b, p, d))?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((b, slots, d))?;
+    // Y = C Ỹ : [B, m, d]
+    let y = combine.matmul(&y_slots)?;
+    Ok((dispatch_t.transpose(1, 2)?, combine, y))
+}
+
+/// Multi-head dot-product self-attention (vmoe names, kernels [d, heads, d/heads]).
+fn attention(x: &Tensor, w: &Weights, prefix: &str, heads: usize) -> Result<Tensor> {
+    let (b, m, d) = x.dims3()?;
+    let dh = d / heads;
+    let proj = |name: &str| -> Result<Tensor> {
+        let k = w.get(&format!("{prefix}/{name}/kernel"))?.reshape((d, d))?;
+        let bias = w.get(&format!("{prefix}/{name}/bias"))?.reshape(d)?;
+        dense(x, &k, &bias)?
+            .reshape((b, m, heads, dh))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    let q = (proj("query")? * (1.0 / (dh as f64).sqrt()))?;
+    let k = proj("key")?;
+    let v = proj("value")?;
+    let att = softmax(&q.matmul(&k.t()?)?, 3)?;
+    let o = att
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, m, d))?;
+    let ok = w.get(&format!("{prefix}/out/kernel"))?.reshape((d, d))?;
+    dense(&o, &ok, w.get(&format!("{prefix}/out/bias"))?)
+}
+
+/// Images [B, 28, 28] (or [B, 784]) in [0,1] → patch vectors [B, 49, P·P·C], token t = gy·7+gx,
+/// each patch vector ordered (py, px, c).
+pub fn patchify(images: &Tensor, cfg: &Config) -> Result<Tensor> {
+    let b = images.dim(0)?;
+    let (g, p, c) = (cfg.grid(), cfg.patch_size, cfg.channels);
+    images
+        .reshape((b, g, p, g, p, c))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous()?
+        .reshape((b, g * g, p * p * c))
+}
+
+/// The full ViT: images [B, 28, 28] → logits [B, classes].
+pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
+    let d = cfg.hidden_size;
+    let patches = patchify(images, cfg)?;
+    let ek = w.get("embedding/kernel")?.reshape((cfg.patch_dim(), d))?;
+    let mut x = dense(&patches, &ek, w.get("embedding/bias")?)?
+        .broadcast_add(w.get("Encoder/posembed_input/pos_embedding")?)?;
+    for k in 0..cfg.num_layers {
+        let b = format!("Encoder/encoderblock_{k}");
+        let ln = |x: &Tensor, n: &str| -> Result<Tensor> {
+            layer_norm(
+                x,
+                w.get(&format!("{b}/{n}/scale"))?,
+                w.get(&format!("{b}/{n}/bias"))?,
+                LN_EPS,
+            )
+        };
+        let y = ln(&x, "LayerNorm_0")?;
+        x = (x + attention(
+            &y,
+            w,
+            &format!("{b}/MultiHeadDotProductAttention_1"),
+            cfg.num_heads,
+        )?)?;
+        let y = ln(&x, "LayerNorm_2")?;
+        let y = if cfg.is_moe(k) {
+            let g = |n: &str| w.get(&format!("{b}/Moe/{n}"));
+            soft_moe(
+                &y,
+                g("Router/mu")?,
+                g("Router/scale")?,
+                g("Mlp/Dense_0/kernel")?,
+                g("Mlp/Dense_0/bias")?,
+                g("Mlp/Dense_1/kernel")?,
+                g("Mlp/Dense_1/bias")?,
+            )?
+        } else {
+            let g = |n: &str| w.get(&format!("{b}/MlpBlock_3/{n}"));
+            let hdn = dense(&y, g("Dense_0/kernel")?, g("Dense_0/bias")?)?.gelu()?;
+            dense(&hdn, g("Dense_1/kernel")?, g("Dense_1/bias")?)?
+        };
+        x = (x + y)?;
+    }
+    let x = layer_norm(
+        &x,
+        w.get("Encoder/encoder_norm/scale")?,
+        w.get("Encoder/encoder_norm/bias")?,
+        LN_EPS,
+    )?;
+    let pooled = x.mean(1)?;
+    dense(&pooled, w.get("head/kernel")?, w.get("head/bias")?)
+}

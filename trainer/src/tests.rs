@@ -1,0 +1,191 @@
+//! SPEC §1 test vectors for the candle Soft MoE layer, and model-level checks.
+
+use crate::model::{self, Config, Weights};
+use candle_core::{Device, Tensor};
+
+fn t(v: Vec<f32>, shape: &[usize]) -> Tensor {
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn close(a: f32, b: f32, tol: f32) -> bool {
+    (a - b).abs() <= tol
+}
+
+#[test]
+fn spec_small_vector() {
+    let x = t(vec![1., 0., 0., 1., 1., 1., -1., 0.], &[1, 4, 2]);
+    // mu[k, e, 0] = δ(k, e)
+    let mu = t(vec![1., 0., 0., 1.], &[2, 2, 1]);
+    let scale = t(vec![1.0], &[]);
+    let w0 = t(
+        vec![1., 0., -1., 0., 1., 1., 2., 0., 0., 0., -1., 1.],
+        &[2, 2, 3],
+    );
+    let b0 = t(vec![0., 0.1, 0., 0., 0., -0.1], &[2, 3]);
+    let w1 = t(
+        vec![1., 0., 0., 1., 1., 1., 0.5, 0., 0., 0.5, -1., 1.],
+        &[2, 3, 2],
+    );
+    let b1 = t(vec![0., 0., 0.1, -0.1], &[2, 2]);
+    let (d, c, y) = model::soft_moe_parts(&x, &mu, &scale, &w0, &b0, &w1, &b1).unwrap();
+    let d = d.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    let want_d = [
+        [0.4445793, 0.1482273],
+        [0.1635518, 0.4029233],
+        [0.3317016, 0.3006219],
+        [0.0601674, 0.1482273],
+    ];
+    for i in 0..4 {
+        for j in 0..2 {
+            assert!(
+                close(d[i][j], want_d[i][j], 1e-5),
+                "D[{i}][{j}] = {}",
+                d[i][j]
+            );
+        }
+    }
+    let c = c.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    assert!(close(c[0][0], 0.7310584, 1e-5) && close(c[0][1], 0.2689416, 1e-5));
+    assert!(close(c[2][0], 0.5, 1e-5) && close(c[2][1], 0.5, 1e-5));
+    let y = y.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    let want_y = [
+        [0.3004188, 0.3167834],
+        [0.0344004, 0.2770616],
+        [0.1674096, 0.2969225],
+        [0.0344004, 0.2770616],
+    ];
+    for i in 0..4 {
+        for k in 0..2 {
+            // erf GELU would move Y by up to 5.4e-5: 1e-5 proves the tanh approximation.
+            assert!(
+                close(y[i][k], want_y[i][k], 1e-5),
+                "Y[{i}][{k}] = {}",
+                y[i][k]
+            );
+        }
+    }
+}
+
+fn fill(n: usize, f: impl Fn(f64) -> f64) -> Vec<f32> {
+    (0..n).map(|i| f(i as f64) as f32).collect()
+}
+
+#[test]
+fn spec_medium_vector() {
+    let (b, m, d, h, n, p) = (2, 16, 8, 16, 4, 2);
+    let x = t(fill(b * m * d, |t| (0.37 * t + 0.1).sin()), &[b, m, d]);
+    let mu = t(fill(d * n * p, |t| (0.23 * t).cos()), &[d, n, p]);
+    let w0 = t(
+        fill(n * d * h, |t| 0.3 * (0.11 * t + 0.5).sin()),
+        &[n, d, h],
+    );
+    let b0 = t(fill(n * h, |t| 0.05 * (0.7 * t).cos()), &[n, h]);
+    let w1 = t(
+        fill(n * h * d, |t| 0.3 * (0.13 * t + 0.2).cos()),
+        &[n, h, d],
+    );
+    let b1 = t(fill(n * d, |t| 0.05 * (0.9 * t).sin()), &[n, d]);
+    let scale = t(vec![2.0], &[]);
+    let y = model::soft_moe(&x, &mu, &scale, &w0, &b0, &w1, &b1).unwrap();
+    assert_eq!(y.dims(), &[b, m, d]);
+    let flat = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let sum: f64 = flat.iter().map(|&v| v as f64).sum();
+    let abs: f64 = flat.iter().map(|&v| v.abs() as f64).sum();
+    assert!((sum - 0.5160407).abs() <= 1e-6, "sum(Y) = {sum}");
+    assert!((abs - 4.7418078).abs() <= 1e-6, "sum|Y| = {abs}");
+    let want = [
+        0.027438, 0.020500, -0.001984, -0.023410, -0.027964, -0.012589, 0.010712, 0.023965,
+    ];
+    for k in 0..d {
+        // listed to 6 decimals
+        assert!(close(flat[k], want[k], 1e-5), "Y[0,0,{k}] = {}", flat[k]);
+    }
+    // Batch invariance: example 1 alone gives the same output.
+    let y1 = model::soft_moe(&x.narrow(0, 1, 1).unwrap(), &mu, &scale, &w0, &b0, &w1, &b1)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for (a, b) in y1.iter().zip(&flat[m * d..]) {
+        assert!(close(*a, *b, 1e-6));
+    }
+}
+
+#[test]
+fn patch_order_is_row_major_py_px() {
+    let cfg = Config::new(8, 2, 2, 16, 2, 1, true);
+    let img: Vec<f32> = (0..784).map(|i| i as f32).collect();
+    let p = model::patchify(&t(img, &[1, 28, 28]), &cfg)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    // token t = gy*7 + gx; element (py, px) of the patch = pixel (4gy+py, 4gx+px)
+    let (gy, gx, py, px) = (2, 5, 3, 1);
+    assert_eq!(
+        p[gy * 7 + gx][py * 4 + px],
+        ((4 * gy + py) * 28 + 4 * gx + px) as f32
+    );
+}
+
+#[test]
+fn model_shapes_names_and_gradients() {
+    let cfg = Config::new(16, 4, 2, 32, 4, 2, true);
+    assert_eq!(cfg.moe_layers, vec![2, 3]);
+    let json = cfg.to_json();
+    assert_eq!(Config::from_json(&json).unwrap(), cfg);
+    let vars = model::init_params(&cfg, 7, &Device::Cpu).unwrap();
+    let w = Weights::from_vars(&vars);
+    w.check(&cfg).unwrap();
+    assert_eq!(
+        w.0["Encoder/encoderblock_3/Moe/Router/scale"].dims(),
+        &[] as &[usize]
+    );
+    assert_eq!(
+        w.0["Encoder/encoderblock_3/Moe/Router/mu"].dims(),
+        &[16, 4, 2]
+    );
+    assert_eq!(
+        w.0["Encoder/encoderblock_1/MlpBlock_3/Dense_0/kernel"].dims(),
+        &[16, 32]
+    );
+    assert_eq!(w.0["embedding/kernel"].dims(), &[4, 4, 1, 16]);
+    let n: usize = w.0.values().map(|t| t.elem_count()).sum();
+    assert_eq!(n, cfg.parameter_count());
+    let x = Tensor::rand(0f32, 1f32, (3, 28, 28), &Device::Cpu).unwrap();
+    let logits = model::forward(&x, &w, &cfg).unwrap();
+    assert_eq!(logits.dims(), &[3, 10]);
+    // Head kernel starts at zero, so give the loss something to flow through.
+    let y = Tensor::new(&[1u32, 2, 3], &Device::Cpu).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+    let grads = loss.backward().unwrap();
+    assert!(grads.get(&vars["head/kernel"]).is_some());
+    // Safetensors round trip of the rank-0 scale.
+    let dir = std::env::temp_dir().join(format!("trainer-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("m.safetensors");
+    candle_core::safetensors::save(&w.0, &path).unwrap();
+    let back = Weights(candle_core::safetensors::load(&path, &Device::Cpu).unwrap());
+    back.check(&cfg).unwrap();
+    assert_eq!(
+        back.0["Encoder/encoderblock_2/Moe/Router/scale"].dims(),
+        &[] as &[usize]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn flops_counts_matmuls() {
+    let dense = Config::new(64, 6, 4, 128, 8, 2, false);
+    let moe = Config::new(64, 6, 4, 128, 8, 2, true);
+    let (m, d) = (49u64, 64u64);
+    let attn = 4 * 2 * m * d * d + 2 * 2 * m * m * d;
+    let mlp = 2 * 2 * m * d * 128;
+    let want_dense = 2 * m * 16 * d + 6 * (attn + mlp) + 2 * d * 10;
+    assert_eq!(dense.flops_per_image(), want_dense);
+    let s = 16u64;
+    let moe_mlp = 2 * m * d * s + 2 * s * m * d + 2 * 2 * s * d * 128 + 2 * m * s * d;
+    assert_eq!(moe.flops_per_image(), want_dense - 3 * mlp + 3 * moe_mlp);
+}
