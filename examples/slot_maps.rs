@@ -1,5 +1,5 @@
 //! Slot maps in the style of the paper's Fig. 25 (SPEC §4) for one sample image, as a PNG:
-//! the image; every slot's dispatch weights D[:, j] over the patch grid (normalised per slot),
+//! the image; every slot's dispatch weights D[:, j] over the patch grid (scaled per slot, min to max),
 //! labelled with its expert; the combine map (the expert each patch's output mostly comes from,
 //! brighter where that expert's combine mass is larger); and the experts' importance.
 //!
@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The input image and, below it, the combine map.
     draw_grid(&mut img, PAD, PAD + LABEL, side, side, tile, |y, x| gray(pixels[y * side + x]));
-    text(&mut img, PAD, PAD, &format!("class {}", labels.data[index] as usize), Rgb([0, 0, 0]));
+    text(&mut img, PAD, PAD, &c.class_name(labels.data[index] as usize), Rgb([0, 0, 0]));
     let per_patch: Vec<(usize, f32)> = (0..m)
         .map(|t| {
             let mass: Vec<f32> = (0..n).map(|e| cm[t * s + e * p..t * s + (e + 1) * p].iter().sum()).collect();
@@ -61,10 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let y0 = PAD + LABEL + tile + PAD + LABEL;
     text(&mut img, PAD, y0 - LABEL, "combine", Rgb([0, 0, 0]));
+    // Opacity: the dominant expert's combine mass, relative to the largest over the patches.
+    let top = per_patch.iter().map(|p| p.1).fold(f32::MIN_POSITIVE, f32::max);
     draw_grid(&mut img, PAD, y0, g, g, tile, |y, x| {
         let (e, w) = per_patch[y * g + x];
         let c = expert_colour(e, n);
-        let a = w.clamp(0.0, 1.0);
+        let a = (0.25 + 0.75 * w / top).clamp(0.0, 1.0);
         Rgb([
             (255.0 * (1.0 - a) + c[0] as f32 * a) as u8,
             (255.0 * (1.0 - a) + c[1] as f32 * a) as u8,
@@ -72,14 +74,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ])
     });
 
-    // One heat map per slot, normalised by its own maximum, labelled "e<expert>".
+    // One heat map per slot, scaled from its own smallest to its largest weight, labelled "e<expert> s<slot>".
     for j in 0..s {
         let (col, row) = (j as u32 % cols, j as u32 / cols);
         let x0 = PAD + (col + 1) * (tile + PAD);
         let y0 = PAD + LABEL + row * (tile + PAD + LABEL);
         let column: Vec<f32> = (0..m).map(|t| d[t * s + j]).collect();
-        let max = column.iter().copied().fold(f32::MIN_POSITIVE, f32::max);
-        draw_grid(&mut img, x0, y0, g, g, tile, |y, x| viridis(column[y * g + x] / max));
+        let max = column.iter().copied().fold(f32::MIN, f32::max);
+        let min = column.iter().copied().fold(f32::MAX, f32::min);
+        draw_grid(&mut img, x0, y0, g, g, tile, |y, x| viridis((column[y * g + x] - min) / (max - min).max(1e-12)));
         text(&mut img, x0, y0 - LABEL, &format!("e{} s{}", j / p, j % p), expert_colour(j / p, n));
     }
 

@@ -146,7 +146,7 @@ function renderRouting() {
   const m = grid * grid, s = n * p;
   $('slot-note').textContent = `(${n} experts × ${p} slots; block ${l.block})`;
 
-  // Slot cards: the image, dimmed, under each slot's dispatch weights (scaled to the slot's max).
+  // Slot cards: the image, dimmed, under each slot's dispatch weights, scaled to the slot's own range.
   const slots = $('slots');
   if (slots.children.length !== s) {
     slots.replaceChildren();
@@ -166,13 +166,13 @@ function renderRouting() {
   }
   for (let j = 0; j < s; j++) {
     const canvas = slots.children[j].querySelector('canvas');
-    let max = 0;
-    for (let t = 0; t < m; t++) max = Math.max(max, D[t * s + j]);
+    let max = 0, min = Infinity;
+    for (let t = 0; t < m; t++) { max = Math.max(max, D[t * s + j]); min = Math.min(min, D[t * s + j]); }
     drawGray(canvas, state.pixels, 0.35);
     const ctx = canvas.getContext('2d');
     const cell = canvas.width / grid;
     for (let t = 0; t < m; t++) {
-      const [r, g, b] = viridis(D[t * s + j] / max);
+      const [r, g, b] = viridis((D[t * s + j] - min) / Math.max(max - min, 1e-12));
       ctx.fillStyle = `rgba(${r},${g},${b},0.78)`;
       ctx.fillRect((t % grid) * cell, Math.floor(t / grid) * cell, cell, cell);
     }

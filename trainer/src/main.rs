@@ -35,9 +35,7 @@ impl Args {
         let mut m = HashMap::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let key = a
-                .strip_prefix("--")
-                .ok_or_else(|| format!("unexpected argument {a}\n{USAGE}"))?;
+            let key = a.strip_prefix("--").ok_or_else(|| format!("unexpected argument {a}\n{USAGE}"))?;
             let val = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
             m.insert(key.to_string(), val.clone());
         }
@@ -49,9 +47,7 @@ impl Args {
     fn get<T: std::str::FromStr>(&self, k: &str, default: T) -> Res<T> {
         match self.0.get(k) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("bad value for --{k}: {v}").into()),
+            Some(v) => v.parse().map_err(|_| format!("bad value for --{k}: {v}").into()),
         }
     }
 }
@@ -124,11 +120,7 @@ fn train(a: &Args) -> Res<()> {
         shift: augment.contains("shift"),
         max_steps: a.str("max-steps").map(|s| s.parse()).transpose()?,
     };
-    let out = PathBuf::from(a.str("out").unwrap_or(if soft_moe {
-        "weights/soft-moe-vit"
-    } else {
-        "weights/dense-vit"
-    }));
+    let out = PathBuf::from(a.str("out").unwrap_or(if soft_moe { "weights/soft-moe-vit" } else { "weights/dense-vit" }));
     let ds = data::load(a.str("data").map(Path::new))?;
     let dev = Device::Cpu;
     eprintln!(
@@ -164,10 +156,7 @@ fn train(a: &Args) -> Res<()> {
         "flops_per_image": cfg.flops_per_image(),
         "seed": recipe.seed,
     });
-    std::fs::write(
-        out.join("config.json"),
-        serde_json::to_string_pretty(&conf)? + "\n",
-    )?;
+    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&conf)? + "\n")?;
     write_sample_logits(&w, &cfg, &ds, &out, &dev)?;
     eprintln!("wrote {}", out.display());
     Ok(())
@@ -190,41 +179,23 @@ fn augment_into(src: &[f32], dst: &mut [f32], flip: bool, dx: i32, dy: i32) {
             let sy = y - dy;
             let sx0 = x - dx;
             let sx = if flip { 27 - sx0 } else { sx0 };
-            dst[(y * 28 + x) as usize] = if (0..28).contains(&sy) && (0..28).contains(&sx) {
-                src[(sy * 28 + sx) as usize]
-            } else {
-                0.0
-            };
+            dst[(y * 28 + x) as usize] = if (0..28).contains(&sy) && (0..28).contains(&sx) { src[(sy * 28 + sx) as usize] } else { 0.0 };
         }
     }
 }
 
-fn train_loop(
-    cfg: &Config,
-    vars: &BTreeMap<String, Var>,
-    ds: &data::Dataset,
-    r: &Recipe,
-    dev: &Device,
-) -> Res<(f64, usize)> {
+fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::Dataset, r: &Recipe, dev: &Device) -> Res<(f64, usize)> {
     let (px, labels) = data::Dataset::flat(&ds.train);
     let n = labels.len();
     let steps_per_epoch = n.div_ceil(r.batch_size);
     let total = r.max_steps.unwrap_or(steps_per_epoch * r.epochs);
     let warmup = ((r.warmup_epochs * steps_per_epoch as f64) as usize).min(total / 2);
     // Weight decay on kernels only (not biases, LayerNorm, position embedding, router).
-    let (decay, no_decay): (Vec<_>, Vec<_>) = vars
-        .iter()
-        .partition(|(k, _)| k.ends_with("/kernel") && !k.contains("Router"));
+    let (decay, no_decay): (Vec<_>, Vec<_>) = vars.iter().partition(|(k, _)| k.ends_with("/kernel") && !k.contains("Router"));
     let mk = |vs: Vec<(&String, &Var)>, wd: f64| {
         AdamW::new(
             vs.into_iter().map(|(_, v)| v.clone()).collect(),
-            ParamsAdamW {
-                lr: r.lr,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: wd,
-            },
+            ParamsAdamW { lr: r.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd },
         )
     };
     let mut opt_d = mk(decay, r.weight_decay)?;
@@ -247,18 +218,8 @@ fn train_loop(
             let mut ys = Vec::with_capacity(bs);
             for (j, &i) in idx.iter().enumerate() {
                 let flip = r.flip && rng.below(2) == 1;
-                let (dx, dy) = if r.shift {
-                    (rng.below(5) as i32 - 2, rng.below(5) as i32 - 2)
-                } else {
-                    (0, 0)
-                };
-                augment_into(
-                    &px[i * 784..(i + 1) * 784],
-                    &mut batch[j * 784..(j + 1) * 784],
-                    flip,
-                    dx,
-                    dy,
-                );
+                let (dx, dy) = if r.shift { (rng.below(5) as i32 - 2, rng.below(5) as i32 - 2) } else { (0, 0) };
+                augment_into(&px[i * 784..(i + 1) * 784], &mut batch[j * 784..(j + 1) * 784], flip, dx, dy);
                 ys.push(labels[i]);
             }
             let lr = lr_at(step, total, warmup, r.lr);
@@ -342,10 +303,7 @@ fn parallel_step(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("worker panicked"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
     });
     let mut total: Option<candle_core::backprop::GradStore> = None;
     let mut loss = 0f64;
@@ -394,21 +352,14 @@ fn logits_of(w: &Weights, cfg: &Config, px: &[f32], dev: &Device) -> Res<Vec<Vec
                     let mut out = Vec::new();
                     for &start in starts {
                         let bs = (n - start).min(250);
-                        let x = Tensor::from_slice(
-                            &px[start * 784..(start + bs) * 784],
-                            (bs, 28, 28),
-                            dev,
-                        )?;
+                        let x = Tensor::from_slice(&px[start * 784..(start + bs) * 784], (bs, 28, 28), dev)?;
                         out.extend(model::forward(&x, w, cfg)?.to_vec2::<f32>()?);
                     }
                     Ok(out)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("worker panicked"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
     });
     let mut out = Vec::with_capacity(n);
     for p in parts {
@@ -420,11 +371,7 @@ fn logits_of(w: &Weights, cfg: &Config, px: &[f32], dev: &Device) -> Res<Vec<Vec
 fn evaluate(w: &Weights, cfg: &Config, ds: &data::Dataset, dev: &Device) -> Res<f64> {
     let (px, labels) = data::Dataset::flat(&ds.test);
     let logits = logits_of(w, cfg, &px, dev)?;
-    let correct = logits
-        .iter()
-        .zip(&labels)
-        .filter(|(l, &t)| argmax(l) == t as usize)
-        .count();
+    let correct = logits.iter().zip(&labels).filter(|(l, &t)| argmax(l) == t as usize).count();
     Ok(correct as f64 / labels.len() as f64)
 }
 
@@ -439,13 +386,9 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 fn load_model(dir: &Path, dev: &Device) -> Res<(Config, Weights)> {
-    let conf: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+    let conf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
     let cfg = Config::from_json(&conf)?;
-    let w = Weights(candle_core::safetensors::load(
-        dir.join("model.safetensors"),
-        dev,
-    )?);
+    let w = Weights(candle_core::safetensors::load(dir.join("model.safetensors"), dev)?);
     w.check(&cfg)?;
     Ok((cfg, w))
 }
@@ -457,10 +400,7 @@ fn eval_cmd(a: &Args) -> Res<()> {
     let ds = data::load(a.str("data").map(Path::new))?;
     let t = Instant::now();
     let acc = evaluate(&w, &cfg, &ds, &dev)?;
-    eprintln!(
-        "evaluated 10000 test images in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("evaluated 10000 test images in {:.1} s", t.elapsed().as_secs_f64());
     println!("accuracy: {acc:.4}");
     Ok(())
 }
@@ -477,13 +417,7 @@ fn sample_set(ds: &data::Dataset) -> (Vec<f32>, Vec<f32>) {
     (px, labels)
 }
 
-fn write_sample_logits(
-    w: &Weights,
-    cfg: &Config,
-    ds: &data::Dataset,
-    dir: &Path,
-    dev: &Device,
-) -> Res<()> {
+fn write_sample_logits(w: &Weights, cfg: &Config, ds: &data::Dataset, dir: &Path, dev: &Device) -> Res<()> {
     let (px, _) = sample_set(ds);
     let x = Tensor::from_slice(&px, (64, 28, 28), dev)?;
     let logits = model::forward(&x, w, cfg)?;
@@ -499,10 +433,7 @@ fn samples_cmd(a: &Args) -> Res<()> {
     let (px, labels) = sample_set(&ds);
     std::fs::create_dir_all(&out)?;
     let m = HashMap::from([
-        (
-            "images".to_string(),
-            Tensor::from_vec(px, (64, 28, 28), &dev)?,
-        ),
+        ("images".to_string(), Tensor::from_vec(px, (64, 28, 28), &dev)?),
         ("labels".to_string(), Tensor::from_vec(labels, 64, &dev)?),
     ]);
     candle_core::safetensors::save(&m, out.join("samples.safetensors"))?;

@@ -4,18 +4,8 @@
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use std::collections::{BTreeMap, HashMap};
 
-pub const CLASS_NAMES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
+pub const CLASS_NAMES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 pub const LN_EPS: f64 = 1e-6;
 pub const NORM_EPS: f64 = 1e-6;
@@ -39,15 +29,7 @@ pub struct Config {
 
 impl Config {
     /// Soft MoE blocks in the second half (`soft_moe = true`), or all dense.
-    pub fn new(
-        d: usize,
-        layers: usize,
-        heads: usize,
-        mlp: usize,
-        experts: usize,
-        slots: usize,
-        soft_moe: bool,
-    ) -> Self {
+    pub fn new(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize, slots: usize, soft_moe: bool) -> Self {
         Config {
             image_size: 28,
             channels: 1,
@@ -57,11 +39,7 @@ impl Config {
             num_heads: heads,
             mlp_dim: mlp,
             num_classes: 10,
-            moe_layers: if soft_moe {
-                (layers / 2..layers).collect()
-            } else {
-                vec![]
-            },
+            moe_layers: if soft_moe { (layers / 2..layers).collect() } else { vec![] },
             num_experts: experts,
             slots_per_expert: slots,
             expert_mlp_dim: mlp,
@@ -108,10 +86,7 @@ impl Config {
 
     pub fn from_json(v: &serde_json::Value) -> std::result::Result<Self, String> {
         let u = |k: &str| -> std::result::Result<usize, String> {
-            v.get(k)
-                .and_then(|x| x.as_u64())
-                .map(|x| x as usize)
-                .ok_or(format!("config.json: missing or bad key {k}"))
+            v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or(format!("config.json: missing or bad key {k}"))
         };
         let moe_layers = v
             .get("moe_layers")
@@ -144,20 +119,12 @@ impl Config {
 
     /// Every tensor of the model: (SPEC §2 name, shape).
     pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let (p, c, d, heads) = (
-            self.patch_size,
-            self.channels,
-            self.hidden_size,
-            self.num_heads,
-        );
+        let (p, c, d, heads) = (self.patch_size, self.channels, self.hidden_size, self.num_heads);
         let dh = d / heads;
         let mut v: Vec<(String, Vec<usize>)> = vec![
             ("embedding/kernel".into(), vec![p, p, c, d]),
             ("embedding/bias".into(), vec![d]),
-            (
-                "Encoder/posembed_input/pos_embedding".into(),
-                vec![1, self.tokens(), d],
-            ),
+            ("Encoder/posembed_input/pos_embedding".into(), vec![1, self.tokens(), d]),
         ];
         for k in 0..self.num_layers {
             let b = format!("Encoder/encoderblock_{k}");
@@ -196,10 +163,7 @@ impl Config {
     }
 
     pub fn parameter_count(&self) -> usize {
-        self.tensor_shapes()
-            .iter()
-            .map(|(_, s)| s.iter().product::<usize>())
-            .sum()
+        self.tensor_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
     }
 
     /// Forward-pass FLOPs for one image, counting a multiply and an add separately (2 per
@@ -276,13 +240,9 @@ fn init_values(name: &str, shape: &[usize], cfg: &Config, rng: &mut Rng) -> Vec<
     let d = cfg.hidden_size;
     let xavier = |rng: &mut Rng, fan_in: usize, fan_out: usize| -> Vec<f32> {
         let lim = (6.0 / (fan_in + fan_out) as f64).sqrt();
-        (0..numel)
-            .map(|_| ((rng.uniform() * 2.0 - 1.0) * lim) as f32)
-            .collect()
+        (0..numel).map(|_| ((rng.uniform() * 2.0 - 1.0) * lim) as f32).collect()
     };
-    let normal = |rng: &mut Rng, std: f64| -> Vec<f32> {
-        (0..numel).map(|_| (rng.normal() * std) as f32).collect()
-    };
+    let normal = |rng: &mut Rng, std: f64| -> Vec<f32> { (0..numel).map(|_| (rng.normal() * std) as f32).collect() };
     if name.ends_with("/scale") {
         return vec![1.0; numel];
     }
@@ -329,11 +289,7 @@ pub struct Weights(pub HashMap<String, Tensor>);
 
 impl Weights {
     pub fn from_vars(vars: &BTreeMap<String, Var>) -> Self {
-        Weights(
-            vars.iter()
-                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-                .collect(),
-        )
+        Weights(vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect())
     }
 
     /// Check presence, dtype and shape of every tensor against the config.
@@ -343,23 +299,16 @@ impl Weights {
             if t.dtype() != DType::F32 {
                 return Err(format!("tensor {name}: dtype {:?}, want f32", t.dtype()));
             }
-            let ok = t.dims() == shape.as_slice()
-                || (shape.is_empty() && t.dims() == [1usize].as_slice());
+            let ok = t.dims() == shape.as_slice() || (shape.is_empty() && t.dims() == [1usize].as_slice());
             if !ok {
-                return Err(format!(
-                    "tensor {name}: shape {:?}, want {:?}",
-                    t.dims(),
-                    shape
-                ));
+                return Err(format!("tensor {name}: shape {:?}, want {:?}", t.dims(), shape));
             }
         }
         Ok(())
     }
 
     fn get(&self, name: &str) -> Result<&Tensor> {
-        self.0
-            .get(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")))
+        self.0.get(name).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")))
     }
 }
 
@@ -388,15 +337,7 @@ fn dense(x: &Tensor, kernel: &Tensor, bias: &Tensor) -> Result<Tensor> {
 /// The Soft MoE layer of SPEC §1, batched over examples (each example is one group).
 /// x: [B, m, d]; mu: [d, n, p]; scale: [] or [1]; w0: [n, d, h]; b0: [n, h]; w1: [n, h, d];
 /// b1: [n, d]. Returns Y: [B, m, d] (the residual is added by the caller).
-pub fn soft_moe(
-    x: &Tensor,
-    mu: &Tensor,
-    scale: &Tensor,
-    w0: &Tensor,
-    b0: &Tensor,
-    w1: &Tensor,
-    b1: &Tensor,
-) -> Result<Tensor> {
+pub fn soft_moe(x: &Tensor, mu: &Tensor, scale: &Tensor, w0: &Tensor, b0: &Tensor, w1: &Tensor, b1: &Tensor) -> Result<Tensor> {
     Ok(soft_moe_parts(x, mu, scale, w0, b0, w1, b1)?.2)
 }
 
@@ -430,21 +371,10 @@ pub fn soft_moe_parts(
     // X̃ = Dᵀ X (un-normalised X): [B, np, d]
     let x_slots = dispatch_t.matmul(x)?;
     // Group slots by expert: [n, B·p, d]
-    let xe = x_slots
-        .reshape((b, n, p, d))?
-        .transpose(0, 1)?
-        .contiguous()?
-        .reshape((n, b * p, d))?;
-    let hdn = xe
-        .matmul(w0)?
-        .broadcast_add(&b0.reshape((n, 1, h))?)?
-        .gelu()?;
+    let xe = x_slots.reshape((b, n, p, d))?.transpose(0, 1)?.contiguous()?.reshape((n, b * p, d))?;
+    let hdn = xe.matmul(w0)?.broadcast_add(&b0.reshape((n, 1, h))?)?.gelu()?;
     let ye = hdn.matmul(w1)?.broadcast_add(&b1.reshape((n, 1, d))?)?;
-    let y_slots = ye
-        .reshape((n, b, p, d))?
-        .transpose(0, 1)?
-        .contiguous()?
-        .reshape((b, slots, d))?;
+    let y_slots = ye.reshape((n, b, p, d))?.transpose(0, 1)?.contiguous()?.reshape((b, slots, d))?;
     // Y = C Ỹ : [B, m, d]
     let y = combine.matmul(&y_slots)?;
     Ok((dispatch_t.transpose(1, 2)?, combine, y))
@@ -457,20 +387,13 @@ fn attention(x: &Tensor, w: &Weights, prefix: &str, heads: usize) -> Result<Tens
     let proj = |name: &str| -> Result<Tensor> {
         let k = w.get(&format!("{prefix}/{name}/kernel"))?.reshape((d, d))?;
         let bias = w.get(&format!("{prefix}/{name}/bias"))?.reshape(d)?;
-        dense(x, &k, &bias)?
-            .reshape((b, m, heads, dh))?
-            .transpose(1, 2)?
-            .contiguous()
+        dense(x, &k, &bias)?.reshape((b, m, heads, dh))?.transpose(1, 2)?.contiguous()
     };
     let q = (proj("query")? * (1.0 / (dh as f64).sqrt()))?;
     let k = proj("key")?;
     let v = proj("value")?;
     let att = softmax(&q.matmul(&k.t()?)?, 3)?;
-    let o = att
-        .matmul(&v)?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((b, m, d))?;
+    let o = att.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, m, d))?;
     let ok = w.get(&format!("{prefix}/out/kernel"))?.reshape((d, d))?;
     dense(&o, &ok, w.get(&format!("{prefix}/out/bias"))?)
 }
@@ -480,11 +403,7 @@ fn attention(x: &Tensor, w: &Weights, prefix: &str, heads: usize) -> Result<Tens
 pub fn patchify(images: &Tensor, cfg: &Config) -> Result<Tensor> {
     let b = images.dim(0)?;
     let (g, p, c) = (cfg.grid(), cfg.patch_size, cfg.channels);
-    images
-        .reshape((b, g, p, g, p, c))?
-        .permute((0, 1, 3, 2, 4, 5))?
-        .contiguous()?
-        .reshape((b, g * g, p * p * c))
+    images.reshape((b, g, p, g, p, c))?.permute((0, 1, 3, 2, 4, 5))?.contiguous()?.reshape((b, g * g, p * p * c))
 }
 
 /// The full ViT: images [B, 28, 28] → logits [B, classes].
@@ -492,25 +411,14 @@ pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
     let d = cfg.hidden_size;
     let patches = patchify(images, cfg)?;
     let ek = w.get("embedding/kernel")?.reshape((cfg.patch_dim(), d))?;
-    let mut x = dense(&patches, &ek, w.get("embedding/bias")?)?
-        .broadcast_add(w.get("Encoder/posembed_input/pos_embedding")?)?;
+    let mut x = dense(&patches, &ek, w.get("embedding/bias")?)?.broadcast_add(w.get("Encoder/posembed_input/pos_embedding")?)?;
     for k in 0..cfg.num_layers {
         let b = format!("Encoder/encoderblock_{k}");
         let ln = |x: &Tensor, n: &str| -> Result<Tensor> {
-            layer_norm(
-                x,
-                w.get(&format!("{b}/{n}/scale"))?,
-                w.get(&format!("{b}/{n}/bias"))?,
-                LN_EPS,
-            )
+            layer_norm(x, w.get(&format!("{b}/{n}/scale"))?, w.get(&format!("{b}/{n}/bias"))?, LN_EPS)
         };
         let y = ln(&x, "LayerNorm_0")?;
-        x = (x + attention(
-            &y,
-            w,
-            &format!("{b}/MultiHeadDotProductAttention_1"),
-            cfg.num_heads,
-        )?)?;
+        x = (x + attention(&y, w, &format!("{b}/MultiHeadDotProductAttention_1"), cfg.num_heads)?)?;
         let y = ln(&x, "LayerNorm_2")?;
         let y = if cfg.is_moe(k) {
             let g = |n: &str| w.get(&format!("{b}/Moe/{n}"));
@@ -530,12 +438,7 @@ pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
         };
         x = (x + y)?;
     }
-    let x = layer_norm(
-        &x,
-        w.get("Encoder/encoder_norm/scale")?,
-        w.get("Encoder/encoder_norm/bias")?,
-        LN_EPS,
-    )?;
+    let x = layer_norm(&x, w.get("Encoder/encoder_norm/scale")?, w.get("Encoder/encoder_norm/bias")?, LN_EPS)?;
     let pooled = x.mean(1)?;
     dense(&pooled, w.get("head/kernel")?, w.get("head/bias")?)
 }

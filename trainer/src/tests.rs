@@ -17,51 +17,27 @@ fn spec_small_vector() {
     // mu[k, e, 0] = δ(k, e)
     let mu = t(vec![1., 0., 0., 1.], &[2, 2, 1]);
     let scale = t(vec![1.0], &[]);
-    let w0 = t(
-        vec![1., 0., -1., 0., 1., 1., 2., 0., 0., 0., -1., 1.],
-        &[2, 2, 3],
-    );
+    let w0 = t(vec![1., 0., -1., 0., 1., 1., 2., 0., 0., 0., -1., 1.], &[2, 2, 3]);
     let b0 = t(vec![0., 0.1, 0., 0., 0., -0.1], &[2, 3]);
-    let w1 = t(
-        vec![1., 0., 0., 1., 1., 1., 0.5, 0., 0., 0.5, -1., 1.],
-        &[2, 3, 2],
-    );
+    let w1 = t(vec![1., 0., 0., 1., 1., 1., 0.5, 0., 0., 0.5, -1., 1.], &[2, 3, 2]);
     let b1 = t(vec![0., 0., 0.1, -0.1], &[2, 2]);
     let (d, c, y) = model::soft_moe_parts(&x, &mu, &scale, &w0, &b0, &w1, &b1).unwrap();
     let d = d.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
-    let want_d = [
-        [0.4445793, 0.1482273],
-        [0.1635518, 0.4029233],
-        [0.3317016, 0.3006219],
-        [0.0601674, 0.1482273],
-    ];
+    let want_d = [[0.4445793, 0.1482273], [0.1635518, 0.4029233], [0.3317016, 0.3006219], [0.0601674, 0.1482273]];
     for i in 0..4 {
         for j in 0..2 {
-            assert!(
-                close(d[i][j], want_d[i][j], 1e-5),
-                "D[{i}][{j}] = {}",
-                d[i][j]
-            );
+            assert!(close(d[i][j], want_d[i][j], 1e-5), "D[{i}][{j}] = {}", d[i][j]);
         }
     }
     let c = c.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
     assert!(close(c[0][0], 0.7310584, 1e-5) && close(c[0][1], 0.2689416, 1e-5));
     assert!(close(c[2][0], 0.5, 1e-5) && close(c[2][1], 0.5, 1e-5));
     let y = y.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
-    let want_y = [
-        [0.3004188, 0.3167834],
-        [0.0344004, 0.2770616],
-        [0.1674096, 0.2969225],
-        [0.0344004, 0.2770616],
-    ];
+    let want_y = [[0.3004188, 0.3167834], [0.0344004, 0.2770616], [0.1674096, 0.2969225], [0.0344004, 0.2770616]];
     for i in 0..4 {
         for k in 0..2 {
             // erf GELU would move Y by up to 5.4e-5: 1e-5 proves the tanh approximation.
-            assert!(
-                close(y[i][k], want_y[i][k], 1e-5),
-                "Y[{i}][{k}] = {}",
-                y[i][k]
-            );
+            assert!(close(y[i][k], want_y[i][k], 1e-5), "Y[{i}][{k}] = {}", y[i][k]);
         }
     }
 }
@@ -75,15 +51,9 @@ fn spec_medium_vector() {
     let (b, m, d, h, n, p) = (2, 16, 8, 16, 4, 2);
     let x = t(fill(b * m * d, |t| (0.37 * t + 0.1).sin()), &[b, m, d]);
     let mu = t(fill(d * n * p, |t| (0.23 * t).cos()), &[d, n, p]);
-    let w0 = t(
-        fill(n * d * h, |t| 0.3 * (0.11 * t + 0.5).sin()),
-        &[n, d, h],
-    );
+    let w0 = t(fill(n * d * h, |t| 0.3 * (0.11 * t + 0.5).sin()), &[n, d, h]);
     let b0 = t(fill(n * h, |t| 0.05 * (0.7 * t).cos()), &[n, h]);
-    let w1 = t(
-        fill(n * h * d, |t| 0.3 * (0.13 * t + 0.2).cos()),
-        &[n, h, d],
-    );
+    let w1 = t(fill(n * h * d, |t| 0.3 * (0.13 * t + 0.2).cos()), &[n, h, d]);
     let b1 = t(fill(n * d, |t| 0.05 * (0.9 * t).sin()), &[n, d]);
     let scale = t(vec![2.0], &[]);
     let y = model::soft_moe(&x, &mu, &scale, &w0, &b0, &w1, &b1).unwrap();
@@ -93,9 +63,7 @@ fn spec_medium_vector() {
     let abs: f64 = flat.iter().map(|&v| v.abs() as f64).sum();
     assert!((sum - 0.5160407).abs() <= 1e-6, "sum(Y) = {sum}");
     assert!((abs - 4.7418078).abs() <= 1e-6, "sum|Y| = {abs}");
-    let want = [
-        0.027438, 0.020500, -0.001984, -0.023410, -0.027964, -0.012589, 0.010712, 0.023965,
-    ];
+    let want = [0.027438, 0.020500, -0.001984, -0.023410, -0.027964, -0.012589, 0.010712, 0.023965];
     for k in 0..d {
         // listed to 6 decimals
         assert!(close(flat[k], want[k], 1e-5), "Y[0,0,{k}] = {}", flat[k]);
@@ -116,18 +84,10 @@ fn spec_medium_vector() {
 fn patch_order_is_row_major_py_px() {
     let cfg = Config::new(8, 2, 2, 16, 2, 1, true);
     let img: Vec<f32> = (0..784).map(|i| i as f32).collect();
-    let p = model::patchify(&t(img, &[1, 28, 28]), &cfg)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
+    let p = model::patchify(&t(img, &[1, 28, 28]), &cfg).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
     // token t = gy*7 + gx; element (py, px) of the patch = pixel (4gy+py, 4gx+px)
     let (gy, gx, py, px) = (2, 5, 3, 1);
-    assert_eq!(
-        p[gy * 7 + gx][py * 4 + px],
-        ((4 * gy + py) * 28 + 4 * gx + px) as f32
-    );
+    assert_eq!(p[gy * 7 + gx][py * 4 + px], ((4 * gy + py) * 28 + 4 * gx + px) as f32);
 }
 
 #[test]
@@ -139,18 +99,9 @@ fn model_shapes_names_and_gradients() {
     let vars = model::init_params(&cfg, 7, &Device::Cpu).unwrap();
     let w = Weights::from_vars(&vars);
     w.check(&cfg).unwrap();
-    assert_eq!(
-        w.0["Encoder/encoderblock_3/Moe/Router/scale"].dims(),
-        &[] as &[usize]
-    );
-    assert_eq!(
-        w.0["Encoder/encoderblock_3/Moe/Router/mu"].dims(),
-        &[16, 4, 2]
-    );
-    assert_eq!(
-        w.0["Encoder/encoderblock_1/MlpBlock_3/Dense_0/kernel"].dims(),
-        &[16, 32]
-    );
+    assert_eq!(w.0["Encoder/encoderblock_3/Moe/Router/scale"].dims(), &[] as &[usize]);
+    assert_eq!(w.0["Encoder/encoderblock_3/Moe/Router/mu"].dims(), &[16, 4, 2]);
+    assert_eq!(w.0["Encoder/encoderblock_1/MlpBlock_3/Dense_0/kernel"].dims(), &[16, 32]);
     assert_eq!(w.0["embedding/kernel"].dims(), &[4, 4, 1, 16]);
     let n: usize = w.0.values().map(|t| t.elem_count()).sum();
     assert_eq!(n, cfg.parameter_count());
@@ -169,10 +120,7 @@ fn model_shapes_names_and_gradients() {
     candle_core::safetensors::save(&w.0, &path).unwrap();
     let back = Weights(candle_core::safetensors::load(&path, &Device::Cpu).unwrap());
     back.check(&cfg).unwrap();
-    assert_eq!(
-        back.0["Encoder/encoderblock_2/Moe/Router/scale"].dims(),
-        &[] as &[usize]
-    );
+    assert_eq!(back.0["Encoder/encoderblock_2/Moe/Router/scale"].dims(), &[] as &[usize]);
     std::fs::remove_dir_all(&dir).ok();
 }
 
