@@ -1,7 +1,10 @@
-//! The Soft MoE ViT (SPEC §2) and the Soft MoE layer (SPEC §1), written with plain candle ops so
-//! that autograd works (candle-nn's fused softmax / layer-norm kernels have no backward pass).
+//! The Soft MoE ViT (SPEC §2) and the Soft MoE layer (SPEC §1) with candle; softmax, LayerNorm,
+//! GELU and L2 normalisation are the fused ops of `ops.rs` (candle-nn's have no backward pass).
 
-use candle_core::{DType, Device, Result, Tensor, Var, D};
+use crate::ops;
+#[cfg(test)]
+use candle_core::D;
+use candle_core::{DType, Device, Result, Tensor, Var};
 use std::collections::{BTreeMap, HashMap};
 
 pub const CLASS_NAMES: [&str; 10] =
@@ -312,7 +315,9 @@ impl Weights {
     }
 }
 
-/// Softmax along `dim`, from differentiable primitives (max is subtracted).
+/// Softmax along `dim`, from differentiable primitives (max is subtracted): the reference the
+/// fused op is tested against.
+#[cfg(test)]
 pub fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
     let max = x.max_keepdim(dim)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
@@ -322,6 +327,12 @@ pub fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
 
 /// LayerNorm over the last dim (biased variance, eps inside the sqrt).
 pub fn layer_norm(x: &Tensor, scale: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    ops::scale_shift(&ops::standardize_last_dim(x, eps)?, scale, bias)
+}
+
+/// LayerNorm from differentiable primitives: the reference the fused op is tested against.
+#[cfg(test)]
+pub fn layer_norm_reference(x: &Tensor, scale: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let xc = x.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
@@ -329,9 +340,14 @@ pub fn layer_norm(x: &Tensor, scale: &Tensor, bias: &Tensor, eps: f64) -> Result
     xn.broadcast_mul(scale)?.broadcast_add(bias)
 }
 
-/// `x [.., in] · kernel [in, out] + bias [out]`.
+/// `x [.., in] · kernel [in, out] + bias [out]`, as one 2-D matmul over all leading dims
+/// (candle's broadcast_matmul would run one small matmul per batch entry).
 fn dense(x: &Tensor, kernel: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.broadcast_matmul(kernel)?.broadcast_add(bias)
+    let dims = x.dims().to_vec();
+    let (inner, rows) = (dims[dims.len() - 1], x.elem_count() / dims[dims.len() - 1]);
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("at least one dim") = kernel.dim(1)?;
+    ops::add_bias(&x.reshape((rows, inner))?.matmul(kernel)?, bias, 1)?.reshape(out_dims)
 }
 
 /// The Soft MoE layer of SPEC §1, batched over examples (each example is one group).
@@ -354,26 +370,26 @@ pub fn soft_moe_parts(
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let (b, _m, d) = x.dims3()?;
     let (_, n, p) = mu.dims3()?;
-    let h = w0.dim(2)?;
     let slots = n * p;
     // X̂: tokens L2-normalised, eps inside the sqrt.
-    let xn = x.broadcast_div(&(x.sqr()?.sum_keepdim(2)? + NORM_EPS)?.sqrt()?)?;
+    let xn = ops::l2_normalize_last_dim(x, NORM_EPS)?;
     // Φ̂: columns of mu (flattened d × n·p, slot j = e·p + s) normalised.
     let mu = mu.reshape((d, slots))?;
     let mun = mu.broadcast_div(&(mu.sqr()?.sum_keepdim(0)? + NORM_EPS)?.sqrt()?)?;
     let scale = scale.reshape(())?;
     // L = scale · X̂ Φ̂ : [B, m, np]
-    let logits = xn.broadcast_matmul(&mun)?.broadcast_mul(&scale)?;
+    let logits = xn.reshape((b * _m, d))?.matmul(&mun)?.reshape((b, _m, slots))?.broadcast_mul(&scale)?;
     // Dispatch: softmax over tokens, computed on Lᵀ [B, np, m] so Dᵀ comes out directly.
-    let dispatch_t = softmax(&logits.transpose(1, 2)?.contiguous()?, 2)?;
+    let dispatch_t = ops::softmax_last_dim(&logits.transpose(1, 2)?)?;
     // Combine: softmax over all slots, per token.
-    let combine = softmax(&logits, 2)?;
+    let combine = ops::softmax_last_dim(&logits)?;
     // X̃ = Dᵀ X (un-normalised X): [B, np, d]
     let x_slots = dispatch_t.matmul(x)?;
     // Group slots by expert: [n, B·p, d]
     let xe = x_slots.reshape((b, n, p, d))?.transpose(0, 1)?.contiguous()?.reshape((n, b * p, d))?;
-    let hdn = xe.matmul(w0)?.broadcast_add(&b0.reshape((n, 1, h))?)?.gelu()?;
-    let ye = hdn.matmul(w1)?.broadcast_add(&b1.reshape((n, 1, d))?)?;
+    let hdn = ops::add_bias(&xe.matmul(w0)?, b0, n)?;
+    let hdn = ops::gelu(&hdn)?;
+    let ye = ops::add_bias(&hdn.matmul(w1)?, b1, n)?;
     let y_slots = ye.reshape((n, b, p, d))?.transpose(0, 1)?.contiguous()?.reshape((b, slots, d))?;
     // Y = C Ỹ : [B, m, d]
     let y = combine.matmul(&y_slots)?;
@@ -392,7 +408,7 @@ fn attention(x: &Tensor, w: &Weights, prefix: &str, heads: usize) -> Result<Tens
     let q = (proj("query")? * (1.0 / (dh as f64).sqrt()))?;
     let k = proj("key")?;
     let v = proj("value")?;
-    let att = softmax(&q.matmul(&k.t()?)?, 3)?;
+    let att = ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
     let o = att.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, m, d))?;
     let ok = w.get(&format!("{prefix}/out/kernel"))?.reshape((d, d))?;
     dense(&o, &ok, w.get(&format!("{prefix}/out/bias"))?)
@@ -411,7 +427,7 @@ pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
     let d = cfg.hidden_size;
     let patches = patchify(images, cfg)?;
     let ek = w.get("embedding/kernel")?.reshape((cfg.patch_dim(), d))?;
-    let mut x = dense(&patches, &ek, w.get("embedding/bias")?)?.broadcast_add(w.get("Encoder/posembed_input/pos_embedding")?)?;
+    let mut x = ops::add_bias(&dense(&patches, &ek, w.get("embedding/bias")?)?, w.get("Encoder/posembed_input/pos_embedding")?, 1)?;
     for k in 0..cfg.num_layers {
         let b = format!("Encoder/encoderblock_{k}");
         let ln = |x: &Tensor, n: &str| -> Result<Tensor> {
@@ -433,7 +449,7 @@ pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
             )?
         } else {
             let g = |n: &str| w.get(&format!("{b}/MlpBlock_3/{n}"));
-            let hdn = dense(&y, g("Dense_0/kernel")?, g("Dense_0/bias")?)?.gelu()?;
+            let hdn = ops::gelu(&dense(&y, g("Dense_0/kernel")?, g("Dense_0/bias")?)?)?;
             dense(&hdn, g("Dense_1/kernel")?, g("Dense_1/bias")?)?
         };
         x = (x + y)?;
