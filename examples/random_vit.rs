@@ -29,6 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         normalize: true,
         layer_norm_eps: 1e-6,
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+        router: None,
+        group_size: 0,
     };
     let weights = random_vit(&mut Rng::new(seed), &config);
     std::fs::create_dir_all(&out)?;

@@ -18,6 +18,7 @@ pub mod layers;
 pub mod model;
 pub mod random;
 pub mod reference;
+pub mod routing;
 pub mod tensor;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -89,7 +89,22 @@ pub fn random_vit(rng: &mut Rng, config: &crate::model::VitConfig) -> crate::wei
             out_bias: rng.vec(d, 0.1),
             ln2_scale: near_one(rng, d),
             ln2_bias: rng.vec(d, 0.1),
-            mlp: if c.is_moe(k) {
+            mlp: if let (true, Some(router)) = (c.is_moe(k), c.router) {
+                let (n, h) = (c.num_experts, c.expert_mlp_dim);
+                BlockMlp::Sparse(crate::weights::SparseMoeWeights {
+                    d,
+                    n,
+                    h,
+                    router,
+                    group_size: c.group_size,
+                    wr: fan(rng, d, d * n),
+                    w0: fan(rng, d, n * d * h),
+                    b0: rng.vec(n * h, 0.1),
+                    w1: fan(rng, h, n * h * d),
+                    b1: rng.vec(n * d, 0.1),
+                    gelu: c.gelu,
+                })
+            } else if c.is_moe(k) {
                 let shape = LayerShape {
                     d,
                     n: c.num_experts,

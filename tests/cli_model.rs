@@ -6,6 +6,7 @@ use std::process::Command;
 use softmoe::data::CLASS_NAMES;
 use softmoe::model::VitConfig;
 use softmoe::random::{random_vit, Rng};
+use softmoe::routing::Router;
 use softmoe::weights::safetensors::serialize;
 use softmoe::{Gelu, Tensor};
 
@@ -20,6 +21,11 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A random model of the demo's shape, written as config.json + model.safetensors.
 fn model(dir: &Path) -> PathBuf {
+    model_routed(dir, None)
+}
+
+/// As `model`, its MoE block Soft MoE (`router` None) or sparse in groups of 4 images.
+fn model_routed(dir: &Path, router: Option<Router>) -> PathBuf {
     let config = VitConfig {
         image_size: 28,
         channels: 1,
@@ -37,9 +43,11 @@ fn model(dir: &Path) -> PathBuf {
         normalize: true,
         layer_norm_eps: 1e-6,
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+        router,
+        group_size: if router.is_some() { 4 } else { 0 },
     };
     let w = random_vit(&mut Rng::new(7), &config);
-    let m = dir.join("model");
+    let m = dir.join(router.map_or("model", |r| r.name()));
     std::fs::create_dir_all(&m).unwrap();
     std::fs::write(m.join("config.json"), config.to_json()).unwrap();
     std::fs::write(m.join("model.safetensors"), w.to_safetensors()).unwrap();
@@ -134,6 +142,42 @@ fn bad_images_are_refused_with_one_line() {
         assert!(err.contains(needle), "expected `{needle}` in: {err}");
     }
     let (code, _, err) = run(&["classify", "--model", m, "--images", "x.safetensors", "--batch", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--batch must be a positive integer"), "{err}");
+}
+
+/// The `outputs changed: X/Y` count of `softmoe batch-effects`.
+fn changed(stdout: &str) -> (usize, usize) {
+    let line = stdout.lines().find_map(|l| l.strip_prefix("outputs changed: ")).unwrap_or_else(|| panic!("no count in {stdout}"));
+    let frac = line.split_whitespace().next().unwrap();
+    let (a, b) = frac.split_once('/').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+#[test]
+fn batch_effects_are_zero_for_soft_moe_and_measured_for_sparse_routers() {
+    let dir = scratch("batch-effects");
+    let data: Vec<f32> = Rng::new(9).vec(12 * 784, 0.5).into_iter().map(|v| v + 0.5).collect();
+    let img = images(&dir, data, vec![12, 28, 28]);
+    let img = img.to_str().unwrap();
+    for router in [None, Some(Router::TokensChoice { k: 1, capacity_factor: 1.0 }), Some(Router::ExpertsChoice { capacity_factor: 1.0 })] {
+        let m = model_routed(&dir, router);
+        let args = ["batch-effects", "--model", m.to_str().unwrap(), "--images", img, "--batch", "8", "--arrangements", "2"];
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        let (n, cases) = changed(&out);
+        assert_eq!(cases, 24, "{out}");
+        match router {
+            None => assert_eq!(n, 0, "Soft MoE output changed with the batch: {out}"),
+            // Alone an image has a quarter of its group's capacity: its routing, hence output, moves.
+            Some(r) => assert!(n > 0, "{r:?}: no output changed with the batch: {out}"),
+        }
+        // The f64 reference shows the same effect (routing is a property of the model, not the GPU).
+        let (code, out, err) = run(&[&args[..], &["--cpu"]].concat());
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(changed(&out).0 == 0, router.is_none(), "--cpu: {out}");
+    }
+    let (code, _, err) = run(&["batch-effects", "--model", dir.join("model").to_str().unwrap(), "--images", img, "--batch", "0"]);
     assert_eq!(code, 2);
     assert!(err.contains("--batch must be a positive integer"), "{err}");
 }

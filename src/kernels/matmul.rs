@@ -228,7 +228,8 @@ impl Matmul {
         bias: Option<&wgpu::Buffer>,
         c: &wgpu::Buffer,
     ) -> Result<Op> {
-        let flags = u32::from(self.bias_batch_stride.is_some())
+        // The bias is added only when one is given (a view with a bias stride may be run without).
+        let flags = u32::from(self.bias_batch_stride.is_some() && bias.is_some())
             | match self.activation {
                 Activation::None => 0,
                 Activation::Gelu(Gelu::Tanh) => 1 << 1,

@@ -15,6 +15,9 @@ pub mod matmul;
 pub mod mean_pool;
 pub mod patchify;
 pub mod slot_inputs;
+pub mod sparse_combine;
+pub mod sparse_gather;
+pub mod sparse_route;
 
 use std::sync::Arc;
 
@@ -38,6 +41,9 @@ pub const KERNELS: &[Kernel] = &[
     layer_norm::KERNEL,
     attention::KERNEL,
     mean_pool::KERNEL,
+    sparse_route::KERNEL,
+    sparse_gather::KERNEL,
+    sparse_combine::KERNEL,
 ];
 
 /// One dispatch, ready to encode: created once (per forward plan), encoded on every call.

@@ -1,8 +1,10 @@
 //! Layers that run on the GPU.
 
 pub mod soft_moe;
+pub mod sparse_moe;
 
 pub use soft_moe::{LayerOptions, LayerOutput, SoftMoe};
+pub use sparse_moe::{SparseMoe, SparseOutput};
 
 /// Which GELU the expert MLPs use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

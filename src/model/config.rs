@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::layers::Gelu;
+use crate::routing::Router;
 
 /// Sizes above this are refused as absurd before anything is allocated.
 const MAX_DIM: usize = 1 << 16;
@@ -28,6 +29,11 @@ pub struct VitConfig {
     pub normalize: bool,
     pub layer_norm_eps: f32,
     pub class_names: Vec<String>,
+    /// The MoE blocks' router: None for Soft MoE (`moe_type` = `soft`, the default), or a sparse
+    /// router (`tokens_choice` with `router_k`, or `experts_choice`; both with `capacity_factor`).
+    pub router: Option<Router>,
+    /// Images per routing group of a sparse router (`group_size`); 0 for Soft MoE.
+    pub group_size: usize,
 }
 
 impl VitConfig {
@@ -58,6 +64,17 @@ impl VitConfig {
                 .ok_or_else(|| bad("`moe_layers` holds something other than block indices".into()))?,
         };
         let has_moe = !moe_layers.is_empty();
+        let capacity_factor = match obj.get("capacity_factor") {
+            None => 1.0,
+            Some(v) => v.as_f64().ok_or_else(|| bad("`capacity_factor` is not a number".into()))?,
+        };
+        let router = match obj.get("moe_type").map(|v| v.as_str().ok_or_else(|| bad("`moe_type` is not a string".into()))).transpose()? {
+            None | Some("soft") => None,
+            Some("tokens_choice") => Some(Router::TokensChoice { k: size("router_k")?, capacity_factor }),
+            Some("experts_choice") => Some(Router::ExpertsChoice { capacity_factor }),
+            Some(t) => return Err(bad(format!("`moe_type` is `{t}`, expected `soft`, `tokens_choice` or `experts_choice`"))),
+        };
+        let sparse = has_moe && router.is_some();
         let moe_size = |key: &str| if has_moe { size(key) } else { Ok(obj.get(key).and_then(Value::as_u64).unwrap_or(0) as usize) };
         let gelu = match obj.get("gelu").and_then(Value::as_str) {
             None => Gelu::Tanh,
@@ -73,7 +90,9 @@ impl VitConfig {
             mlp_dim: size("mlp_dim")?,
             num_classes: size("num_classes")?,
             num_experts: moe_size("num_experts")?,
-            slots_per_expert: moe_size("slots_per_expert")?,
+            slots_per_expert: if sparse { 0 } else { moe_size("slots_per_expert")? },
+            group_size: if sparse { size("group_size")? } else { 0 },
+            router: if has_moe { router } else { None },
             expert_mlp_dim: moe_size("expert_mlp_dim")?,
             moe_layers,
             gelu,
@@ -111,6 +130,9 @@ impl VitConfig {
         if !self.class_names.is_empty() && self.class_names.len() != self.num_classes {
             return Err(format!("{} class_names for {} classes", self.class_names.len(), self.num_classes));
         }
+        if let Some(r) = self.router {
+            r.validate(self.num_experts).map_err(|e| e.to_string())?;
+        }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return Err(format!("layer_norm_eps {} is not a positive number", self.layer_norm_eps));
         }
@@ -119,7 +141,7 @@ impl VitConfig {
 
     /// The config as `config.json` text.
     pub fn to_json(&self) -> String {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "image_size": self.image_size,
             "channels": self.channels,
             "patch_size": self.patch_size,
@@ -137,6 +159,14 @@ impl VitConfig {
             "layer_norm_eps": self.layer_norm_eps,
             "class_names": self.class_names,
         });
+        if let Some(r) = self.router {
+            v["moe_type"] = r.name().into();
+            v["capacity_factor"] = r.capacity_factor().into();
+            v["group_size"] = self.group_size.into();
+            if r.k() > 0 {
+                v["router_k"] = r.k().into();
+            }
+        }
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
 
@@ -161,6 +191,15 @@ impl VitConfig {
 
     pub fn is_moe(&self, block: usize) -> bool {
         self.moe_layers.contains(&block)
+    }
+
+    /// What the MoE blocks are: `soft`, `tokens_choice`, `experts_choice`, or `dense` without any.
+    pub fn moe_type(&self) -> &'static str {
+        match (self.moe_layers.is_empty(), self.router) {
+            (true, _) => "dense",
+            (false, None) => "soft",
+            (false, Some(r)) => r.name(),
+        }
     }
 
     /// The name of class `k` (or its number when the config has no names).

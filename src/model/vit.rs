@@ -11,7 +11,8 @@ use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
 use crate::kernels::matmul::Activation;
 use crate::kernels::{add_position, attention, dense::dense, layer_norm, mean_pool, patchify, Op};
 use crate::layers::soft_moe::{Scratch, READBACK, STORAGE};
-use crate::layers::{LayerOptions, SoftMoe};
+use crate::layers::sparse_moe::{decode_slots, whole_groups, SparseScratch};
+use crate::layers::{LayerOptions, SoftMoe, SparseMoe};
 use crate::model::VitConfig;
 use crate::reference::{check_images, softmax_rows};
 use crate::tensor::Tensor;
@@ -27,18 +28,29 @@ pub struct LayerMaps {
     pub combine: Tensor,
 }
 
-/// Logits and probabilities [b, classes], the predicted classes, and the maps when asked.
+/// The routing of one sparse MoE block: gates [b, m, n] and each (token, expert)'s slot.
+#[derive(Clone, Debug)]
+pub struct LayerRoutes {
+    pub block: usize,
+    pub gates: Tensor,
+    pub slots: Vec<Option<u32>>,
+}
+
+/// Logits and probabilities [b, classes], the predicted classes, and the maps when asked
+/// (Soft MoE blocks' dispatch/combine in `maps`, sparse blocks' routing in `routes`).
 #[derive(Clone, Debug)]
 pub struct VitOutput {
     pub logits: Tensor,
     pub probs: Tensor,
     pub predictions: Vec<usize>,
     pub maps: Vec<LayerMaps>,
+    pub routes: Vec<LayerRoutes>,
 }
 
 enum Mlp {
     Dense { w0: wgpu::Buffer, b0: wgpu::Buffer, w1: wgpu::Buffer, b1: wgpu::Buffer },
     SoftMoe(SoftMoe),
+    Sparse(SparseMoe),
 }
 
 struct Block {
@@ -70,10 +82,13 @@ struct Plan {
     logits: PooledBuffer,
     /// Per Soft MoE block: (block, dispatch, combine); shared buffers unless maps were asked for.
     maps: Vec<(usize, Arc<PooledBuffer>, Arc<PooledBuffer>)>,
+    /// Per sparse block: (block, gates, slots), likewise.
+    routes: Vec<(usize, Arc<PooledBuffer>, Arc<PooledBuffer>)>,
     staging: PooledBuffer,
     ops: Vec<Op>,
     _activations: Vec<PooledBuffer>,
     _scratch: Option<Scratch>,
+    _sparse_scratch: Option<SparseScratch>,
 }
 
 impl Vit {
@@ -98,6 +113,7 @@ impl Vit {
                     b1: upload(&name("MlpBlock_3/Dense_1/bias"), b1)?,
                 },
                 BlockMlp::SoftMoe(w) => Mlp::SoftMoe(SoftMoe::with_options(ctx.clone(), w, options).await?),
+                BlockMlp::Sparse(w) => Mlp::Sparse(SparseMoe::new(ctx.clone(), w).await?),
             };
             blocks.push(Block {
                 ln0: affine(&name("LayerNorm_0"), &b.ln0_scale, &b.ln0_bias)?,
@@ -152,6 +168,8 @@ impl Vit {
         let chunk = self.chunk_size(b, maps)?;
         let mut logits = Vec::with_capacity(b * k);
         let mut map_data: Vec<(usize, Vec<f32>, Vec<f32>)> = Vec::new();
+        let mut route_data: Vec<(usize, Vec<f32>, Vec<Option<u32>>)> = Vec::new();
+        let n = c.num_experts;
         let mut start = 0;
         while start < b {
             let len = chunk.min(b - start);
@@ -161,6 +179,10 @@ impl Vit {
             if maps {
                 for (_, d, cm) in &plan.maps {
                     reads.extend([(&***d, map_bytes), (&***cm, map_bytes)]);
+                }
+                let route_bytes = (len * m * n * 4) as u64;
+                for (_, g, s) in &plan.routes {
+                    reads.extend([(&***g, route_bytes), (&***s, route_bytes)]);
                 }
             }
             let data = &images.data[start * pixels..(start + len) * pixels];
@@ -175,6 +197,14 @@ impl Vit {
                     map_data[i].1.extend_from_slice(&out[at..at + per_map]);
                     map_data[i].2.extend_from_slice(&out[at + per_map..at + 2 * per_map]);
                 }
+                let per_route = len * m * n;
+                route_data.resize_with(plan.routes.len(), Default::default);
+                for (i, (block, _, _)) in plan.routes.iter().enumerate() {
+                    let at = len * k + 2 * plan.maps.len() * per_map + 2 * i * per_route;
+                    route_data[i].0 = *block;
+                    route_data[i].1.extend_from_slice(&out[at..at + per_route]);
+                    route_data[i].2.extend(decode_slots(&out[at + per_route..at + 2 * per_route]));
+                }
             }
             start += len;
         }
@@ -187,6 +217,10 @@ impl Vit {
                 combine: Tensor { shape: shape.clone(), data: cm },
             })
             .collect();
+        let routes = route_data
+            .into_iter()
+            .map(|(block, g, slots)| LayerRoutes { block, gates: Tensor { shape: vec![b, m, n], data: g }, slots })
+            .collect();
         let probs = softmax_rows(&logits, k);
         let predictions = logits.chunks(k).map(argmax).collect();
         Ok(VitOutput {
@@ -194,6 +228,7 @@ impl Vit {
             probs: Tensor { shape: vec![b, k], data: probs },
             predictions,
             maps: out_maps,
+            routes,
         })
     }
 
@@ -206,7 +241,17 @@ impl Vit {
             .iter()
             .filter_map(|b| match &b.mlp {
                 Mlp::SoftMoe(l) => Some(l),
-                Mlp::Dense { .. } => None,
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sparse_layers(&self) -> Vec<&SparseMoe> {
+        self.blocks
+            .iter()
+            .filter_map(|b| match &b.mlp {
+                Mlp::Sparse(l) => Some(l),
+                _ => None,
             })
             .collect()
     }
@@ -230,9 +275,16 @@ impl Vit {
             if moe > 0 { m * d + m * s + 2 * s * d + s * h } else { 0 },
             if maps { 2 * moe * m * s } else { 0 },
         ];
-        let per_example = 4 * sizes.iter().sum::<u64>();
-        let largest = 4 * sizes.iter().copied().max().unwrap_or(1).max(s * h);
-        chunk_size(&self.ctx, b, per_example, largest, "an image")
+        let sparse = self.sparse_layers();
+        let n = c.num_experts as u64;
+        let sparse_bytes = sparse.iter().map(|l| SparseScratch::bytes_per_image(l.config(), m as usize)).max().unwrap_or(0)
+            + if sparse.is_empty() { 0 } else { 8 * m * n * if maps { sparse.len() as u64 } else { 1 } };
+        let per_example = 4 * sizes.iter().sum::<u64>() + sparse_bytes;
+        let group = c.group_size.max(1) as u64;
+        let largest = (4 * sizes.iter().copied().max().unwrap_or(1).max(s * h)).max(sparse_bytes * group);
+        let chunk = chunk_size(&self.ctx, b, per_example, largest, "an image")?;
+        // Sparse routers' groups must not be cut by a chunk boundary.
+        Ok(if sparse.is_empty() { chunk } else { whole_groups(chunk, b, c.group_size) })
     }
 
     fn build_plan(&self, b: usize, maps: bool) -> Result<Plan> {
@@ -254,6 +306,12 @@ impl Vit {
         let moe_layers = self.moe_layers();
         let scratch = (!moe_layers.is_empty()).then(|| Scratch::new(ctx, &moe_layers.iter().map(|l| l.config()).collect::<Vec<_>>(), b, m));
         let shared_maps = (Arc::new(buf(rows * s, "dispatch")), Arc::new(buf(rows * s, "combine")));
+        let sparse_layers = self.sparse_layers();
+        let sparse_scratch = (!sparse_layers.is_empty())
+            .then(|| SparseScratch::new(ctx, &sparse_layers.iter().map(|l| l.config()).collect::<Vec<_>>(), b, m));
+        let n = c.num_experts;
+        let shared_routes = (Arc::new(buf(rows * n, "gates")), Arc::new(buf(rows * n, "slots")));
+        let mut route_bufs = Vec::new();
 
         let gelu = Activation::Gelu(c.gelu);
         let mut ops = vec![
@@ -280,22 +338,31 @@ impl Vit {
                     ops.extend(layer.encode(&h, &x, &dm, &cm, scratch, b, m, true)?);
                     map_bufs.push((k, dm, cm));
                 }
+                Mlp::Sparse(layer) => {
+                    let (g, sl) =
+                        if maps { (Arc::new(buf(rows * n, "gates")), Arc::new(buf(rows * n, "slots"))) } else { shared_routes.clone() };
+                    let scratch = sparse_scratch.as_ref().ok_or_else(|| Error::Device("sparse scratch missing".into()))?;
+                    ops.extend(layer.encode(&h, &x, &g, &sl, scratch, b, m, true)?);
+                    route_bufs.push((k, g, sl));
+                }
             }
         }
         ops.push(layer_norm::op(ctx, &x, &self.norm, &h, rows, d, c.layer_norm_eps)?);
         ops.push(mean_pool::op(ctx, &h, &pooled, b, m, d)?);
         ops.push(dense(b, d, c.num_classes, Activation::None, false).op(ctx, &pooled, &self.head_w, Some(&self.head_b), &logits)?);
 
-        let out_len = b * c.num_classes + if maps { 2 * map_bufs.len() * rows * s } else { 0 };
+        let out_len = b * c.num_classes + if maps { 2 * map_bufs.len() * rows * s + 2 * route_bufs.len() * rows * n } else { 0 };
         let staging = ctx.pool.acquire(&ctx.device, (out_len * 4) as u64, READBACK, "readback");
         Ok(Plan {
             images,
             logits,
             maps: map_bufs,
+            routes: route_bufs,
             staging,
             ops,
             _activations: vec![patches, x, h, qkv, att, hidden, pooled],
             _scratch: scratch,
+            _sparse_scratch: sparse_scratch,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::VitConfig;
-use crate::reference::{gelu, soft_moe_f64};
+use crate::reference::{gelu, soft_moe_f64, sparse_moe_f64, SparseReference};
 use crate::tensor::Tensor;
 use crate::weights::{BlockMlp, VitWeights};
 
@@ -11,6 +11,8 @@ use crate::weights::{BlockMlp, VitWeights};
 pub struct VitReference {
     pub logits: Vec<f64>,
     pub maps: Vec<(usize, Vec<f64>, Vec<f64>)>,
+    /// Per sparse MoE block: its gates and routing.
+    pub routes: Vec<(usize, SparseReference)>,
 }
 
 /// Images [b, H, W, C] → patch rows [b·m, P·P·C], tokens row-major over the grid, (py, px, c) inside.
@@ -113,6 +115,7 @@ pub fn vit_forward(w: &VitWeights, images: &Tensor) -> Result<VitReference> {
         *v += w.pos_embedding[i % (m * d)] as f64;
     }
     let mut maps = Vec::new();
+    let mut routes = Vec::new();
     for (k, blk) in w.blocks.iter().enumerate() {
         let h = layer_norm(&x, d, &blk.ln0_scale, &blk.ln0_bias, eps);
         let qkv = dense(&h, b * m, d, 3 * d, &blk.qkv_kernel, &blk.qkv_bias);
@@ -130,12 +133,18 @@ pub fn vit_forward(w: &VitWeights, images: &Tensor) -> Result<VitReference> {
                 maps.push((k, r.dispatch, r.combine));
                 r.y
             }
+            BlockMlp::Sparse(sw) => {
+                let mut r = sparse_moe_f64(sw, &h, b, m);
+                let y = std::mem::take(&mut r.y);
+                routes.push((k, r));
+                y
+            }
         };
         x.iter_mut().zip(y).for_each(|(a, v)| *a += v);
     }
     let x = layer_norm(&x, d, &w.norm_scale, &w.norm_bias, eps);
     let pooled = mean_pool(&x, b, m, d);
-    Ok(VitReference { logits: dense(&pooled, b, d, c.num_classes, &w.head_kernel, &w.head_bias), maps })
+    Ok(VitReference { logits: dense(&pooled, b, d, c.num_classes, &w.head_kernel, &w.head_bias), maps, routes })
 }
 
 /// Softmax of logits rows (used by every backend for the reported probabilities).

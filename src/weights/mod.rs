@@ -2,8 +2,10 @@
 
 pub mod safetensors;
 mod soft_moe;
+mod sparse_moe;
 mod vit;
 
 pub use self::safetensors::SafeTensors;
 pub use soft_moe::SoftMoeWeights;
+pub use sparse_moe::{SparseMoeWeights, ROUTER_KERNEL};
 pub use vit::{BlockMlp, BlockWeights, VitWeights};

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::layers::Gelu;
 use crate::model::VitConfig;
 use crate::tensor::Tensor;
-use crate::weights::{SafeTensors, SoftMoeWeights};
+use crate::weights::{SafeTensors, SoftMoeWeights, SparseMoeWeights, ROUTER_KERNEL};
 
 /// The MLP of an encoder block: dense, or a Soft MoE layer.
 #[derive(Clone, Debug)]
@@ -15,6 +15,8 @@ pub enum BlockMlp {
     Dense { w0: Vec<f32>, b0: Vec<f32>, w1: Vec<f32>, b1: Vec<f32> },
     /// `Moe/...`: a Soft MoE layer.
     SoftMoe(SoftMoeWeights),
+    /// `Moe/...`: a sparse (Tokens Choice or Experts Choice) MoE layer.
+    Sparse(SparseMoeWeights),
 }
 
 /// One pre-LN encoder block. q, k and v are concatenated into one [d, 3d] kernel at load.
@@ -106,7 +108,25 @@ impl VitWeights {
             let mut qkv_bias = r.get(&format!("{att}query/bias"), &[heads, hd])?;
             qkv_bias.extend(r.get(&format!("{att}key/bias"), &[heads, hd])?);
             qkv_bias.extend(r.get(&format!("{att}value/bias"), &[heads, hd])?);
-            let mlp = if c.is_moe(k) {
+            let mlp = if let (true, Some(router)) = (c.is_moe(k), c.router) {
+                let mp = format!("{pre}Moe/");
+                let (n, h) = (c.num_experts, c.expert_mlp_dim);
+                let w = SparseMoeWeights {
+                    d,
+                    n,
+                    h,
+                    router,
+                    group_size: c.group_size,
+                    wr: r.get(&format!("{mp}{ROUTER_KERNEL}"), &[d, n])?,
+                    w0: r.get(&format!("{mp}Mlp/Dense_0/kernel"), &[n, d, h])?,
+                    b0: r.get(&format!("{mp}Mlp/Dense_0/bias"), &[n, h])?,
+                    w1: r.get(&format!("{mp}Mlp/Dense_1/kernel"), &[n, h, d])?,
+                    b1: r.get(&format!("{mp}Mlp/Dense_1/bias"), &[n, d])?,
+                    gelu: c.gelu,
+                };
+                w.validate()?;
+                BlockMlp::Sparse(w)
+            } else if c.is_moe(k) {
                 let moe_pre = format!("{pre}Moe/");
                 let w = SoftMoeWeights::from_safetensors(st, &moe_pre)?;
                 let want = (d, c.num_experts, c.slots_per_expert, c.expert_mlp_dim);
@@ -188,6 +208,14 @@ impl VitWeights {
                     let (n, pp, h) = (w.n, w.p, w.h);
                     put(format!("{pre}Moe/Router/mu"), vec![d, n, pp], &w.mu);
                     put(format!("{pre}Moe/Router/scale"), vec![], &[w.scale]);
+                    put(format!("{pre}Moe/Mlp/Dense_0/kernel"), vec![n, d, h], &w.w0);
+                    put(format!("{pre}Moe/Mlp/Dense_0/bias"), vec![n, h], &w.b0);
+                    put(format!("{pre}Moe/Mlp/Dense_1/kernel"), vec![n, h, d], &w.w1);
+                    put(format!("{pre}Moe/Mlp/Dense_1/bias"), vec![n, d], &w.b1);
+                }
+                BlockMlp::Sparse(w) => {
+                    let (n, h) = (w.n, w.h);
+                    put(format!("{pre}Moe/{ROUTER_KERNEL}"), vec![d, n], &w.wr);
                     put(format!("{pre}Moe/Mlp/Dense_0/kernel"), vec![n, d, h], &w.w0);
                     put(format!("{pre}Moe/Mlp/Dense_0/bias"), vec![n, h], &w.b0);
                     put(format!("{pre}Moe/Mlp/Dense_1/kernel"), vec![n, h, d], &w.w1);

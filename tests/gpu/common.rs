@@ -190,5 +190,7 @@ pub fn vit_config(
         normalize: true,
         layer_norm_eps: 1e-6,
         class_names: Vec::new(),
+        router: None,
+        group_size: 0,
     }
 }

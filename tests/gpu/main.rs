@@ -7,6 +7,7 @@ mod f16_weights;
 mod invariants;
 mod kernels;
 mod reliability;
+mod sparse;
 mod spec_vectors;
 mod sweep;
 mod vit_kernels;

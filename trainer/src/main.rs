@@ -1,7 +1,7 @@
 //! `trainer`: trains the Soft MoE ViT and the dense ViT of SPEC §2 on Fashion-MNIST with candle
 //! (CPU), and writes float32 safetensors with vmoe's names plus config.json.
 //!
-//!     trainer train --model soft-moe|dense [--data DIR] [--epochs N] [--out DIR] ...
+//!     trainer train --model soft-moe|dense|tokens-choice|experts-choice [--data DIR] [--epochs N] [--out DIR] ...
 //!     trainer eval --model weights/<name> [--data DIR]
 //!     trainer samples [--data DIR] [--out weights]
 
@@ -11,7 +11,7 @@ mod ops;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use model::{Config, Rng, Weights};
+use model::{Config, Moe, Rng, Router, Weights};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,10 +20,11 @@ use std::time::Instant;
 type Res<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const USAGE: &str = "usage:
-  trainer train --model soft-moe|dense [--data DIR] [--epochs N] [--out DIR] [--batch-size N]
+  trainer train --model soft-moe|dense|tokens-choice|experts-choice [--data DIR] [--epochs N] [--out DIR] [--batch-size N]
                 [--lr F] [--weight-decay F] [--warmup-epochs F] [--seed N] [--hidden N]
                 [--layers N] [--heads N] [--mlp N] [--experts N] [--slots N]
                 [--augment none|flip|shift|flip+shift] [--max-steps N] [--threads N]
+                [--router-k N] [--capacity-factor F] [--group-size IMAGES] [--aux-weight F]
   trainer eval --model DIR [--data DIR]
   trainer samples [--data DIR] [--out DIR]   (writes DIR/samples.safetensors and, for each
                                              model dir under DIR, its sample_logits)";
@@ -111,13 +112,19 @@ struct Recipe {
     flip: bool,
     shift: bool,
     max_steps: Option<usize>,
+    /// Weight of the sparse routers' load-balancing loss.
+    aux_weight: f64,
 }
 
 fn train(a: &Args) -> Res<()> {
-    let kind = a.str("model").ok_or("train needs --model soft-moe|dense")?;
-    let soft_moe = match kind {
-        "soft-moe" => true,
-        "dense" => false,
+    let kind = a.str("model").ok_or("train needs --model soft-moe|dense|tokens-choice|experts-choice")?;
+    let capacity_factor = a.get("capacity-factor", 1.0)?;
+    let group_size = a.get("group-size", 8)?;
+    let moe = match kind {
+        "soft-moe" => Moe::Soft,
+        "dense" => Moe::Dense,
+        "tokens-choice" => Moe::Sparse { router: Router::TokensChoice { k: a.get("router-k", 1)?, capacity_factor }, group_size },
+        "experts-choice" => Moe::Sparse { router: Router::ExpertsChoice { capacity_factor }, group_size },
         k => return Err(format!("unknown model {k}").into()),
     };
     let cfg = Config::new(
@@ -127,8 +134,11 @@ fn train(a: &Args) -> Res<()> {
         a.get("mlp", 128)?,
         a.get("experts", 8)?,
         a.get("slots", 2)?,
-        soft_moe,
+        moe,
     );
+    if let Some(r) = cfg.router {
+        r.validate(cfg.num_experts)?;
+    }
     let augment = a.str("augment").unwrap_or("none");
     let recipe = Recipe {
         epochs: a.get("epochs", 6)?,
@@ -140,8 +150,14 @@ fn train(a: &Args) -> Res<()> {
         flip: augment.contains("flip"),
         shift: augment.contains("shift"),
         max_steps: a.str("max-steps").map(|s| s.parse()).transpose()?,
+        aux_weight: a.get("aux-weight", 0.01)?,
     };
-    let out = PathBuf::from(a.str("out").unwrap_or(if soft_moe { "weights/soft-moe-vit" } else { "weights/dense-vit" }));
+    let default_out = match moe {
+        Moe::Soft => "weights/soft-moe-vit".to_string(),
+        Moe::Dense => "weights/dense-vit".to_string(),
+        Moe::Sparse { .. } => format!("weights/{kind}-vit"),
+    };
+    let out = PathBuf::from(a.str("out").unwrap_or(&default_out));
     let ds = data::load(a.str("data").map(Path::new))?;
     let dev = Device::Cpu;
     eprintln!(
@@ -176,6 +192,9 @@ fn train(a: &Args) -> Res<()> {
         "parameters": cfg.parameter_count(),
         "flops_per_image": cfg.flops_per_image(),
         "seed": recipe.seed,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "aux_weight": if cfg.router.is_some() { recipe.aux_weight } else { 0.0 },
     });
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&conf)? + "\n")?;
     write_sample_logits(&w, &cfg, &ds, &out, &dev)?;
@@ -247,7 +266,7 @@ fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::Dataset, r:
             opt_d.set_learning_rate(lr);
             opt_n.set_learning_rate(lr);
             let w = Weights::from_vars(vars);
-            let (grads, loss, pred) = parallel_step(&w, cfg, &batch[..bs * 784], &ys, vars, dev)?;
+            let (grads, loss, pred) = parallel_step(&w, cfg, &batch[..bs * 784], &ys, vars, r.aux_weight, dev)?;
             opt_d.step(&grads)?;
             opt_n.step(&grads)?;
             step += 1;
@@ -299,6 +318,7 @@ fn parallel_step(
     px: &[f32],
     ys: &[u32],
     vars: &BTreeMap<String, Var>,
+    aux_weight: f64,
     dev: &Device,
 ) -> Res<(candle_core::backprop::GradStore, f64, Vec<u32>)> {
     let bs = ys.len();
@@ -314,9 +334,9 @@ fn parallel_step(
                     let run = || -> Out {
                         let x = Tensor::from_slice(xk, (yk.len(), 28, 28), dev)?;
                         let y = Tensor::from_slice(yk, yk.len(), dev)?;
-                        let logits = model::forward(&x, w, cfg)?;
+                        let (logits, aux) = model::forward_with_aux(&x, w, cfg)?;
                         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-                        let grads = loss.backward()?;
+                        let grads = (&loss + (aux * aux_weight)?)?.backward()?;
                         let pred = logits.argmax(1)?.to_vec1::<u32>()?;
                         Ok((grads, loss.to_scalar::<f32>()?, pred))
                     };
@@ -360,10 +380,14 @@ fn parallel_step(
     Ok((total.expect("at least one shard"), loss, preds))
 }
 
+/// Images per forward when evaluating: a multiple of every group size used, so that sparse
+/// routers see groups of consecutive test images whatever the chunking.
+const EVAL_CHUNK: usize = 256;
+
 /// Logits for pixels [N*784] in batches.
 fn logits_of(w: &Weights, cfg: &Config, px: &[f32], dev: &Device) -> Res<Vec<Vec<f32>>> {
     let n = px.len() / 784;
-    let chunks: Vec<usize> = (0..n).step_by(250).collect();
+    let chunks: Vec<usize> = (0..n).step_by(EVAL_CHUNK).collect();
     let per_worker = chunks.len().div_ceil(workers()).max(1);
     let parts: Vec<candle_core::Result<Vec<Vec<f32>>>> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
@@ -372,7 +396,7 @@ fn logits_of(w: &Weights, cfg: &Config, px: &[f32], dev: &Device) -> Res<Vec<Vec
                 s.spawn(move || {
                     let mut out = Vec::new();
                     for &start in starts {
-                        let bs = (n - start).min(250);
+                        let bs = (n - start).min(EVAL_CHUNK);
                         let x = Tensor::from_slice(&px[start * 784..(start + bs) * 784], (bs, 28, 28), dev)?;
                         out.extend(model::forward(&x, w, cfg)?.to_vec2::<f32>()?);
                     }

@@ -5,6 +5,7 @@ use crate::ops;
 #[cfg(test)]
 use candle_core::D;
 use candle_core::{DType, Device, Result, Tensor, Var};
+pub use softmoe::routing::Router;
 use std::collections::{BTreeMap, HashMap};
 
 pub const CLASS_NAMES: [&str; 10] =
@@ -28,11 +29,23 @@ pub struct Config {
     pub num_experts: usize,
     pub slots_per_expert: usize,
     pub expert_mlp_dim: usize,
+    /// The MoE blocks' router: None for Soft MoE, or a sparse one.
+    pub router: Option<Router>,
+    /// Images per routing group of a sparse router (their tokens compete for capacity).
+    pub group_size: usize,
+}
+
+/// Which MLP the second half of the blocks gets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Moe {
+    Dense,
+    Soft,
+    Sparse { router: Router, group_size: usize },
 }
 
 impl Config {
-    /// Soft MoE blocks in the second half (`soft_moe = true`), or all dense.
-    pub fn new(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize, slots: usize, soft_moe: bool) -> Self {
+    /// MoE blocks (of kind `moe`) in the second half, or all dense.
+    pub fn new(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize, slots: usize, moe: Moe) -> Self {
         Config {
             image_size: 28,
             channels: 1,
@@ -42,11 +55,24 @@ impl Config {
             num_heads: heads,
             mlp_dim: mlp,
             num_classes: 10,
-            moe_layers: if soft_moe { (layers / 2..layers).collect() } else { vec![] },
+            moe_layers: if moe == Moe::Dense { vec![] } else { (layers / 2..layers).collect() },
             num_experts: experts,
-            slots_per_expert: slots,
+            slots_per_expert: if matches!(moe, Moe::Sparse { .. }) { 0 } else { slots },
             expert_mlp_dim: mlp,
+            router: match moe {
+                Moe::Sparse { router, .. } => Some(router),
+                _ => None,
+            },
+            group_size: match moe {
+                Moe::Sparse { group_size, .. } => group_size,
+                _ => 0,
+            },
         }
+    }
+
+    /// Capacity of each expert per group of `group_size` images (sparse routers).
+    pub fn capacity(&self) -> usize {
+        self.router.map_or(0, |r| r.capacity(self.group_size * self.tokens(), self.num_experts))
     }
 
     pub fn grid(&self) -> usize {
@@ -67,7 +93,7 @@ impl Config {
 
     /// The architecture keys of config.json (the `training` object is added by the caller).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "image_size": self.image_size,
             "channels": self.channels,
             "patch_size": self.patch_size,
@@ -84,7 +110,17 @@ impl Config {
             "normalize": true,
             "layer_norm_eps": LN_EPS,
             "class_names": CLASS_NAMES,
-        })
+        });
+        if let Some(r) = self.router {
+            v["moe_type"] = r.name().into();
+            v["capacity_factor"] = r.capacity_factor().into();
+            v["group_size"] = self.group_size.into();
+            v.as_object_mut().expect("object").remove("slots_per_expert");
+            if r.k() > 0 {
+                v["router_k"] = r.k().into();
+            }
+        }
+        v
     }
 
     pub fn from_json(v: &serde_json::Value) -> std::result::Result<Self, String> {
@@ -104,7 +140,17 @@ impl Config {
         if !v.get("normalize").and_then(|g| g.as_bool()).unwrap_or(true) {
             return Err("only normalize = true is supported by the trainer".into());
         }
+        let cf = v.get("capacity_factor").and_then(|x| x.as_f64()).unwrap_or(1.0);
+        let router = match v.get("moe_type").and_then(|x| x.as_str()).unwrap_or("soft") {
+            "soft" => None,
+            "tokens_choice" => Some(Router::TokensChoice { k: u("router_k")?, capacity_factor: cf }),
+            "experts_choice" => Some(Router::ExpertsChoice { capacity_factor: cf }),
+            t => return Err(format!("config.json: unknown moe_type {t}")),
+        };
         Ok(Config {
+            router,
+            group_size: if router.is_some() { u("group_size")? } else { 0 },
+            slots_per_expert: if router.is_some() { 0 } else { u("slots_per_expert")? },
             image_size: u("image_size")?,
             channels: u("channels")?,
             patch_size: u("patch_size")?,
@@ -115,7 +161,6 @@ impl Config {
             num_classes: u("num_classes")?,
             moe_layers,
             num_experts: u("num_experts")?,
-            slots_per_expert: u("slots_per_expert")?,
             expert_mlp_dim: u("expert_mlp_dim")?,
         })
     }
@@ -144,8 +189,12 @@ impl Config {
             v.push((format!("{a}/out/bias"), vec![d]));
             if self.is_moe(k) {
                 let (n, s, h) = (self.num_experts, self.slots_per_expert, self.expert_mlp_dim);
-                v.push((format!("{b}/Moe/Router/mu"), vec![d, n, s]));
-                v.push((format!("{b}/Moe/Router/scale"), vec![]));
+                if self.router.is_some() {
+                    v.push((format!("{b}/Moe/Router/dense/kernel"), vec![d, n]));
+                } else {
+                    v.push((format!("{b}/Moe/Router/mu"), vec![d, n, s]));
+                    v.push((format!("{b}/Moe/Router/scale"), vec![]));
+                }
                 v.push((format!("{b}/Moe/Mlp/Dense_0/kernel"), vec![n, d, h]));
                 v.push((format!("{b}/Moe/Mlp/Dense_0/bias"), vec![n, h]));
                 v.push((format!("{b}/Moe/Mlp/Dense_1/kernel"), vec![n, h, d]));
@@ -187,7 +236,12 @@ impl Config {
         for k in 0..self.num_layers {
             f += 4 * mac(m, d, d); // q, k, v, out projections
             f += 2 * mac(m, m, d); // QKᵀ over all heads, then AV
-            if self.is_moe(k) {
+            if self.is_moe(k) && self.router.is_some() {
+                // Router logits, then the experts on the group's n·capacity slots, per image.
+                let per_image = (self.num_experts * self.capacity()) as u64 / self.group_size as u64;
+                f += mac(m, d, self.num_experts as u64);
+                f += mac(per_image, d, h) + mac(per_image, h, d);
+            } else if self.is_moe(k) {
                 f += mac(m, d, slots); // router logits
                 f += mac(slots, m, d); // dispatch DᵀX
                 f += mac(slots, d, h) + mac(slots, h, d); // experts
@@ -422,8 +476,78 @@ pub fn patchify(images: &Tensor, cfg: &Config) -> Result<Tensor> {
     images.reshape((b, g, p, g, p, c))?.permute((0, 1, 3, 2, 4, 5))?.contiguous()?.reshape((b, g * g, p * p * c))
 }
 
+/// A sparse MoE layer (Tokens Choice or Experts Choice, SPEC-style names): x [B, m, d] with the
+/// router kernel wr [d, n] and the experts as in Soft MoE. Returns y [B, m, d] and the router's
+/// load-balancing loss (Switch-style n·Σ_e f_e·P_e, for Tokens Choice; zero for Experts Choice).
+/// Routing (which token goes to which slot) follows `softmoe::routing` on the f32 gates and
+/// carries no gradient; the gates scale the expert outputs and do.
+#[allow(clippy::too_many_arguments)]
+pub fn sparse_moe(
+    x: &Tensor,
+    wr: &Tensor,
+    w0: &Tensor,
+    b0: &Tensor,
+    w1: &Tensor,
+    b1: &Tensor,
+    router: &Router,
+    group_size: usize,
+) -> Result<(Tensor, Tensor)> {
+    let (b, m, d) = x.dims3()?;
+    let n = wr.dim(1)?;
+    let rows = b * m;
+    let dev = x.device();
+    let xf = x.reshape((rows, d))?;
+    let gates = ops::softmax_last_dim(&xf.matmul(wr)?)?;
+    let gv: Vec<f32> = gates.flatten_all()?.to_vec1()?;
+    // Slots are laid out expert-major: expert e's buffer holds every group's capacity in turn.
+    let groups = softmoe::routing::groups(b, m, group_size);
+    let caps: Vec<usize> = groups.iter().map(|g| router.capacity(g.len(), n)).collect();
+    let per_expert: usize = caps.iter().sum();
+    let zero_row = (n * per_expert) as u32; // index of the zero row appended to X and Ỹ
+    let mut token_of = vec![rows as u32; n * per_expert];
+    let mut slot_of = vec![zero_row; rows * n];
+    let mut offset = 0;
+    for (g, cap) in groups.iter().zip(&caps) {
+        let route = softmoe::routing::route(router, &gv[g.start * n..g.end * n], n);
+        for (i, s) in route.iter().enumerate() {
+            if let Some(s) = s {
+                let (t, e) = (g.start + i / n, i % n);
+                let slot = e * per_expert + offset + s;
+                token_of[slot] = t as u32;
+                slot_of[t * n + e] = slot as u32;
+            }
+        }
+        offset += cap;
+    }
+    let x_pad = Tensor::cat(&[&xf, &Tensor::zeros((1, d), DType::F32, dev)?], 0)?;
+    let xe = x_pad.index_select(&Tensor::from_vec(token_of, n * per_expert, dev)?, 0)?.reshape((n, per_expert, d))?;
+    let hdn = ops::gelu(&ops::add_bias(&xe.matmul(w0)?, b0, n)?)?;
+    let ye = ops::add_bias(&hdn.matmul(w1)?, b1, n)?.reshape((n * per_expert, d))?;
+    let y_pad = Tensor::cat(&[&ye, &Tensor::zeros((1, d), DType::F32, dev)?], 0)?;
+    let picked = y_pad.index_select(&Tensor::from_vec(slot_of, rows * n, dev)?, 0)?.reshape((rows, n, d))?;
+    let y = picked.broadcast_mul(&gates.reshape((rows, n, 1))?)?.sum(1)?.reshape((b, m, d))?;
+    let aux = match router {
+        Router::TokensChoice { .. } => {
+            let mut top = vec![0f32; n];
+            for row in gv.chunks(n) {
+                top[super::argmax(row)] += 1.0 / rows as f32;
+            }
+            let frac = Tensor::from_vec(top, n, dev)?;
+            ((gates.mean(0)? * frac)?.sum_all()? * n as f64)?
+        }
+        Router::ExpertsChoice { .. } => Tensor::zeros((), DType::F32, dev)?,
+    };
+    Ok((y, aux))
+}
+
 /// The full ViT: images [B, 28, 28] → logits [B, classes].
 pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
+    Ok(forward_with_aux(images, w, cfg)?.0)
+}
+
+/// As [`forward`], also returning the sum of the sparse routers' load-balancing losses.
+pub fn forward_with_aux(images: &Tensor, w: &Weights, cfg: &Config) -> Result<(Tensor, Tensor)> {
+    let mut aux = Tensor::zeros((), DType::F32, images.device())?;
     let d = cfg.hidden_size;
     let patches = patchify(images, cfg)?;
     let ek = w.get("embedding/kernel")?.reshape((cfg.patch_dim(), d))?;
@@ -436,7 +560,21 @@ pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
         let y = ln(&x, "LayerNorm_0")?;
         x = (x + attention(&y, w, &format!("{b}/MultiHeadDotProductAttention_1"), cfg.num_heads)?)?;
         let y = ln(&x, "LayerNorm_2")?;
-        let y = if cfg.is_moe(k) {
+        let y = if let (true, Some(router)) = (cfg.is_moe(k), cfg.router) {
+            let g = |n: &str| w.get(&format!("{b}/Moe/{n}"));
+            let (y, a) = sparse_moe(
+                &y,
+                g("Router/dense/kernel")?,
+                g("Mlp/Dense_0/kernel")?,
+                g("Mlp/Dense_0/bias")?,
+                g("Mlp/Dense_1/kernel")?,
+                g("Mlp/Dense_1/bias")?,
+                &router,
+                cfg.group_size,
+            )?;
+            aux = (aux + a)?;
+            y
+        } else if cfg.is_moe(k) {
             let g = |n: &str| w.get(&format!("{b}/Moe/{n}"));
             soft_moe(
                 &y,
@@ -456,5 +594,5 @@ pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
     }
     let x = layer_norm(&x, w.get("Encoder/encoder_norm/scale")?, w.get("Encoder/encoder_norm/bias")?, LN_EPS)?;
     let pooled = x.mean(1)?;
-    dense(&pooled, w.get("head/kernel")?, w.get("head/bias")?)
+    Ok((dense(&pooled, w.get("head/kernel")?, w.get("head/bias")?)?, aux))
 }

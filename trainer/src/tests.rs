@@ -1,6 +1,6 @@
 //! SPEC §1 test vectors for the candle Soft MoE layer, and model-level checks.
 
-use crate::model::{self, Config, Weights};
+use crate::model::{self, Config, Moe, Router, Weights};
 use candle_core::{Device, Tensor};
 
 fn t(v: Vec<f32>, shape: &[usize]) -> Tensor {
@@ -82,7 +82,7 @@ fn spec_medium_vector() {
 
 #[test]
 fn patch_order_is_row_major_py_px() {
-    let cfg = Config::new(8, 2, 2, 16, 2, 1, true);
+    let cfg = Config::new(8, 2, 2, 16, 2, 1, Moe::Soft);
     let img: Vec<f32> = (0..784).map(|i| i as f32).collect();
     let p = model::patchify(&t(img, &[1, 28, 28]), &cfg).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
     // token t = gy*7 + gx; element (py, px) of the patch = pixel (4gy+py, 4gx+px)
@@ -92,7 +92,7 @@ fn patch_order_is_row_major_py_px() {
 
 #[test]
 fn model_shapes_names_and_gradients() {
-    let cfg = Config::new(16, 4, 2, 32, 4, 2, true);
+    let cfg = Config::new(16, 4, 2, 32, 4, 2, Moe::Soft);
     assert_eq!(cfg.moe_layers, vec![2, 3]);
     let json = cfg.to_json();
     assert_eq!(Config::from_json(&json).unwrap(), cfg);
@@ -126,8 +126,8 @@ fn model_shapes_names_and_gradients() {
 
 #[test]
 fn flops_counts_matmuls() {
-    let dense = Config::new(64, 6, 4, 128, 8, 2, false);
-    let moe = Config::new(64, 6, 4, 128, 8, 2, true);
+    let dense = Config::new(64, 6, 4, 128, 8, 2, Moe::Dense);
+    let moe = Config::new(64, 6, 4, 128, 8, 2, Moe::Soft);
     let (m, d) = (49u64, 64u64);
     let attn = 4 * 2 * m * d * d + 2 * 2 * m * m * d;
     let mlp = 2 * 2 * m * d * 128;
@@ -136,4 +136,104 @@ fn flops_counts_matmuls() {
     let s = 16u64;
     let moe_mlp = 2 * m * d * s + 2 * s * m * d + 2 * 2 * s * d * 128 + 2 * m * s * d;
     assert_eq!(moe.flops_per_image(), want_dense - 3 * mlp + 3 * moe_mlp);
+}
+
+/// y_t = Σ over the experts that took token t of gate(t, e) · expert_e(x_t), in f64 loops.
+fn sparse_reference(
+    x: &[f32],
+    (b, m, d): (usize, usize, usize),
+    wr: &[f32],
+    w: [&[f32]; 4],
+    n: usize,
+    h: usize,
+    router: &Router,
+    gs: usize,
+) -> Vec<f64> {
+    let [w0, b0, w1, b1] = w;
+    let rows = b * m;
+    let mut gates = vec![0f32; rows * n];
+    for t in 0..rows {
+        let logits: Vec<f64> = (0..n).map(|e| (0..d).map(|k| x[t * d + k] as f64 * wr[k * n + e] as f64).sum()).collect();
+        let mx = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let z: f64 = logits.iter().map(|l| (l - mx).exp()).sum();
+        for e in 0..n {
+            gates[t * n + e] = ((logits[e] - mx).exp() / z) as f32;
+        }
+    }
+    let mut y = vec![0f64; rows * d];
+    for g in softmoe::routing::groups(b, m, gs) {
+        let route = softmoe::routing::route(router, &gates[g.start * n..g.end * n], n);
+        for (i, s) in route.iter().enumerate() {
+            if s.is_none() {
+                continue;
+            }
+            let (t, e) = (g.start + i / n, i % n);
+            let hid: Vec<f64> = (0..h)
+                .map(|j| {
+                    let a = b0[e * h + j] as f64 + (0..d).map(|k| x[t * d + k] as f64 * w0[(e * d + k) * h + j] as f64).sum::<f64>();
+                    0.5 * a * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (a + 0.044715 * a * a * a)).tanh())
+                })
+                .collect();
+            for k in 0..d {
+                let o = b1[e * d + k] as f64 + (0..h).map(|j| hid[j] * w1[(e * h + j) * d + k] as f64).sum::<f64>();
+                y[t * d + k] += gates[t * n + e] as f64 * o;
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn sparse_layers_match_a_per_token_reference_and_train_the_router() {
+    let (b, m, d, n, h) = (5, 7, 6, 4, 5);
+    let r = |len: usize, seed: u64| -> Vec<f32> {
+        let mut rng = model::Rng::new(seed);
+        (0..len).map(|_| rng.normal() as f32).collect()
+    };
+    let x = r(b * m * d, 1);
+    let (wr, w0, b0, w1, b1) = (r(d * n, 2), r(n * d * h, 3), r(n * h, 4), r(n * h * d, 5), r(n * d, 6));
+    for router in [
+        Router::TokensChoice { k: 1, capacity_factor: 1.0 },
+        Router::TokensChoice { k: 2, capacity_factor: 0.5 },
+        Router::ExpertsChoice { capacity_factor: 1.0 },
+    ] {
+        let wr_var = candle_core::Var::from_tensor(&t(wr.clone(), &[d, n])).unwrap();
+        let (y, aux) = model::sparse_moe(
+            &t(x.clone(), &[b, m, d]),
+            wr_var.as_tensor(),
+            &t(w0.clone(), &[n, d, h]),
+            &t(b0.clone(), &[n, h]),
+            &t(w1.clone(), &[n, h, d]),
+            &t(b1.clone(), &[n, d]),
+            &router,
+            2,
+        )
+        .unwrap();
+        let want = sparse_reference(&x, (b, m, d), &wr, [&w0, &b0, &w1, &b1], n, h, &router, 2);
+        let got: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((*g as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "{router:?} y[{i}] = {g}, want {w}");
+        }
+        let loss = (y.sqr().unwrap().sum_all().unwrap() + aux).unwrap();
+        let grads = loss.backward().unwrap();
+        let gr = grads.get(wr_var.as_tensor()).expect("router kernel gets a gradient");
+        assert!(gr.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0, "{router:?}: zero router gradient");
+    }
+}
+
+#[test]
+fn sparse_configs_round_trip_and_count_parameters() {
+    let router = Router::TokensChoice { k: 2, capacity_factor: 1.25 };
+    let cfg = Config::new(16, 4, 2, 32, 4, 2, Moe::Sparse { router, group_size: 4 });
+    assert_eq!(Config::from_json(&cfg.to_json()).unwrap(), cfg);
+    assert_eq!(cfg.to_json()["moe_type"], "tokens_choice");
+    let soft = Config::new(16, 4, 2, 32, 4, 2, Moe::Soft);
+    // Router/dense/kernel [d, n] replaces Router/mu [d, n, p] and Router/scale in each MoE block.
+    assert_eq!(soft.parameter_count() - cfg.parameter_count(), 2 * (16 * 4 * 2 + 1 - 16 * 4));
+    let w = Weights::from_vars(&model::init_params(&cfg, 3, &Device::Cpu).unwrap());
+    w.check(&cfg).unwrap();
+    let logits = model::forward(&Tensor::rand(0f32, 1f32, (6, 28, 28), &Device::Cpu).unwrap(), &w, &cfg).unwrap();
+    assert_eq!(logits.dims(), &[6, 10]);
+    // Capacity ⌈2·(4·49)·1.25/4⌉ = 123 slots per expert per group of 4 images.
+    assert_eq!(cfg.capacity(), 123);
 }

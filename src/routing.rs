@@ -1,0 +1,232 @@
+//! The sparse routers of the paper's comparison (vmoe's), as plain rules on a group's gates.
+//!
+//! A group is `g` tokens (one or more images) that compete for the experts' capacity; `gates` is
+//! its [g, n] matrix of softmax-over-experts router probabilities. A route gives each (token,
+//! expert) pair the slot the token fills in that expert's buffer, or None. The WGSL kernel
+//! (`sparse_route.wgsl`), the f64 reference and the trainer all follow these rules, so the GPU's
+//! choice can be checked exactly against this code on the same gates.
+//!
+//! Ties: a larger gate wins; on equal gates the lower index (token or expert) wins.
+
+use crate::error::{Error, Result};
+
+/// Which sparse router a layer uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Router {
+    /// Each token picks its top-`k` experts; expert buffers hold `capacity` tokens, filled in
+    /// priority order (all first choices by token position, then all second choices, ...), and a
+    /// choice that finds its expert full is dropped.
+    TokensChoice { k: usize, capacity_factor: f64 },
+    /// Each expert picks the `capacity` tokens of the group with the largest gates for it; a
+    /// token may be picked by several experts or by none.
+    ExpertsChoice { capacity_factor: f64 },
+}
+
+impl Router {
+    /// The config.json name of the router.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Router::TokensChoice { .. } => "tokens_choice",
+            Router::ExpertsChoice { .. } => "experts_choice",
+        }
+    }
+
+    /// Top-k of Tokens Choice; 0 for Experts Choice.
+    pub fn k(&self) -> usize {
+        match *self {
+            Router::TokensChoice { k, .. } => k,
+            Router::ExpertsChoice { .. } => 0,
+        }
+    }
+
+    pub fn capacity_factor(&self) -> f64 {
+        match *self {
+            Router::TokensChoice { capacity_factor, .. } | Router::ExpertsChoice { capacity_factor } => capacity_factor,
+        }
+    }
+
+    /// Checks the router's parameters against `n` experts.
+    pub fn validate(&self, n: usize) -> Result<()> {
+        let cf = self.capacity_factor();
+        if !(cf.is_finite() && cf > 0.0 && cf <= 64.0) {
+            return Err(Error::Config(format!("capacity_factor {cf} is outside (0, 64]")));
+        }
+        if let Router::TokensChoice { k, .. } = *self {
+            if k == 0 || k > n {
+                return Err(Error::Config(format!("router_k = {k} must be in 1..={n} (the number of experts)")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Slots per expert for a group of `g` tokens and `n` experts: ⌈k·g·cf / n⌉ (k = 1 for
+    /// Experts Choice), at least 1 and at most g.
+    pub fn capacity(&self, g: usize, n: usize) -> usize {
+        let k = match *self {
+            Router::TokensChoice { k, .. } => k,
+            Router::ExpertsChoice { .. } => 1,
+        };
+        // The small subtraction keeps exact products (e.g. 49·8·1.0/8) from rounding up.
+        let c = ((k * g) as f64 * self.capacity_factor() / n as f64 - 1e-9).ceil() as usize;
+        c.clamp(1, g.max(1))
+    }
+}
+
+/// True when (a at index i) beats (b at index j): larger value, then lower index.
+fn beats<T: PartialOrd>(a: T, i: usize, b: T, j: usize) -> bool {
+    a > b || (a == b && i < j)
+}
+
+/// Rank of expert `e` among token `t`'s gates (0 = its top choice).
+fn choice_rank<T: PartialOrd + Copy>(gates: &[T], n: usize, t: usize, e: usize) -> usize {
+    let row = &gates[t * n..(t + 1) * n];
+    (0..n).filter(|&f| beats(row[f], f, row[e], e)).count()
+}
+
+/// The slot of each (token, expert) pair of one group, [g·n] row-major, for `gates` [g, n].
+pub fn route<T: PartialOrd + Copy>(router: &Router, gates: &[T], n: usize) -> Vec<Option<usize>> {
+    let g = gates.len() / n.max(1);
+    let cap = router.capacity(g, n);
+    let mut slots = vec![None; g * n];
+    match *router {
+        Router::TokensChoice { k, .. } => {
+            let ranks: Vec<usize> = (0..g * n).map(|te| choice_rank(gates, n, te / n, te % n)).collect();
+            for e in 0..n {
+                // Fill expert e's buffer in priority order: choice round, then token position.
+                let mut filled = 0;
+                for round in 0..k {
+                    for t in 0..g {
+                        if ranks[t * n + e] == round {
+                            if filled < cap {
+                                slots[t * n + e] = Some(filled);
+                            }
+                            filled += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Router::ExpertsChoice { .. } => {
+            for e in 0..n {
+                for t in 0..g {
+                    let rank = (0..g).filter(|&u| beats(gates[u * n + e], u, gates[t * n + e], t)).count();
+                    if rank < cap {
+                        slots[t * n + e] = Some(rank);
+                    }
+                }
+            }
+        }
+    }
+    slots
+}
+
+/// Token ranges of the groups of a batch of `b` images of `m` tokens, `group_images` images each
+/// (the last group may be smaller).
+pub fn groups(b: usize, m: usize, group_images: usize) -> Vec<std::ops::Range<usize>> {
+    let gi = group_images.max(1);
+    (0..b.div_ceil(gi)).map(|k| k * gi * m..((k + 1) * gi).min(b) * m).collect()
+}
+
+/// What a route did to a batch: tokens processed by no expert, and tokens per expert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteStats {
+    pub tokens: usize,
+    /// Tokens that no expert processed (their MoE output is zero; only the residual passes).
+    pub dropped: usize,
+    /// Token-slots taken, per expert.
+    pub load: Vec<usize>,
+}
+
+impl RouteStats {
+    /// From the slot map [tokens, n] of any number of groups.
+    pub fn of(slots: &[Option<usize>], n: usize) -> Self {
+        let tokens = slots.len() / n.max(1);
+        let mut load = vec![0; n];
+        let mut dropped = 0;
+        for row in slots.chunks(n) {
+            let mut any = false;
+            for (e, s) in row.iter().enumerate() {
+                if s.is_some() {
+                    load[e] += 1;
+                    any = true;
+                }
+            }
+            dropped += usize::from(!any);
+        }
+        RouteStats { tokens, dropped, load }
+    }
+
+    /// Share of tokens dropped.
+    pub fn dropped_share(&self) -> f64 {
+        self.dropped as f64 / self.tokens.max(1) as f64
+    }
+
+    /// Load balance: the busiest expert's load over the mean load (1 = perfectly even).
+    pub fn max_over_mean_load(&self) -> f64 {
+        let total: usize = self.load.iter().sum();
+        if total == 0 {
+            return 1.0;
+        }
+        let mean = total as f64 / self.load.len() as f64;
+        *self.load.iter().max().unwrap_or(&0) as f64 / mean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TC1: Router = Router::TokensChoice { k: 1, capacity_factor: 1.0 };
+
+    #[test]
+    fn capacity_follows_the_formula() {
+        assert_eq!(TC1.capacity(49, 8), 7);
+        assert_eq!(TC1.capacity(392, 8), 49);
+        assert_eq!(Router::TokensChoice { k: 2, capacity_factor: 1.25 }.capacity(49, 8), 16);
+        assert_eq!(Router::ExpertsChoice { capacity_factor: 1.0 }.capacity(3, 8), 1);
+        assert_eq!(Router::ExpertsChoice { capacity_factor: 64.0 }.capacity(3, 2), 3);
+    }
+
+    #[test]
+    fn tokens_choice_fills_in_token_order_and_drops_overflow() {
+        // 4 tokens, 2 experts, capacity ⌈4/2⌉ = 2: tokens 0, 1, 3 prefer expert 0, so 3 is dropped.
+        let gates = [0.9, 0.1, 0.6, 0.4, 0.2, 0.8, 0.7, 0.3];
+        let s = route(&TC1, &gates, 2);
+        assert_eq!(s, vec![Some(0), None, Some(1), None, None, Some(0), None, None]);
+        let st = RouteStats::of(&s, 2);
+        assert_eq!((st.dropped, st.load.clone()), (1, vec![2, 1]));
+    }
+
+    #[test]
+    fn second_choices_come_after_all_first_choices() {
+        let r = Router::TokensChoice { k: 2, capacity_factor: 0.75 }; // capacity ⌈2·4·0.75/2⌉ = 3
+        let gates = [0.9, 0.1, 0.6, 0.4, 0.2, 0.8, 0.7, 0.3];
+        let s = route(&r, &gates, 2);
+        // Expert 0: first choices of tokens 0, 1, 3 take slots 0..3; token 2's second choice is dropped.
+        assert_eq!([s[0], s[2], s[4], s[6]], [Some(0), Some(1), None, Some(2)]);
+        // Expert 1: token 2 first (slot 0), then second choices of tokens 0 and 1.
+        assert_eq!([s[5], s[1], s[3], s[7]], [Some(0), Some(1), Some(2), None]);
+    }
+
+    #[test]
+    fn experts_choice_takes_the_largest_gates_with_ties_to_the_lower_token() {
+        let r = Router::ExpertsChoice { capacity_factor: 1.0 }; // capacity 2
+        let gates = [0.5, 0.5, 0.5, 0.5, 0.9, 0.1, 0.2, 0.8];
+        let s = route(&r, &gates, 2);
+        assert_eq!([s[0], s[2], s[4], s[6]], [Some(1), None, Some(0), None]);
+        assert_eq!([s[1], s[3], s[5], s[7]], [Some(1), None, None, Some(0)]);
+        assert_eq!(RouteStats::of(&s, 2).dropped, 1);
+    }
+
+    #[test]
+    fn groups_cover_the_batch() {
+        assert_eq!(groups(5, 3, 2), vec![0..6, 6..12, 12..15]);
+        assert_eq!(groups(1, 49, 8), vec![0..49]);
+    }
+
+    #[test]
+    fn validate_names_the_bad_parameter() {
+        assert!(Router::TokensChoice { k: 9, capacity_factor: 1.0 }.validate(8).unwrap_err().to_string().contains("router_k"));
+        assert!(Router::ExpertsChoice { capacity_factor: 0.0 }.validate(8).unwrap_err().to_string().contains("capacity_factor"));
+    }
+}

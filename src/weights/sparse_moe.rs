@@ -1,0 +1,61 @@
+//! The weights of one sparse MoE layer (Tokens Choice or Experts Choice), vmoe's names.
+
+use crate::error::{Error, Result};
+use crate::layers::Gelu;
+use crate::routing::Router;
+
+/// One sparse MoE layer: a router kernel and n expert MLPs. Kernels are stored [in, out].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseMoeWeights {
+    pub d: usize,
+    /// Number of experts.
+    pub n: usize,
+    /// Expert hidden width.
+    pub h: usize,
+    pub router: Router,
+    /// Images per routing group: their tokens compete for the experts' capacity.
+    pub group_size: usize,
+    /// `Router/dense/kernel`, [d, n] (no bias): gates = softmax over experts of x·W.
+    pub wr: Vec<f32>,
+    /// `Mlp/Dense_0/kernel` [n, d, h], `Mlp/Dense_0/bias` [n, h].
+    pub w0: Vec<f32>,
+    pub b0: Vec<f32>,
+    /// `Mlp/Dense_1/kernel` [n, h, d], `Mlp/Dense_1/bias` [n, d].
+    pub w1: Vec<f32>,
+    pub b1: Vec<f32>,
+    pub gelu: Gelu,
+}
+
+pub const ROUTER_KERNEL: &str = "Router/dense/kernel";
+
+impl SparseMoeWeights {
+    /// Checks sizes, router parameters and values.
+    pub fn validate(&self) -> Result<()> {
+        let (d, n, h) = (self.d, self.n, self.h);
+        if d == 0 || n == 0 || h == 0 || self.group_size == 0 {
+            return Err(Error::Config(format!("d = {d}, n = {n}, h = {h} and group_size = {} must be positive", self.group_size)));
+        }
+        self.router.validate(n)?;
+        let checks: [(&str, &[f32], usize); 5] = [
+            (ROUTER_KERNEL, &self.wr, d * n),
+            ("Mlp/Dense_0/kernel", &self.w0, n * d * h),
+            ("Mlp/Dense_0/bias", &self.b0, n * h),
+            ("Mlp/Dense_1/kernel", &self.w1, n * h * d),
+            ("Mlp/Dense_1/bias", &self.b1, n * d),
+        ];
+        for (name, data, want) in checks {
+            if data.len() != want {
+                return Err(Error::Config(format!("`{name}` holds {} values, expected {want}", data.len())));
+            }
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite { context: "layer weights".into(), name: name.into(), index: i });
+            }
+        }
+        Ok(())
+    }
+
+    /// Expert capacity for a group of `tokens` tokens.
+    pub fn capacity(&self, tokens: usize) -> usize {
+        self.router.capacity(tokens, self.n)
+    }
+}
