@@ -8,6 +8,8 @@
 //!
 //! Ties: a larger gate wins; on equal gates the lower index (token or expert) wins.
 
+use std::cmp::Ordering;
+
 use crate::error::{Error, Result};
 
 /// Which sparse router a layer uses.
@@ -107,11 +109,24 @@ pub fn route<T: PartialOrd + Copy>(router: &Router, gates: &[T], n: usize) -> Ve
             }
         }
         Router::ExpertsChoice { .. } => {
+            // Sorting needs a total order: NaN gates (never produced from finite inputs) keep the
+            // quadratic count of `beats`, which cannot panic.
+            let total = gates.iter().all(|v| v.partial_cmp(v).is_some());
+            let mut order: Vec<usize> = (0..g).collect();
             for e in 0..n {
-                for t in 0..g {
-                    let rank = (0..g).filter(|&u| beats(gates[u * n + e], u, gates[t * n + e], t)).count();
-                    if rank < cap {
+                let gate = |t: usize| gates[t * n + e];
+                if total {
+                    // Ranks by decreasing gate, ties to the lower token: the rule of `beats`.
+                    order.sort_unstable_by(|&u, &t| gate(t).partial_cmp(&gate(u)).unwrap_or(Ordering::Equal).then(u.cmp(&t)));
+                    for (rank, &t) in order.iter().take(cap).enumerate() {
                         slots[t * n + e] = Some(rank);
+                    }
+                } else {
+                    for t in 0..g {
+                        let rank = (0..g).filter(|&u| beats(gate(u), u, gate(t), t)).count();
+                        if rank < cap {
+                            slots[t * n + e] = Some(rank);
+                        }
                     }
                 }
             }
@@ -216,6 +231,24 @@ mod tests {
         assert_eq!([s[0], s[2], s[4], s[6]], [Some(1), None, Some(0), None]);
         assert_eq!([s[1], s[3], s[5], s[7]], [Some(1), None, None, Some(0)]);
         assert_eq!(RouteStats::of(&s, 2).dropped, 1);
+    }
+
+    #[test]
+    fn experts_choice_ranks_match_the_pairwise_rule() {
+        // Gates on a coarse grid, so that many tie; the sorted ranks must equal the count of `beats`.
+        let (g, n) = (57, 5);
+        let gates: Vec<f32> = (0..g * n).map(|i| ((i * 7919) % 13) as f32 / 13.0).collect();
+        for cf in [0.3, 1.0, 2.5] {
+            let r = Router::ExpertsChoice { capacity_factor: cf };
+            let cap = r.capacity(g, n);
+            let s = route(&r, &gates, n);
+            for e in 0..n {
+                for t in 0..g {
+                    let rank = (0..g).filter(|&u| beats(gates[u * n + e], u, gates[t * n + e], t)).count();
+                    assert_eq!(s[t * n + e], (rank < cap).then_some(rank), "cf {cf}, token {t}, expert {e}");
+                }
+            }
+        }
     }
 
     #[test]

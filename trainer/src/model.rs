@@ -503,9 +503,9 @@ pub fn sparse_moe(
     let groups = softmoe::routing::groups(b, m, group_size);
     let caps: Vec<usize> = groups.iter().map(|g| router.capacity(g.len(), n)).collect();
     let per_expert: usize = caps.iter().sum();
-    let zero_row = (n * per_expert) as u32; // index of the zero row appended to X and Ỹ
-    let mut token_of = vec![rows as u32; n * per_expert];
-    let mut slot_of = vec![zero_row; rows * n];
+    let mut token_of = vec![rows as u32; n * per_expert]; // rows = the zero row appended to X
+                                                          // The routed (token, expert) pairs only: the combine never touches the rows·n pairs that were not taken.
+    let (mut pair_slot, mut pair_token, mut pair_gate) = (Vec::new(), Vec::new(), Vec::new());
     let mut offset = 0;
     for (g, cap) in groups.iter().zip(&caps) {
         let route = softmoe::routing::route(router, &gv[g.start * n..g.end * n], n);
@@ -514,18 +514,26 @@ pub fn sparse_moe(
                 let (t, e) = (g.start + i / n, i % n);
                 let slot = e * per_expert + offset + s;
                 token_of[slot] = t as u32;
-                slot_of[t * n + e] = slot as u32;
+                pair_slot.push(slot as u32);
+                pair_token.push(t as u32);
+                pair_gate.push((t * n + e) as u32);
             }
         }
         offset += cap;
     }
-    let x_pad = Tensor::cat(&[&xf, &Tensor::zeros((1, d), DType::F32, dev)?], 0)?;
-    let xe = x_pad.index_select(&Tensor::from_vec(token_of, n * per_expert, dev)?, 0)?.reshape((n, per_expert, d))?;
-    let hdn = ops::gelu(&ops::add_bias(&xe.matmul(w0)?, b0, n)?)?;
-    let ye = ops::add_bias(&hdn.matmul(w1)?, b1, n)?.reshape((n * per_expert, d))?;
-    let y_pad = Tensor::cat(&[&ye, &Tensor::zeros((1, d), DType::F32, dev)?], 0)?;
-    let picked = y_pad.index_select(&Tensor::from_vec(slot_of, rows * n, dev)?, 0)?.reshape((rows, n, d))?;
-    let y = picked.broadcast_mul(&gates.reshape((rows, n, 1))?)?.sum(1)?.reshape((b, m, d))?;
+    let pairs = pair_slot.len();
+    let y = if pairs == 0 {
+        Tensor::zeros((b, m, d), DType::F32, dev)?
+    } else {
+        let x_pad = Tensor::cat(&[&xf, &Tensor::zeros((1, d), DType::F32, dev)?], 0)?;
+        let xe = x_pad.index_select(&Tensor::from_vec(token_of, n * per_expert, dev)?, 0)?.reshape((n, per_expert, d))?;
+        let hdn = ops::gelu(&ops::add_bias(&xe.matmul(w0)?, b0, n)?)?;
+        let ye = ops::add_bias(&hdn.matmul(w1)?, b1, n)?.reshape((n * per_expert, d))?;
+        let picked = ye.index_select(&Tensor::from_vec(pair_slot, pairs, dev)?, 0)?;
+        let g = gates.flatten_all()?.index_select(&Tensor::from_vec(pair_gate, pairs, dev)?, 0)?.reshape((pairs, 1))?;
+        let zeros = Tensor::zeros((rows, d), DType::F32, dev)?;
+        zeros.index_add(&Tensor::from_vec(pair_token, pairs, dev)?, &picked.broadcast_mul(&g)?, 0)?.reshape((b, m, d))?
+    };
     let aux = match router {
         Router::TokensChoice { .. } => {
             let mut top = vec![0f32; n];
