@@ -2,7 +2,8 @@
 // value once per 4 outputs; no workgroup memory. The 64 invocations of a workgroup are laid out as
 // (64 / G) row groups × G column groups, G = 2^((flags >> 8) & 15) chosen by the host to fit narrow
 // outputs. Needs N, B's row stride, batch stride and offset to be multiples of 4 (the host checks).
-// Sums k in the same order as the other GEMMs. Needs gemm_common.wgsl and one of gemm_b_f32.wgsl /
+// Sums k in the same order as the other GEMMs. With flag bit 4 it also normalises the rows of A
+// (the Soft MoE router's X̂ = X / ‖X‖ fused into the logits GEMM). Needs gemm_common.wgsl and one of gemm_b_f32.wgsl /
 // gemm_b_f16.wgsl (which define `load_b4`) in front.
 
 const ROWS: u32 = 8u;
@@ -47,27 +48,44 @@ fn main(
     var c5 = vec4<f32>(0.0);
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
+    // Flag bit 4: also sum the squares of the 8 A rows (the router's token norms), in k order.
+    let norm = (p.flags & 16u) != 0u;
+    var sq_lo = vec4<f32>(0.0);
+    var sq_hi = vec4<f32>(0.0);
     for (var k = 0u; k < p.k; k++) {
         let bv = load_b4(bi);
-        c0 = fma(vec4<f32>(a[o0 + ak]), bv, c0);
-        c1 = fma(vec4<f32>(a[o1 + ak]), bv, c1);
-        c2 = fma(vec4<f32>(a[o2 + ak]), bv, c2);
-        c3 = fma(vec4<f32>(a[o3 + ak]), bv, c3);
-        c4 = fma(vec4<f32>(a[o4 + ak]), bv, c4);
-        c5 = fma(vec4<f32>(a[o5 + ak]), bv, c5);
-        c6 = fma(vec4<f32>(a[o6 + ak]), bv, c6);
-        c7 = fma(vec4<f32>(a[o7 + ak]), bv, c7);
+        let lo = vec4<f32>(a[o0 + ak], a[o1 + ak], a[o2 + ak], a[o3 + ak]);
+        let hi = vec4<f32>(a[o4 + ak], a[o5 + ak], a[o6 + ak], a[o7 + ak]);
+        c0 = fma(vec4<f32>(lo.x), bv, c0);
+        c1 = fma(vec4<f32>(lo.y), bv, c1);
+        c2 = fma(vec4<f32>(lo.z), bv, c2);
+        c3 = fma(vec4<f32>(lo.w), bv, c3);
+        c4 = fma(vec4<f32>(hi.x), bv, c4);
+        c5 = fma(vec4<f32>(hi.y), bv, c5);
+        c6 = fma(vec4<f32>(hi.z), bv, c6);
+        c7 = fma(vec4<f32>(hi.w), bv, c7);
+        if (norm) {
+            sq_lo = fma(lo, lo, sq_lo);
+            sq_hi = fma(hi, hi, sq_hi);
+        }
         ak += p.a_cs;
         bi += b_step;
     }
-    store_vec4(z, row0 + 0u, col, c0);
-    store_vec4(z, row0 + 1u, col, c1);
-    store_vec4(z, row0 + 2u, col, c2);
-    store_vec4(z, row0 + 3u, col, c3);
-    store_vec4(z, row0 + 4u, col, c4);
-    store_vec4(z, row0 + 5u, col, c5);
-    store_vec4(z, row0 + 6u, col, c6);
-    store_vec4(z, row0 + 7u, col, c7);
+    // Rows scaled by 1/sqrt(‖row‖² + 1e-6) (vmoe's eps inside the sqrt); 1 without the flag.
+    var r_lo = vec4<f32>(1.0);
+    var r_hi = vec4<f32>(1.0);
+    if (norm) {
+        r_lo = inverseSqrt(sq_lo + vec4<f32>(1e-6));
+        r_hi = inverseSqrt(sq_hi + vec4<f32>(1e-6));
+    }
+    store_vec4(z, row0 + 0u, col, c0 * r_lo.x);
+    store_vec4(z, row0 + 1u, col, c1 * r_lo.y);
+    store_vec4(z, row0 + 2u, col, c2 * r_lo.z);
+    store_vec4(z, row0 + 3u, col, c3 * r_lo.w);
+    store_vec4(z, row0 + 4u, col, c4 * r_hi.x);
+    store_vec4(z, row0 + 5u, col, c5 * r_hi.y);
+    store_vec4(z, row0 + 6u, col, c6 * r_hi.z);
+    store_vec4(z, row0 + 7u, col, c7 * r_hi.w);
 }
 
 fn store_vec4(z: u32, r: u32, c: u32, v: vec4<f32>) {

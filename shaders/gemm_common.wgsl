@@ -26,7 +26,8 @@ struct Params {
     c_gs: u32,
     c_rs: u32,
     bias_bs: u32,
-    flags: u32,      // bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C (residual)
+    flags: u32,      // bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C (residual);
+                     // bit 4: L2-normalise A's rows (vec4 kernel only); bits 8..11: vec4 column groups
     alpha: f32,
     tiles_m: u32,
     tiles_n: u32,

@@ -16,6 +16,9 @@ pub struct GpuOptions {
     /// Use at most this many bytes per storage binding, below the device's limit: leaves headroom,
     /// and lets tests exercise the splitting that large models need on small devices.
     pub max_binding_bytes: Option<u64>,
+    /// Leave subgroup operations unused even where the adapter offers them (browsers do not offer
+    /// them through wgpu yet): runs the portable reductions, for tests and comparisons.
+    pub no_subgroups: bool,
 }
 
 /// A device with its queue, what it can do, and the caches shared by every layer on it.
@@ -55,8 +58,12 @@ impl GpuContext {
         let limits = if opts.webgpu_default_limits { wgpu::Limits::default() } else { adapter.limits() };
         let adapter_features = adapter.features();
         // Timestamp queries only time kernels (benchmarks, `profile`); f16 is used only when a layer asks
-        // for f16 weights. Both are requested where offered.
-        let features = adapter_features & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        // for f16 weights; subgroups speed up the router's reductions. All are requested where offered.
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        if !opts.no_subgroups {
+            wanted |= wgpu::Features::SUBGROUP;
+        }
+        let features = adapter_features & wanted;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("softmoe"),

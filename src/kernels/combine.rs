@@ -16,5 +16,6 @@ pub fn combine(batch: usize, m: usize, s: usize, d: usize, residual: bool) -> Ma
         bias_batch_stride: None,
         activation: Activation::None,
         accumulate: residual,
+        normalize_rows: false,
     }
 }

@@ -15,5 +15,6 @@ pub fn dense(rows: usize, k: usize, n: usize, activation: Activation, residual: 
         bias_batch_stride: Some(0),
         activation,
         accumulate: residual,
+        normalize_rows: false,
     }
 }

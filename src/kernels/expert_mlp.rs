@@ -23,6 +23,7 @@ pub fn dense0(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Ran
         bias_batch_stride: Some(h),
         activation: Activation::Gelu(gelu),
         accumulate: false,
+        normalize_rows: false,
     }
 }
 
@@ -40,5 +41,6 @@ pub fn dense1(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Ran
         bias_batch_stride: Some(d),
         activation: Activation::None,
         accumulate: false,
+        normalize_rows: false,
     }
 }

@@ -17,5 +17,6 @@ pub fn logits(rows: usize, d: usize, s: usize, scale: f32) -> Matmul {
         bias_batch_stride: None,
         activation: Activation::None,
         accumulate: false,
+        normalize_rows: false,
     }
 }

@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{u32_of, Op};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Kernel};
 use crate::layers::Gelu;
 
@@ -169,6 +169,9 @@ pub struct Matmul {
     pub activation: Activation,
     /// Add the result into C (a residual connection) instead of overwriting it.
     pub accumulate: bool,
+    /// Scale each output row by 1/sqrt(‖A's row‖² + 1e-6): the router's token normalisation fused
+    /// into the logits GEMM. Only the vec4 kernels do this.
+    pub normalize_rows: bool,
 }
 
 #[repr(C)]
@@ -228,6 +231,9 @@ impl Matmul {
         bias: Option<&wgpu::Buffer>,
         c: &wgpu::Buffer,
     ) -> Result<Op> {
+        if self.normalize_rows && !matches!(kernel, GemmKernel::Vec4 | GemmKernel::Vec4F16) {
+            return Err(Error::Input(format!("row normalisation is fused into the vec4 GEMM only, not {kernel:?}")));
+        }
         // The bias is added only when one is given (a view with a bias stride may be run without).
         let flags = u32::from(self.bias_batch_stride.is_some() && bias.is_some())
             | match self.activation {
@@ -236,6 +242,7 @@ impl Matmul {
                 Activation::Gelu(Gelu::Erf) => 2 << 1,
             }
             | (u32::from(self.accumulate) << 3)
+            | (u32::from(self.normalize_rows) << 4)
             | (vec4_groups_log2(self.n) << 8);
         let (tm, tn) = kernel.tile(self.n);
         let tiles_m = self.m.div_ceil(tm);

@@ -14,6 +14,7 @@ pub mod logits;
 pub mod matmul;
 pub mod mean_pool;
 pub mod patchify;
+pub mod router_softmax;
 pub mod slot_inputs;
 pub mod sparse_combine;
 pub mod sparse_gather;
@@ -31,6 +32,8 @@ pub const KERNELS: &[Kernel] = &[
     l2_normalize::KERNEL,
     dispatch_softmax::KERNEL,
     combine_softmax::KERNEL,
+    router_softmax::SUBGROUP_KERNEL,
+    router_softmax::SHARED_KERNEL,
     matmul::KERNEL,
     matmul::SKINNY_KERNEL,
     matmul::NAIVE_KERNEL,
@@ -193,6 +196,8 @@ mod tests {
             let module = naga::front::wgsl::parse_str(k.source).unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.source)));
             let caps = if k.source.starts_with("enable f16;") {
                 naga::valid::Capabilities::SHADER_FLOAT16
+            } else if k.source.contains("subgroupAdd") {
+                naga::valid::Capabilities::SUBGROUP
             } else {
                 naga::valid::Capabilities::empty()
             };

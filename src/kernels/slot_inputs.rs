@@ -16,5 +16,6 @@ pub fn slot_inputs(batch: usize, m: usize, s: usize, d: usize) -> Matmul {
         bias_batch_stride: None,
         activation: Activation::None,
         accumulate: false,
+        normalize_rows: false,
     }
 }

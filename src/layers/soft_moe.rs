@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
-use crate::kernels::matmul::GemmKernel;
-use crate::kernels::{self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, slot_inputs, Op};
+use crate::kernels::matmul::{GemmKernel, Matmul};
+use crate::kernels::{self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, router_softmax, slot_inputs, Op};
 use crate::reference::check_input;
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
@@ -257,15 +257,21 @@ impl SoftMoe {
         let c = &self.config;
         let (d, n, p, h, s) = (c.d, c.n, c.p, c.h, c.slots());
         let mut ops = Vec::with_capacity(8);
-        let tokens: &wgpu::Buffer = if c.normalize {
+        // The router: token normalisation fused into the logits GEMM where the vec4 kernel runs it
+        // (n·p a multiple of 4), both softmaxes in one kernel where the slots fit it.
+        let mm = logits::logits(b * m, d, s, c.scale);
+        if c.normalize && !mm.vec4_b() {
             ops.push(l2_normalize::rows_op(ctx, x, &scratch.xn, b * m, d)?);
-            &scratch.xn
+            ops.push(mm.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
         } else {
-            x
-        };
-        ops.push(logits::logits(b * m, d, s, c.scale).op(ctx, tokens, &self.mu_hat, None, &scratch.logits)?);
-        ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
-        ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
+            ops.push(Matmul { normalize_rows: c.normalize, ..mm }.op(ctx, x, &self.mu_hat, None, &scratch.logits)?);
+        }
+        if router_softmax::fits(s) {
+            ops.push(router_softmax::op(ctx, &scratch.logits, dm, cm, b, m, s)?);
+        } else {
+            ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
+            ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
+        }
         ops.push(slot_inputs::slot_inputs(b, m, s, d).op(ctx, dm, x, None, &scratch.slots_in)?);
         // f16 expert kernels take the f16 vec4 GEMM; f32 ones whichever GEMM fits best.
         let kernel =
@@ -300,7 +306,11 @@ impl Scratch {
         let max = |f: &dyn Fn(&SoftMoeWeights) -> usize| layers.iter().map(|w| f(w)).max().unwrap_or(1).max(1);
         let buf = |len: usize, label: &str| ctx.pool.acquire(&ctx.device, (len * 4) as u64, STORAGE, label);
         Scratch {
-            xn: buf(max(&|w| b * m * w.d), "x normalised"),
+            // Only layers whose logits GEMM cannot normalise the tokens itself need X̂ (see `encode`).
+            xn: buf(
+                max(&|w| if w.normalize && !logits::logits(b * m, w.d, w.slots(), 1.0).vec4_b() { b * m * w.d } else { 1 }),
+                "x normalised",
+            ),
             logits: buf(max(&|w| b * m * w.slots()), "logits"),
             slots_in: buf(max(&|w| b * w.slots() * w.d), "slot inputs"),
             hidden: buf(max(&|w| b * w.slots() * w.h), "expert hidden"),

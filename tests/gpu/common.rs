@@ -8,9 +8,10 @@ use softmoe::{Gelu, GpuContext, SoftMoe, SoftMoeWeights, Tensor};
 /// One device for the whole test binary; no adapter is a loud failure, never a skip.
 pub fn ctx() -> Arc<GpuContext> {
     static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
-    // SOFTMOE_TEST_WEBGPU_LIMITS=1 runs everything within WebGPU's default limits, as a browser would.
-    let opts =
-        softmoe::GpuOptions { webgpu_default_limits: std::env::var_os("SOFTMOE_TEST_WEBGPU_LIMITS").is_some(), ..Default::default() };
+    // SOFTMOE_TEST_WEBGPU_LIMITS=1 runs everything within WebGPU's default limits and without
+    // subgroups, as a browser would.
+    let browser = std::env::var_os("SOFTMOE_TEST_WEBGPU_LIMITS").is_some();
+    let opts = softmoe::GpuOptions { webgpu_default_limits: browser, no_subgroups: browser, ..Default::default() };
     CTX.get_or_init(|| match pollster::block_on(GpuContext::with_options(opts)) {
         Ok(c) => c,
         Err(e) => panic!("GPU tests need a wgpu adapter (CI installs mesa-vulkan-drivers): {e}"),

@@ -91,6 +91,7 @@ fn matmul_over_plain_transposed_and_grouped_views() {
                 bias_batch_stride: (vi != 0).then_some(n),
                 activation: act,
                 accumulate: false,
+                normalize_rows: false,
             };
             let a_len = (batch - 1) * av.batch_stride
                 + ((m - 1) / av.row_group) * av.group_stride
@@ -186,6 +187,7 @@ fn tiled_skinny_and_naive_gemms_agree_bit_for_bit() {
             bias_batch_stride: Some(n),
             activation: Activation::Gelu(Gelu::Tanh),
             accumulate: false,
+            normalize_rows: false,
         };
         let (a, b, bias) = (upload(&rng.vec(2 * m * k, 1.0)), upload(&rng.vec(2 * k * n, 1.0)), upload(&rng.vec(2 * n, 1.0)));
         let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4]
@@ -199,5 +201,74 @@ fn tiled_skinny_and_naive_gemms_agree_bit_for_bit() {
         assert_bits(&format!("{m}x{n}x{k}: tiled vs skinny"), &outs[0], &outs[1]);
         assert_bits(&format!("{m}x{n}x{k}: tiled vs naive"), &outs[0], &outs[2]);
         assert_bits(&format!("{m}x{n}x{k}: tiled vs vec4"), &outs[0], &outs[3]);
+    }
+}
+
+#[test]
+fn fused_router_softmax_matches_both_references_with_either_reduction() {
+    use softmoe::kernels::router_softmax::{self, RowReduction};
+    let mut rng = Rng::new(6);
+    let c = ctx();
+    let mut reductions = vec![RowReduction::Shared];
+    if c.features.contains(wgpu::Features::SUBGROUP) {
+        reductions.push(RowReduction::Subgroup);
+    } else {
+        let b = upload(&[0.0]);
+        assert!(router_softmax::op_with(RowReduction::Subgroup, &c, &b, &b, &b, 1, 1, 1).is_err(), "subgroups without the feature");
+    }
+    // Slot counts below, at and past 64 (the column step) and 256 (the workgroup), and the largest.
+    for (b, m, s) in [(1, 1, 1), (1, 4, 2), (3, 17, 5), (2, 300, 1), (5, 49, 130), (1, 196, 128), (2, 3, 257), (1, 9, 1024)] {
+        let l = rng.vec(b * m * s, 30.0);
+        let lf = to_f64(&l);
+        let want_d: Vec<f64> = (0..b).flat_map(|e| r::dispatch_softmax(&lf[e * m * s..(e + 1) * m * s], m, s)).collect();
+        let want_c = r::combine_softmax(&lf, b * m, s);
+        for &red in &reductions {
+            let (src, dm, cm) = (upload(&l), upload(&vec![0.0; l.len()]), upload(&vec![0.0; l.len()]));
+            let op = router_softmax::op_with(red, &c, &src, &dm, &cm, b, m, s).unwrap();
+            let got_d = run_and_read(&[&op], &dm, l.len());
+            let got_c = run_and_read(&[], &cm, l.len());
+            assert_close(&format!("{red:?} dispatch {b}x{m}x{s}"), &got_d, &want_d, 1e-6);
+            assert_close(&format!("{red:?} combine {b}x{m}x{s}"), &got_c, &want_c, 1e-6);
+        }
+    }
+    let b = upload(&[0.0]);
+    let err = router_softmax::op(&c, &b, &b, &b, 1, 2, router_softmax::MAX_SLOTS + 1).err().expect("too many slots").to_string();
+    assert!(err.contains("slots"), "{err}");
+}
+
+#[test]
+fn logits_gemm_with_fused_token_normalisation() {
+    use softmoe::kernels::matmul::GemmKernel;
+    let mut rng = Rng::new(7);
+    let c = ctx();
+    // Rows that do and do not fill the 8-row blocks; depths odd and even; a zero token.
+    for (rows, d, s) in [(1, 1, 4), (7, 13, 8), (65, 33, 16), (130, 384, 128), (9, 2, 12)] {
+        let mut x = rng.vec(rows * d, 3.0);
+        x[..d].iter_mut().for_each(|v| *v = 0.0);
+        let mu = rng.vec(d * s, 1.0);
+        let mm = Matmul { normalize_rows: true, ..logits::logits(rows, d, s, 2.5) };
+        let (xb, mub, lb) = (upload(&x), upload(&mu), upload(&vec![0.0; rows * s]));
+        let got = run_and_read(&[&mm.op(&c, &xb, &mub, None, &lb).unwrap()], &lb, rows * s);
+        let xn = r::l2_normalize(&to_f64(&x), rows, d, d, 1);
+        assert_close(&format!("normalised logits {rows}x{d}x{s}"), &got, &r::logits(&xn, &to_f64(&mu), 2.5, rows, d, s), 3.0 * tol(d));
+        let err = mm.op_with(GemmKernel::Tiled, &c, &xb, &mub, None, &lb).err().expect("tiled cannot normalise").to_string();
+        assert!(err.contains("vec4"), "{err}");
+    }
+}
+
+#[test]
+fn layer_takes_the_separate_router_kernels_where_the_fused_ones_do_not_fit() {
+    // 1030 slots: neither vec4 logits (normalisation apart) nor the fused softmax; 1028: vec4 logits
+    // with normalisation, separate softmaxes; 12: both fused.
+    let mut rng = Rng::new(8);
+    for (n, p) in [(515, 2), (257, 4), (6, 2)] {
+        let (b, m, d, h) = (2, 5, 6, 3);
+        let w = random_layer(&mut rng, d, n, p, h, 4.0, Gelu::Tanh, true);
+        let x = softmoe::Tensor::new(vec![b, m, d], rng.vec(b * m * d, 1.0)).unwrap();
+        let got = crate::common::Backend::Gpu.forward(&w, &x);
+        let want = crate::common::Backend::Cpu.forward(&w, &x);
+        assert_close(&format!("D, {} slots", n * p), &got.dispatch, &want.dispatch, 1e-6);
+        assert_close(&format!("C, {} slots", n * p), &got.combine, &want.combine, 1e-6);
+        assert_close(&format!("y, {} slots", n * p), &got.y, &want.y, 1e-5);
     }
 }

@@ -1,0 +1,101 @@
+// Both router softmaxes in one pass over an example's logits L [tokens, slots] (row-major, batched):
+// D = softmax over the tokens of each slot (dispatch) and C = softmax over the slots of each token
+// (combine). One workgroup of 256 invocations per example: column statistics first (64 slots × 4
+// token lanes, merged in workgroup memory in a fixed order), then the rows, each reduced by a group
+// of invocations with `group_max` / `group_sum` from the prelude (router_rows_subgroup.wgsl or
+// router_rows_shared.wgsl), which also defines `main`. Every sum runs in an order fixed by the shape
+// and the device, never by the batch, so an example's D and C do not depend on the rest of the batch.
+
+struct Params {
+    batch: u32,
+    tokens: u32,
+    slots: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dispatch: array<f32>;
+@group(0) @binding(3) var<storage, read_write> combine: array<f32>;
+
+const WG: u32 = 256u;
+// Slots whose column statistics fit workgroup memory (8 KiB of WebGPU's guaranteed 16 KiB).
+const MAX_SLOTS: u32 = 1024u;
+const LOWEST: f32 = -3.4028235e38;
+
+var<workgroup> col_max: array<f32, MAX_SLOTS>;
+var<workgroup> col_sum: array<f32, MAX_SLOTS>;
+var<workgroup> part: array<f32, WG>;
+
+// How the rows are shared out: invocation `lane` of `lanes` in row group `group` of `groups`.
+struct Rows {
+    group: u32,
+    groups: u32,
+    lane: u32,
+    lanes: u32,
+}
+
+fn softmaxes(e: u32, t: u32, r: Rows) {
+    if (e >= p.batch) {
+        return;
+    }
+    let m = p.tokens;
+    let s = p.slots;
+    let base = e * m * s;
+
+    // Column statistics, 64 slots at a time: token lane q sums tokens q, q + 4, q + 8, ...
+    let c = t % 64u;
+    let q = t / 64u;
+    for (var c0 = 0u; c0 < s; c0 += 64u) {
+        let j = c0 + c;
+        var mx = LOWEST;
+        if (j < s) {
+            for (var i = q; i < m; i += 4u) {
+                mx = max(mx, logits[base + i * s + j]);
+            }
+        }
+        part[t] = mx;
+        workgroupBarrier();
+        if (q == 0u && j < s) {
+            col_max[j] = max(max(part[c], part[c + 64u]), max(part[c + 128u], part[c + 192u]));
+        }
+        workgroupBarrier();
+        var sm = 0.0;
+        if (j < s) {
+            let cm = col_max[j];
+            for (var i = q; i < m; i += 4u) {
+                sm += exp(logits[base + i * s + j] - cm);
+            }
+        }
+        part[t] = sm;
+        workgroupBarrier();
+        if (q == 0u && j < s) {
+            col_sum[j] = ((part[c] + part[c + 64u]) + part[c + 128u]) + part[c + 192u];
+        }
+        workgroupBarrier();
+    }
+
+    // Rows: each row group takes one token, its lanes stride over the slots. Groups past the last
+    // token still take part in the reductions (they are collective) but store nothing.
+    for (var r0 = 0u; r0 < m; r0 += r.groups) {
+        let i = r0 + r.group;
+        let row = base + min(i, m - 1u) * s;
+        var mx = LOWEST;
+        for (var j = r.lane; j < s; j += r.lanes) {
+            mx = max(mx, logits[row + j]);
+        }
+        mx = group_max(mx, t);
+        var sm = 0.0;
+        for (var j = r.lane; j < s; j += r.lanes) {
+            sm += exp(logits[row + j] - mx);
+        }
+        sm = group_sum(sm, t);
+        if (i < m) {
+            for (var j = r.lane; j < s; j += r.lanes) {
+                let l = logits[row + j];
+                combine[row + j] = exp(l - mx) / sm;
+                dispatch[row + j] = exp(l - col_max[j]) / col_sum[j];
+            }
+        }
+    }
+}
