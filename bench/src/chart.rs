@@ -1,4 +1,4 @@
-//! The chart of docs/benchmarks.svg: layer time per case, softmoe against candle (log scale).
+//! The chart of docs/benchmarks.svg: layer time per case, softmoe against its peers (log scale).
 
 use plotters::prelude::*;
 
@@ -18,34 +18,37 @@ pub fn layer_chart(rows: &[Row], path: &str, device: &str) -> Result<(), Box<dyn
     let ms = |r: &&Row| r.secs * 1e3;
     let max = layer.iter().map(ms).fold(1e-3, f64::max) * 2.0;
     let min = layer.iter().map(ms).fold(f64::MAX, f64::min) / 2.0;
-    let root = SVGBackend::new(path, (900, 120 + 60 * cases.len() as u32)).into_drawing_area();
+    let series: Vec<(&str, RGBColor)> = [
+        ("softmoe (GPU)", RGBColor(52, 81, 209)),
+        ("burn (wgpu, same adapter)", RGBColor(200, 60, 60)),
+        ("candle (CPU)", RGBColor(230, 140, 40)),
+    ]
+    .into_iter()
+    .filter(|(v, _)| layer.iter().any(|r| r.variant == *v))
+    .collect();
+    // One segment per (case, series); the case's name labels its middle segment.
+    let per = series.len().max(1);
+    let root = SVGBackend::new(path, (900, 120 + 25 * (cases.len() * per) as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("Soft MoE layer, time per call (ms, log scale) on {device}"), ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(330)
-        .build_cartesian_2d((min..max).log_scale(), (0..cases.len()).into_segmented())?;
+        .build_cartesian_2d((min..max).log_scale(), (0..cases.len() * per).into_segmented())?;
     chart
         .configure_mesh()
-        .y_labels(cases.len())
+        .y_labels(cases.len() * per)
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => cases.get(*i).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(i) if i % per == per / 2 => cases.get(i / per).cloned().unwrap_or_default(),
             _ => String::new(),
         })
         .x_desc("milliseconds")
         .draw()?;
-    for (k, (variant, colour)) in
-        [("softmoe (GPU)", RGBColor(52, 81, 209)), ("candle (CPU)", RGBColor(230, 140, 40))].into_iter().enumerate()
-    {
+    for (k, (variant, colour)) in series.into_iter().enumerate() {
         let bars = layer.iter().filter(|r| r.variant == variant).map(|r| {
-            let i = cases.iter().position(|c| *c == r.case).unwrap_or(0);
-            let (y0, y1) = if k == 0 {
-                (SegmentValue::Exact(i), SegmentValue::CenterOf(i))
-            } else {
-                (SegmentValue::CenterOf(i), SegmentValue::Exact(i + 1))
-            };
-            Rectangle::new([(min, y0), (r.secs * 1e3, y1)], colour.filled())
+            let i = cases.iter().position(|c| *c == r.case).unwrap_or(0) * per + k;
+            Rectangle::new([(min, SegmentValue::Exact(i)), (r.secs * 1e3, SegmentValue::Exact(i + 1))], colour.filled())
         });
         chart.draw_series(bars)?.label(variant).legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
     }

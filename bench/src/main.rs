@@ -1,8 +1,11 @@
-//! `cargo xtask bench`: softmoe against its straightforward kernels and against candle on the CPU,
-//! side by side in one run. Writes docs/benchmarks.md and docs/benchmarks.svg.
+//! `cargo xtask bench`: softmoe against its straightforward kernels, against candle on the CPU and
+//! (feature `burn`) against burn on wgpu on the same adapter, side by side in one run. Writes
+//! docs/benchmarks.md and docs/benchmarks.svg.
 //!
 //! softmoe-bench [--quick] [--out DIR]
 
+#[cfg(feature = "burn")]
+mod burn_layer;
 mod candle_layer;
 mod chart;
 mod timing;
@@ -55,6 +58,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut rows = Vec::new();
     gemms(&ctx, quick, &mut rows)?;
+    routers(&ctx, quick, &mut rows)?;
     layers(&ctx, quick, budget, &mut rows)?;
     model(&ctx, budget, &mut rows)?;
 
@@ -111,6 +115,58 @@ fn gemms(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box<d
     Ok(())
 }
 
+/// The router stage (normalise, logits, both softmaxes): the fused kernels against the separate ones.
+fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
+    use softmoe::kernels::router_softmax::{self, RowReduction};
+    use softmoe::kernels::{combine_softmax, dispatch_softmax, l2_normalize};
+    let mut cases = vec![
+        ("router, demo b=64 (64 × 49 tokens, d=64, 16 slots)", 64, 49, 64, 16),
+        ("router, ViT-S b=8 (8 × 196 tokens, d=384, 128 slots)", 8, 196, 384, 128),
+    ];
+    if quick {
+        cases.truncate(1);
+    }
+    let mut rng = Rng::new(5);
+    for (name, b, m, d, s) in cases {
+        let rows_n = b * m;
+        let (x, mu) = (buffer(ctx, &rng.vec(rows_n * d, 1.0)), buffer(ctx, &rng.vec(d * s, 1.0)));
+        let (xn, lg, dm, cm) = (
+            buffer(ctx, &vec![0.0; rows_n * d]),
+            buffer(ctx, &vec![0.0; rows_n * s]),
+            buffer(ctx, &vec![0.0; rows_n * s]),
+            buffer(ctx, &vec![0.0; rows_n * s]),
+        );
+        let mm = logits::logits(rows_n, d, s, 1.0);
+        let separate = vec![
+            l2_normalize::rows_op(ctx, &x, &xn, rows_n, d)?,
+            mm.op(ctx, &xn, &mu, None, &lg)?,
+            dispatch_softmax::op(ctx, &lg, &dm, b, m, s)?,
+            combine_softmax::op(ctx, &lg, &cm, rows_n, s)?,
+        ];
+        let mut variants = vec![("separate kernels (4 dispatches)".to_string(), separate)];
+        let mut reductions = vec![RowReduction::Shared];
+        if ctx.features.contains(wgpu::Features::SUBGROUP) {
+            reductions.push(RowReduction::Subgroup);
+        }
+        for red in reductions {
+            let fused = router_softmax::op_with(red, ctx, &lg, &dm, &cm, b, m, s)?;
+            let logits_op = softmoe::kernels::matmul::Matmul { normalize_rows: true, ..mm }.op(ctx, &x, &mu, None, &lg)?;
+            variants.push((format!("fused ({red:?} row reductions, 2 dispatches)"), vec![logits_op, fused]));
+        }
+        let bytes = (4 * (rows_n * d + d * s + 2 * rows_n * s)) as f64;
+        let flops = mm.flops() as f64;
+        let mut base = None;
+        for (variant, ops) in variants {
+            let secs = gpu_time_ops(ctx, &ops.iter().collect::<Vec<_>>())?;
+            let note = base.map(|b: f64| format!("{:.2}× the separate kernels", b / secs)).unwrap_or_else(|| "baseline".into());
+            base.get_or_insert(secs);
+            eprintln!("router {name} {variant}: {:.3} ms", secs * 1e3);
+            rows.push(Row { suite: "router", case: name.into(), variant, secs, gflops: flops / secs / 1e9, gbs: bytes / secs / 1e9, note });
+        }
+    }
+    Ok(())
+}
+
 fn buffer(ctx: &GpuContext, data: &[f32]) -> wgpu::Buffer {
     ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("bench"),
@@ -121,13 +177,18 @@ fn buffer(ctx: &GpuContext, data: &[f32]) -> wgpu::Buffer {
 
 /// Median GPU seconds of one op (timestamps), or of a submit-and-wait when there are none.
 fn gpu_time(ctx: &GpuContext, op: &softmoe::kernels::Op) -> Result<f64, Box<dyn std::error::Error>> {
+    gpu_time_ops(ctx, &[op])
+}
+
+/// Median summed GPU seconds of a sequence of ops, each timed alone.
+fn gpu_time_ops(ctx: &GpuContext, ops: &[&softmoe::kernels::Op]) -> Result<f64, Box<dyn std::error::Error>> {
     let mut v = Vec::new();
     for _ in 0..5 {
-        match pollster::block_on(profile_ops(ctx, &[op]))? {
-            Some(t) => v.push(t[0]),
+        match pollster::block_on(profile_ops(ctx, ops))? {
+            Some(t) => v.push(t.iter().sum()),
             None => {
                 let t = std::time::Instant::now();
-                ctx.queue.submit([softmoe::kernels::encode_ops(ctx, &[op]).finish()]);
+                ctx.queue.submit([softmoe::kernels::encode_ops(ctx, ops).finish()]);
                 ctx.device.poll(wgpu::PollType::wait_indefinitely())?;
                 v.push(t.elapsed().as_secs_f64());
             }
@@ -156,6 +217,8 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
             None
         };
         let peer = candle_layer::CandleSoftMoe::new(&w)?;
+        #[cfg(feature = "burn")]
+        let burn_peer = burn_layer::BurnSoftMoe::new(&w);
         for b in batches {
             let x = random_input(&mut rng, b, m, s.d);
             let flops = soft_moe_flops(s.d, s.n, s.p, s.h, b, m) as f64;
@@ -207,6 +270,24 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                     note: format!("{:.2}× the f32 layer; max |Δy| vs f32 {dh:.1e}", ours / secs),
                 });
             }
+            #[cfg(feature = "burn")]
+            {
+                let secs = median_secs(budget, 3, || {
+                    burn_peer.forward(&x);
+                });
+                let yb = burn_peer.forward(&x);
+                let db = ya.iter().zip(&yb).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                eprintln!("layer {case}: burn {:.2} ms ({:.2}× ours), max |Δy| {db:.1e}", secs * 1e3, secs / ours);
+                rows.push(Row {
+                    suite: "layer",
+                    case: case.clone(),
+                    variant: "burn (wgpu, same adapter)".into(),
+                    secs,
+                    gflops: flops / secs / 1e9,
+                    gbs: bytes / secs / 1e9,
+                    note: format!("ours/burn speed {:.2}×; max |Δy| {db:.1e}", secs / ours),
+                });
+            }
             rows.push(Row {
                 suite: "layer",
                 case,
@@ -225,45 +306,44 @@ fn shape(d: usize, n: usize, p: usize, h: usize) -> LayerShape {
     LayerShape { d, n, p, h, scale: 1.0, gelu: Gelu::Tanh, normalize: true }
 }
 
-/// The demo model (the shipped weights when present): images per second at batch 1 and 64.
+/// The shipped models (Soft MoE, dense and the sparse baselines; a random model of the demo's shape
+/// when none is present): images per second at batch 1 and 64, on the GPU and on the f64 CPU path.
 fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
-    let (weights, which) = match VitWeights::load("weights/soft-moe-vit") {
-        Ok(w) => (w, "shipped soft-moe-vit"),
-        Err(_) => {
-            let c = softmoe::model::VitConfig::from_json(DEMO_CONFIG, "demo config")?;
-            (random_vit(&mut Rng::new(3), &c), "random model of the demo's shape")
+    let mut models = Vec::new();
+    for name in ["soft-moe-vit", "dense-vit", "tokens-choice-vit", "experts-choice-vit"] {
+        if let Ok(w) = VitWeights::load(format!("weights/{name}")) {
+            models.push((format!("shipped {name}"), w));
         }
-    };
-    let vit = pollster::block_on(Vit::new(ctx.clone(), &weights))?;
-    let side = weights.config.image_size;
-    let flops = vit_flops_per_image(&weights.config) as f64;
-    for b in [1usize, 64] {
-        let images = Tensor::new(vec![b, side, side], Rng::new(4).vec(b * side * side, 0.5).into_iter().map(|v| v + 0.5).collect())?;
-        let secs = median_secs(budget, 3, || {
-            pollster::block_on(vit.classify(&images)).expect("classify");
-        });
-        let cpu = median_secs(budget, 1, || {
-            softmoe::reference::vit_forward(&weights, &images).expect("reference");
-        });
-        eprintln!("model b={b}: {:.1} images/s GPU, {:.1} images/s f64 CPU reference", b as f64 / secs, b as f64 / cpu);
-        rows.push(Row {
-            suite: "model",
-            case: format!("{which}, b={b}"),
-            variant: "softmoe (GPU)".into(),
-            secs,
-            gflops: flops * b as f64 / secs / 1e9,
-            gbs: 0.0,
-            note: format!("{:.1} images/s", b as f64 / secs),
-        });
-        rows.push(Row {
-            suite: "model",
-            case: format!("{which}, b={b}"),
-            variant: "f64 reference (CPU)".into(),
-            secs: cpu,
-            gflops: flops * b as f64 / cpu / 1e9,
-            gbs: 0.0,
-            note: format!("{:.1} images/s", b as f64 / cpu),
-        });
+    }
+    if models.is_empty() {
+        let c = softmoe::model::VitConfig::from_json(DEMO_CONFIG, "demo config")?;
+        models.push(("random model of the demo's shape".into(), random_vit(&mut Rng::new(3), &c)));
+    }
+    for (which, weights) in models {
+        let vit = pollster::block_on(Vit::new(ctx.clone(), &weights))?;
+        let side = weights.config.image_size;
+        let flops = vit_flops_per_image(&weights.config) as f64;
+        for b in [1usize, 64] {
+            let images = Tensor::new(vec![b, side, side], Rng::new(4).vec(b * side * side, 0.5).into_iter().map(|v| v + 0.5).collect())?;
+            let secs = median_secs(budget, 3, || {
+                pollster::block_on(vit.classify(&images)).expect("classify");
+            });
+            let cpu = median_secs(budget, 1, || {
+                softmoe::reference::vit_forward(&weights, &images).expect("reference");
+            });
+            eprintln!("model {which} b={b}: {:.1} images/s GPU, {:.1} images/s f64 CPU reference", b as f64 / secs, b as f64 / cpu);
+            for (variant, t) in [("softmoe (GPU)", secs), ("f64 reference (CPU)", cpu)] {
+                rows.push(Row {
+                    suite: "model",
+                    case: format!("{which}, b={b}"),
+                    variant: variant.into(),
+                    secs: t,
+                    gflops: flops * b as f64 / t / 1e9,
+                    gbs: 0.0,
+                    note: format!("{:.1} images/s", b as f64 / t),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -277,14 +357,21 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize) -> String {
     let _ = writeln!(s, "Produced by `cargo xtask bench` (bench/src/main.rs); every ratio below comes from one run, side by side.\n");
     let _ = writeln!(s, "- GPU: **{device}**");
     let _ = writeln!(s, "- CPU: {cpu}, {threads} threads (candle runs here)");
+    let burn = if cfg!(feature = "burn") {
+        "burn 0.22.1 on wgpu (fusion, autotune), on the same adapter"
+    } else {
+        "not built (feature `burn` off)"
+    };
+    let _ = writeln!(s, "- burn peer: {burn}");
     let _ =
         writeln!(s, "- FLOPs and bytes are counted in `src/flops.rs` (multiply and add = 2 FLOPs; bytes = the least a kernel must move).");
-    let _ = writeln!(s, "- Times are medians. GEMM rows are GPU time from timestamp queries; layer and model rows are wall time of a whole call, upload and readback included.");
+    let _ = writeln!(s, "- Times are medians. GEMM and router rows are GPU time from timestamp queries; layer and model rows are wall time of a whole call, upload and readback included.");
     let _ = writeln!(s, "- Peak: the share of the device's peak is not given for software rasterisers, whose peak is not defined.\n");
     for (suite, title) in [
         ("gemm", "GEMM kernels: optimised against the straightforward kernel"),
-        ("layer", "Soft MoE layer: softmoe on the GPU against candle on the CPU"),
-        ("model", "The demo model"),
+        ("router", "Router (normalise, logits, dispatch and combine softmaxes): fused against separate kernels"),
+        ("layer", "Soft MoE layer: softmoe on the GPU against burn on the same GPU and candle on the CPU"),
+        ("model", "The shipped models"),
     ] {
         let _ = writeln!(s, "## {title}\n\n| case | implementation | time (ms) | GFLOP/s | GB/s | note |\n|---|---|---:|---:|---:|---|");
         for r in rows.iter().filter(|r| r.suite == suite) {

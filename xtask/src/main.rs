@@ -58,9 +58,11 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 /// Runs the benchmark suite; results go to docs/benchmarks.md and docs/benchmarks.svg.
 fn bench(args: &[String]) -> Result<(), String> {
     setup::vulkan_driver()?;
-    let mut cmd = vec!["run", "--release", "-p", "softmoe-bench", "--"];
-    cmd.extend(args.iter().map(String::as_str));
-    cargo(&cmd)
+    // Its own target directory: burn's long build never holds the lock of the main build's.
+    run(Command::new(env!("CARGO"))
+        .args(["run", "--release", "-p", "softmoe-bench", "--features", "burn", "--"])
+        .args(args)
+        .env("CARGO_TARGET_DIR", setup::root().join("target/bench")))
 }
 
 fn test() -> Result<(), String> {
