@@ -4,6 +4,7 @@
 
 use crate::kernels::matmul::Matmul;
 use crate::model::VitConfig;
+use crate::routing::Router;
 
 /// FLOPs of one Soft MoE layer on b examples of m tokens: normalisation (3 per value), the logits
 /// GEMM, both softmaxes (4 per logit each: subtract, exp, add, divide), Dᵀ X, both expert Dense
@@ -11,6 +12,17 @@ use crate::model::VitConfig;
 pub fn soft_moe_flops(d: usize, n: usize, p: usize, h: usize, b: usize, m: usize) -> u64 {
     let (d, s, h, b, m) = (d as u64, (n * p) as u64, h as u64, b as u64, m as u64);
     b * (3 * m * d + 2 * m * d * s + 8 * m * s + 2 * s * m * d + s * (2 * d * h + 9 * h) + s * (2 * h * d + d) + 2 * m * s * d)
+}
+
+/// FLOPs of one sparse MoE layer (Tokens or Experts Choice) per image of m tokens, in full routing
+/// groups of `group` images: router logits and softmax, both expert Dense layers on every slot of the
+/// experts' buffers (n·capacity per group: the GEMMs run on the whole buffer, filled or not), and
+/// the gate-weighted sum of the routed outputs.
+pub fn sparse_moe_flops_per_image(d: usize, n: usize, h: usize, router: &Router, group: usize, m: usize) -> u64 {
+    let slots = (n * router.capacity(group * m, n)) as u64;
+    let (d, n, h, m, g) = (d as u64, n as u64, h as u64, m as u64, group.max(1) as u64);
+    let router_flops = 2 * m * d * n + 4 * m * n;
+    router_flops + slots * (2 * d * h + 9 * h + 2 * h * d + d + 2 * d) / g
 }
 
 /// Bytes one Soft MoE forward must move: weights once, x in, y out.
@@ -33,10 +45,10 @@ pub fn vit_flops_per_image(c: &VitConfig) -> u64 {
     let mut total = 2 * m * pd * d + 2 * m * d;
     for k in 0..c.num_layers {
         total += 2 * layer_norm + attention + 2 * m * d;
-        total += if c.is_moe(k) {
-            soft_moe_flops(c.hidden_size, c.num_experts, c.slots_per_expert, c.expert_mlp_dim, 1, c.tokens())
-        } else {
-            dense_mlp
+        total += match (c.is_moe(k), &c.router) {
+            (true, Some(r)) => sparse_moe_flops_per_image(c.hidden_size, c.num_experts, c.expert_mlp_dim, r, c.group_size, c.tokens()),
+            (true, None) => soft_moe_flops(c.hidden_size, c.num_experts, c.slots_per_expert, c.expert_mlp_dim, 1, c.tokens()),
+            (false, _) => dense_mlp,
         };
     }
     total + layer_norm + m * d + 2 * d * c.num_classes as u64
@@ -52,5 +64,18 @@ mod tests {
         let total = soft_moe_flops(384, 128, 1, 1536, 1, 196);
         let experts = 128 * 4 * 384 * 1536;
         assert!(total > experts && (total - experts) < total / 3, "{total}");
+    }
+
+    #[test]
+    fn sparse_layers_count_the_experts_on_their_whole_buffers() {
+        // Tokens Choice, k = 1, capacity factor 1: a group of 8 images of 49 tokens gives each of 8
+        // experts ⌈392/8⌉ = 49 slots, i.e. 49 expert rows per image, as many as the image's tokens.
+        let r = Router::TokensChoice { k: 1, capacity_factor: 1.0 };
+        let (d, n, h, m) = (64u64, 8u64, 128u64, 49u64);
+        let want = 2 * m * d * n + 4 * m * n + 49 * (4 * d * h + 9 * h + 3 * d);
+        assert_eq!(sparse_moe_flops_per_image(64, 8, 128, &r, 8, 49), want);
+        // Experts Choice with capacity factor 2 doubles the expert rows.
+        let ec = Router::ExpertsChoice { capacity_factor: 2.0 };
+        assert_eq!(sparse_moe_flops_per_image(64, 8, 128, &ec, 8, 49) - (2 * m * d * n + 4 * m * n), 2 * 49 * (4 * d * h + 9 * h + 3 * d));
     }
 }
