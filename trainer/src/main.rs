@@ -25,6 +25,7 @@ const USAGE: &str = "usage:
                 [--layers N] [--heads N] [--mlp N] [--experts N] [--slots N]
                 [--augment none|flip|shift|flip+shift] [--max-steps N] [--threads N]
                 [--router-k N] [--capacity-factor F] [--group-size IMAGES] [--aux-weight F]
+                [--label-smoothing F]
   trainer eval --model DIR [--data DIR]
   trainer samples [--data DIR] [--out DIR]   (writes DIR/samples.safetensors and, for each
                                              model dir under DIR, its sample_logits)";
@@ -114,6 +115,8 @@ struct Recipe {
     max_steps: Option<usize>,
     /// Weight of the sparse routers' load-balancing loss.
     aux_weight: f64,
+    /// Label smoothing ε: the target puts 1 − ε on the label and ε spread over all classes.
+    label_smoothing: f64,
 }
 
 fn train(a: &Args) -> Res<()> {
@@ -151,7 +154,11 @@ fn train(a: &Args) -> Res<()> {
         shift: augment.contains("shift"),
         max_steps: a.str("max-steps").map(|s| s.parse()).transpose()?,
         aux_weight: a.get("aux-weight", 0.01)?,
+        label_smoothing: a.get("label-smoothing", 0.0)?,
     };
+    if !(0.0..1.0).contains(&recipe.label_smoothing) {
+        return Err(format!("--label-smoothing {} is outside [0, 1)", recipe.label_smoothing).into());
+    }
     let default_out = match moe {
         Moe::Soft => "weights/soft-moe-vit".to_string(),
         Moe::Dense => "weights/dense-vit".to_string(),
@@ -195,6 +202,9 @@ fn train(a: &Args) -> Res<()> {
         "batch_size": recipe.batch_size,
         "lr": recipe.lr,
         "aux_weight": if cfg.router.is_some() { recipe.aux_weight } else { 0.0 },
+        "augment": augment,
+        "label_smoothing": recipe.label_smoothing,
+        "weight_decay": recipe.weight_decay,
     });
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&conf)? + "\n")?;
     write_sample_logits(&w, &cfg, &ds, &out, &dev)?;
@@ -266,7 +276,7 @@ fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::Dataset, r:
             opt_d.set_learning_rate(lr);
             opt_n.set_learning_rate(lr);
             let w = Weights::from_vars(vars);
-            let (grads, loss, pred) = parallel_step(&w, cfg, &batch[..bs * 784], &ys, vars, r.aux_weight, dev)?;
+            let (grads, loss, pred) = parallel_step(&w, cfg, &batch[..bs * 784], &ys, vars, r, dev)?;
             opt_d.step(&grads)?;
             opt_n.step(&grads)?;
             step += 1;
@@ -318,7 +328,7 @@ fn parallel_step(
     px: &[f32],
     ys: &[u32],
     vars: &BTreeMap<String, Var>,
-    aux_weight: f64,
+    r: &Recipe,
     dev: &Device,
 ) -> Res<(candle_core::backprop::GradStore, f64, Vec<u32>)> {
     let bs = ys.len();
@@ -335,8 +345,8 @@ fn parallel_step(
                         let x = Tensor::from_slice(xk, (yk.len(), 28, 28), dev)?;
                         let y = Tensor::from_slice(yk, yk.len(), dev)?;
                         let (logits, aux) = model::forward_with_aux(&x, w, cfg)?;
-                        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-                        let grads = (&loss + (aux * aux_weight)?)?.backward()?;
+                        let loss = smoothed_cross_entropy(&logits, &y, r.label_smoothing)?;
+                        let grads = (&loss + (aux * r.aux_weight)?)?.backward()?;
                         let pred = logits.argmax(1)?.to_vec1::<u32>()?;
                         Ok((grads, loss.to_scalar::<f32>()?, pred))
                     };
@@ -378,6 +388,17 @@ fn parallel_step(
         }
     }
     Ok((total.expect("at least one shard"), loss, preds))
+}
+
+/// Mean cross-entropy against targets that put 1 − ε on the label and ε/K on each of the K classes.
+fn smoothed_cross_entropy(logits: &Tensor, y: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let log_p = candle_nn::ops::log_softmax(logits, candle_core::D::Minus1)?;
+    let nll = candle_nn::loss::nll(&log_p, y)?;
+    if eps == 0.0 {
+        return Ok(nll);
+    }
+    let uniform = log_p.mean_all()?.neg()?;
+    (nll * (1.0 - eps))? + (uniform * eps)?
 }
 
 /// Images per forward when evaluating: a multiple of every group size used, so that sparse

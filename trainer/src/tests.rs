@@ -139,6 +139,7 @@ fn flops_counts_matmuls() {
 }
 
 /// y_t = Σ over the experts that took token t of gate(t, e) · expert_e(x_t), in f64 loops.
+#[allow(clippy::too_many_arguments)]
 fn sparse_reference(
     x: &[f32],
     (b, m, d): (usize, usize, usize),
@@ -236,4 +237,19 @@ fn sparse_configs_round_trip_and_count_parameters() {
     assert_eq!(logits.dims(), &[6, 10]);
     // Capacity ⌈2·(4·49)·1.25/4⌉ = 123 slots per expert per group of 4 images.
     assert_eq!(cfg.capacity(), 123);
+}
+
+#[test]
+fn label_smoothing_mixes_the_label_with_the_uniform_target() {
+    let logits = t(vec![2.0, -1.0, 0.5, 0.0, 3.0, -2.0], &[2, 3]);
+    let y = Tensor::from_slice(&[2u32, 1], 2, &Device::Cpu).unwrap();
+    let loss = |eps: f64| crate::smoothed_cross_entropy(&logits, &y, eps).unwrap().to_scalar::<f32>().unwrap() as f64;
+    let plain = candle_nn::loss::cross_entropy(&logits, &y).unwrap().to_scalar::<f32>().unwrap() as f64;
+    assert!((loss(0.0) - plain).abs() < 1e-6);
+    // By hand: -log p over both rows, for the labels and averaged over the classes.
+    let lp = |row: [f64; 3], k: usize| row[k] - row.iter().map(|v| v.exp()).sum::<f64>().ln();
+    let rows = [[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]];
+    let nll = -(lp(rows[0], 2) + lp(rows[1], 1)) / 2.0;
+    let uniform = -(0..3).map(|k| lp(rows[0], k) + lp(rows[1], k)).sum::<f64>() / 6.0;
+    assert!((loss(0.1) - (0.9 * nll + 0.1 * uniform)).abs() < 1e-5, "{} vs {}", loss(0.1), 0.9 * nll + 0.1 * uniform);
 }
