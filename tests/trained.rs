@@ -1,5 +1,6 @@
 //! The shipped models (weights/): the WebGPU forward against the candle model that trained them, on
-//! the 64 shipped samples, and batch invariance on those samples.
+//! the 64 shipped samples; batch invariance of the Soft MoE and dense models on those samples, and
+//! the batch effect of the sparse ones.
 
 use std::path::Path;
 
@@ -7,7 +8,10 @@ use softmoe::model::Vit;
 use softmoe::weights::VitWeights;
 use softmoe::{GpuContext, SafeTensors, Tensor};
 
+/// Models whose outputs never depend on the rest of the batch.
 const MODELS: [&str; 2] = ["soft-moe-vit", "dense-vit"];
+/// The sparse baselines: groups of 8 images compete for the experts' capacity.
+const SPARSE: [&str; 2] = ["tokens-choice-vit", "experts-choice-vit"];
 
 fn weights_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/weights"))
@@ -32,7 +36,8 @@ fn ctx() -> std::sync::Arc<GpuContext> {
 fn gpu_logits_match_candle_on_all_samples() {
     let (images, labels) = samples();
     let ctx = ctx();
-    for name in MODELS {
+    // The 64 samples are 8 whole routing groups, as the trainer grouped them for its logits.
+    for name in MODELS.iter().chain(&SPARSE) {
         let dir = weights_dir().join(name);
         let w = VitWeights::load(&dir).unwrap();
         let candle = SafeTensors::read(dir.join("sample_logits.safetensors")).unwrap().tensor_f32("logits").unwrap();
@@ -61,5 +66,25 @@ fn each_sample_is_bit_identical_alone_and_in_the_batch_of_64() {
             let alone = pollster::block_on(vit.classify(&one)).unwrap();
             assert_eq!(alone.logits.data, all.logits.data[i * 10..(i + 1) * 10], "{name}: sample {i} differs alone and in the batch");
         }
+    }
+}
+
+#[test]
+fn sparse_models_change_their_output_with_the_batch() {
+    let (images, _) = samples();
+    let ctx = ctx();
+    for name in SPARSE {
+        let w = VitWeights::load(weights_dir().join(name)).unwrap();
+        let vit = pollster::block_on(Vit::new(ctx.clone(), &w)).unwrap();
+        let all = pollster::block_on(vit.classify(&images)).unwrap();
+        let changed = (0..16)
+            .filter(|&i| {
+                let one = Tensor::new(vec![1, 28, 28], images.data[i * 784..(i + 1) * 784].to_vec()).unwrap();
+                pollster::block_on(vit.classify(&one)).unwrap().logits.data != all.logits.data[i * 10..(i + 1) * 10]
+            })
+            .count();
+        eprintln!("{name}: {changed} of 16 samples change alone against in the batch of 64");
+        // Alone, an image is a group of its own: its tokens compete only among themselves.
+        assert!(changed > 0, "{name}: no sample's output depends on its batch");
     }
 }

@@ -1,12 +1,22 @@
-// The demo page: load the shipped Soft MoE ViT, classify samples / drawings / uploads, and draw the
-// routing of its Soft MoE blocks (paper Fig. 25): per-slot dispatch maps, the combine map, importance.
+// The demo page: load a shipped ViT (Soft MoE, dense, Tokens Choice or Experts Choice), classify
+// samples / drawings / uploads, draw the routing of its MoE blocks (Soft MoE: paper Fig. 25's
+// per-slot dispatch maps, combine map and importance; sparse: the tokens each expert took and the
+// dropped ones), and show live whether the output depends on the rest of the batch.
 import { loadModel } from './pkg/index.js';
+import { renderSparse, routerName, routeCounts } from './sparse.js';
+
+const MODELS = [
+  ['soft-moe-vit', 'Soft MoE'],
+  ['dense-vit', 'Dense'],
+  ['tokens-choice-vit', 'Tokens Choice'],
+  ['experts-choice-vit', 'Experts Choice'],
+];
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const SIDE = 28;
 
-const state = { model: null, samples: null, pixels: null, truth: null, result: null, layer: 0, busy: false, queued: null, hoverSlot: -1, hoverPatch: -1 };
+const state = { modelName: params.get('model') ?? 'soft-moe-vit', model: null, samples: null, pixels: null, truth: null, result: null, layer: 0, busy: false, queued: null, hoverSlot: -1, hoverPatch: -1 };
 
 function setStatus(text, kind = '') {
   $('status').textContent = text;
@@ -88,7 +98,10 @@ async function classify(pixels) {
     state.pixels = pixels;
     const result = await state.model.classify(pixels);
     state.result = result;
-    window.softmoeLast = { class: result.className, label: result.label, probs: Array.from(result.probs), backend: result.backend, ms: result.ms };
+    window.softmoeLast = {
+      class: result.className, label: result.label, probs: Array.from(result.probs), backend: result.backend, ms: result.ms,
+      layers: result.layers.map((l) => ({ kind: l.kind, block: l.block, dropped: l.kind === 'soft' ? 0 : routeCounts(l).dropped })),
+    };
     render();
     setStatus('ready', 'ready');
   } catch (e) {
@@ -124,7 +137,8 @@ function render() {
 function renderLayerTabs() {
   const tabs = $('layers');
   const layers = state.result.layers;
-  if (tabs.children.length === layers.length) return;
+  if (tabs.children.length === layers.length && tabs.dataset.model === state.modelName) return;
+  tabs.dataset.model = state.modelName;
   tabs.replaceChildren();
   state.layer = layers.length - 1;
   layers.forEach((l, i) => {
@@ -140,15 +154,29 @@ function renderLayerTabs() {
 // ---- routing pictures ----------------------------------------------------------------------
 function renderRouting() {
   const l = state.result.layers[state.layer];
-  if (!l) return;
+  const kind = l?.kind ?? 'dense';
+  $('routing').dataset.kind = kind;
+  $('routing-title').textContent = {
+    dense: 'The dense model has no router: every patch goes through the same MLP',
+    soft: 'How the Soft MoE layer routes this image',
+  }[kind] ?? `How the ${routerName(kind)} router routes this image`;
+  if (!l) { $('slots').replaceChildren(); $('slot-note').textContent = ''; return; }
   [...$('layers').children].forEach((b, i) => b.setAttribute('aria-selected', String(i === state.layer)));
+  if (kind !== 'soft') {
+    const { load, dropped, tokens } = routeCounts(l);
+    $('slot-note').textContent = `(${l.experts} experts; block ${l.block}; ${dropped} of ${tokens} patches dropped; loads ${load.join(', ')})`;
+    $('slots').dataset.kind = kind;
+    renderSparse($('slots'), l, (canvas, dim) => drawGray(canvas, state.pixels, dim), expertColour);
+    return;
+  }
   const { grid, experts: n, slotsPerExpert: p, dispatch: D, combine: C } = l;
   const m = grid * grid, s = n * p;
   $('slot-note').textContent = `(${n} experts × ${p} slots; block ${l.block})`;
 
   // Slot cards: the image, dimmed, under each slot's dispatch weights, scaled to the slot's own range.
   const slots = $('slots');
-  if (slots.children.length !== s) {
+  if (slots.children.length !== s || slots.dataset.kind !== 'soft') {
+    slots.dataset.kind = 'soft';
     slots.replaceChildren();
     for (let j = 0; j < s; j++) {
       const card = document.createElement('div');
@@ -218,7 +246,7 @@ function dominant(C, t, n, p) {
 
 function drawCombine() {
   const l = state.result?.layers[state.layer];
-  if (!l) return;
+  if (l?.kind !== 'soft') return;
   const { grid, experts: n, slotsPerExpert: p, dispatch: D, combine: C } = l;
   const m = grid * grid, s = n * p;
   const canvas = $('combine');
@@ -275,7 +303,7 @@ function setupCombineHover() {
   const canvas = $('combine');
   canvas.addEventListener('mousemove', (ev) => {
     const l = state.result?.layers[state.layer];
-    if (!l) return;
+    if (l?.kind !== 'soft') return;
     const rect = canvas.getBoundingClientRect();
     const gx = Math.floor(((ev.clientX - rect.left) / rect.width) * l.grid);
     const gy = Math.floor(((ev.clientY - rect.top) / rect.height) * l.grid);
@@ -324,17 +352,93 @@ function setupDrawing() {
   });
 }
 
+// ---- batch effect: the same image alone and inside a batch of other samples -----------------
+const BATCH = 8;
+
+async function batchEffect() {
+  while (state.busy) await new Promise((r) => setTimeout(r, 5));
+  state.busy = true;
+  try {
+    const { images, labels } = state.samples;
+    const per = SIDE * SIDE;
+    const selected = Number(document.querySelector('.gallery canvas.selected')?.dataset.sample ?? -1);
+    const others = [];
+    for (let k = 0; others.length < BATCH - 1; k++) if (k !== selected) others.push(k % labels.data.length);
+    const pixels = new Float32Array(BATCH * per);
+    pixels.set(state.pixels, 0);
+    others.forEach((k, i) => pixels.set(images.data.subarray(k * per, (k + 1) * per), (i + 1) * per));
+    const [inBatch] = await state.model.classifyBatch(pixels, { maps: true });
+    const alone = state.result;
+    let maxDiff = 0, identical = true;
+    alone.logits.forEach((v, k) => { maxDiff = Math.max(maxDiff, Math.abs(v - inBatch.logits[k])); if (v !== inBatch.logits[k]) identical = false; });
+    const dropped = (r) => r.layers.filter((l) => l.kind !== 'soft').map((l) => routeCounts(l).dropped);
+    const effect = { identical, maxDiff, alone: alone.className, batched: inBatch.className, droppedAlone: dropped(alone), droppedBatch: dropped(inBatch) };
+    const out = $('batch-result');
+    out.dataset.identical = String(identical);
+    const drops = effect.droppedAlone.length
+      ? ` Dropped patches per sparse block: alone ${effect.droppedAlone.join(', ')}; in the batch ${effect.droppedBatch.join(', ')}.`
+      : '';
+    out.textContent = identical
+      ? `Identical to the bit: alone and in a batch of ${BATCH}, the logits are the same (${effect.alone}).${drops}`
+      : `Changed: max |Δlogit| ${maxDiff.toExponential(2)}; prediction alone ${effect.alone}, in the batch ${effect.batched}.${drops}`;
+    return effect;
+  } finally {
+    state.busy = false;
+  }
+}
+
+// ---- models ---------------------------------------------------------------------------------
+async function useModel(name) {
+  setStatus('loading model');
+  const backend = params.get('backend') ?? 'auto';
+  state.model = await loadModel(`./models/${name}`, { backend });
+  state.modelName = name;
+  [...$('models').children].forEach((b) => b.setAttribute('aria-selected', String(b.dataset.model === name)));
+  $('backend').textContent = state.model.backend;
+  $('adapter').textContent = state.model.adapter;
+  if (state.model.fallbackReason) $('adapter').title = state.model.fallbackReason;
+  const c = state.model.config;
+  const moe = c.moe_layers.length === 0 ? 'dense MLPs'
+    : c.moe_type && c.moe_type !== 'soft'
+      ? `${routerName(c.moe_type)} in blocks ${c.moe_layers.join(', ')}, ${c.num_experts} experts, capacity factor ${c.capacity_factor}, groups of ${c.group_size} images`
+      : `Soft MoE in blocks ${c.moe_layers.join(', ')}, ${c.num_experts} experts × ${c.slots_per_expert} slots`;
+  // The training record (accuracy) is in the model's config.json, beside what the loader reads.
+  const training = await fetch(`./models/${name}/config.json`).then((r) => r.json()).then((j) => j.training).catch(() => null);
+  const acc = training?.test_accuracy ? `, test accuracy ${(100 * training.test_accuracy).toFixed(2)}%` : '';
+  $('model-info').textContent = `ViT: ${c.num_layers} blocks, d=${c.hidden_size}, ${moe}${acc}`;
+  $('batch-result').textContent = '';
+}
+
+function renderModelPicker() {
+  for (const [name, label] of MODELS) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.setAttribute('role', 'tab');
+    b.dataset.model = name;
+    b.textContent = label;
+    b.addEventListener('click', () => switchModel(name));
+    $('models').appendChild(b);
+  }
+}
+
+async function switchModel(name) {
+  while (state.busy) await new Promise((r) => setTimeout(r, 5));
+  try {
+    await useModel(name);
+    history.replaceState(null, '', `?model=${name}`);
+    await classify(state.pixels);
+  } catch (e) {
+    console.error(e);
+    setStatus(`error: ${e.message ?? e}`, 'error');
+  }
+}
+
 // ---- start ----------------------------------------------------------------------------------
 async function main() {
   try {
-    setStatus('loading model');
-    const backend = params.get('backend') ?? 'auto';
-    state.model = await loadModel('./models/soft-moe-vit', { backend });
-    $('backend').textContent = state.model.backend;
-    $('adapter').textContent = state.model.adapter;
-    if (state.model.fallbackReason) $('adapter').title = state.model.fallbackReason;
-    const c = state.model.config;
-    $('model-info').textContent = `ViT: ${c.num_layers} blocks (Soft MoE in ${c.moe_layers.join(', ')}), d=${c.hidden_size}, ${c.num_experts} experts × ${c.slots_per_expert} slots, ${c.tokens ?? (c.image_size / c.patch_size) ** 2} patches`;
+    renderModelPicker();
+    await useModel(state.modelName);
+    $('batch-run').addEventListener('click', () => batchEffect().catch((e) => setStatus(`error: ${e.message ?? e}`, 'error')));
     state.samples = await loadSafetensors('./models/samples.safetensors');
     renderGallery();
     setupDrawing();
@@ -349,4 +453,7 @@ async function main() {
 
 // Tests drive the page through this hook: select sample k and wait for its result.
 window.softmoeSelect = async (k) => { await selectSample(k); while (state.busy) await new Promise((r) => setTimeout(r, 5)); return window.softmoeLast; };
+window.softmoeModel = async (name) => { await switchModel(name); while (state.busy) await new Promise((r) => setTimeout(r, 5)); return window.softmoeLast; };
+window.softmoeBatchEffect = batchEffect;
+window.softmoeConfig = () => JSON.stringify(state.model.config);
 main();

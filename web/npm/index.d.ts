@@ -1,5 +1,6 @@
 /** One Soft MoE block's routing for one image; dispatch and combine are [tokens, experts·slotsPerExpert]. */
 export interface LayerMaps {
+  kind: 'soft';
   block: number;
   grid: number;
   experts: number;
@@ -8,13 +9,27 @@ export interface LayerMaps {
   combine: Float32Array;
 }
 
+/**
+ * One sparse block's routing for one image (Tokens Choice or Experts Choice): gates [tokens, experts]
+ * (softmax over experts) and, per (token, expert), the slot the token took in that expert's buffer,
+ * or -1 when that expert did not process it. A token with no slot anywhere was dropped.
+ */
+export interface LayerRoutes {
+  kind: 'tokens_choice' | 'experts_choice';
+  block: number;
+  grid: number;
+  experts: number;
+  gates: Float32Array;
+  slots: Int32Array;
+}
+
 export interface Classification {
   label: number;
   className: string;
   probs: Float32Array;
   logits: Float32Array;
   /** Present when maps were asked for (the default for classify). */
-  layers: LayerMaps[];
+  layers: (LayerMaps | LayerRoutes)[];
   /** Wall time of the call in milliseconds. */
   ms: number;
   backend: 'webgpu' | 'cpu';

@@ -2,8 +2,13 @@
 // with WebGPU (SwiftShader) and without it (the CPU fallback). The page's predictions must equal the
 // native `softmoe classify --json` output for the same 64 samples, probabilities within 1e-4.
 //
-// env: SITE (the built site, target/web), NATIVE (native JSON lines), SHOTS (screenshot folder),
-//      CHROMIUM (default /usr/bin/chromium)
+// The model picker is driven through all four shipped models (Soft MoE, dense, Tokens Choice,
+// Experts Choice): predictions against native classify of each, the routing picture of each kind,
+// and the live batch-effect panel (bit-identical for Soft MoE and dense).
+//
+// env: SITE (the built site, target/web), NATIVE (native JSON lines of soft-moe-vit), NATIVE_DIR
+//      (native JSON lines per model, <name>.jsonl), SHOTS (screenshot folder), CHROMIUM (default
+//      /usr/bin/chromium)
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -122,6 +127,62 @@ async function runPage(base, webgpu, samples) {
   await browser.close();
 }
 
+const MODELS = { 'soft-moe-vit': 'soft', 'dense-vit': 'dense', 'tokens-choice-vit': 'tokens_choice', 'experts-choice-vit': 'experts_choice' };
+
+async function runModels(base) {
+  const browser = await launch(true);
+  const page = await browser.newPage({ viewport: { width: 1360, height: 1400 } });
+  const errors = [];
+  watchErrors(page, errors);
+  await page.goto(`${base}/?sample=0`);
+  await waitReady(page);
+  for (const [name, kind] of Object.entries(MODELS)) {
+    const file = path.join(process.env.NATIVE_DIR, `${name}.jsonl`);
+    const want = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    await page.evaluate((n) => window.softmoeModel(n), name);
+    let mismatched = 0;
+    for (let k = 0; k < 8; k++) {
+      const got = await page.evaluate((k) => window.softmoeSelect(k), k);
+      const err = Math.max(...got.probs.map((p, i) => Math.abs(p - want[k].probs[i])));
+      if (got.label !== want[k].label || err > TOL) {
+        mismatched++;
+        console.error(`${name} sample ${k}: page ${got.label} vs native ${want[k].label}, max |dp| ${err}`);
+      }
+    }
+    check(mismatched === 0, `${name}: ${mismatched} of 8 samples disagree with native classify`);
+    const last = await page.evaluate(() => window.softmoeLast);
+    const kinds = [...new Set(last.layers.map((l) => l.kind))];
+    check(kind === 'dense' ? kinds.length === 0 : kinds.length === 1 && kinds[0] === kind, `${name}: routing layers are ${JSON.stringify(kinds)}`);
+    const shown = await page.evaluate(() => ({
+      kind: document.getElementById('routing').dataset.kind,
+      cards: document.querySelectorAll('#slots .slot').length,
+      dropped: document.querySelector('#slots .slot:last-child')?.dataset.dropped,
+    }));
+    check(shown.kind === kind, `${name}: routing panel shows kind ${shown.kind}`);
+    const config = await page.evaluate(() => JSON.parse(window.softmoeConfig()));
+    if (kind === 'soft') {
+      check(shown.cards === config.num_experts * config.slots_per_expert, `${name}: ${shown.cards} slot cards`);
+    } else if (kind !== 'dense') {
+      // One card per expert and one for the dropped patches, which counts the last block's drops.
+      check(shown.cards === config.num_experts + 1, `${name}: ${shown.cards} expert cards`);
+      check(Number(shown.dropped) === last.layers[last.layers.length - 1].dropped, `${name}: dropped card says ${shown.dropped}`);
+    }
+    const effect = await page.evaluate(() => window.softmoeBatchEffect());
+    const text = await page.textContent('[data-testid=batch-effect]');
+    if (kind === 'soft' || kind === 'dense') {
+      check(effect.identical && effect.maxDiff === 0, `${name}: output changed inside a batch: ${JSON.stringify(effect)}`);
+    } else {
+      check(typeof effect.maxDiff === 'number' && text.includes('Dropped patches'), `${name}: batch effect reported: ${text}`);
+    }
+    console.log(`${name}: batch effect ${JSON.stringify(effect)}`);
+    if (kind === 'tokens_choice') {
+      await page.screenshot({ path: path.join(SHOTS, 'demo-tokens-choice.png'), fullPage: true });
+    }
+  }
+  check(errors.length === 0, `model picker: console errors: ${errors.join(' | ')}`);
+  await browser.close();
+}
+
 async function runReadme(base) {
   // The npm README's example, verbatim, with 'softmoe' mapped to the built package.
   const readme = fs.readFileSync(path.join(SITE, 'pkg/README.md'), 'utf8');
@@ -163,6 +224,7 @@ const base = `http://127.0.0.1:${server.address().port}`;
 try {
   await runPage(base, true, [...Array(native.length).keys()]);
   await runPage(base, false, [...Array(native.length).keys()]);
+  await runModels(base);
   await runReadme(base);
 } catch (e) {
   failed++;

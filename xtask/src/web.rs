@@ -38,7 +38,12 @@ pub fn wasm_tools() -> Result<String, String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).contains(&version))
         .unwrap_or(false);
     if !have {
-        crate::cargo(&["install", "--locked", "wasm-bindgen-cli", "--version", &version])?;
+        // The release's own lockfile first; when a crate it pins has since been yanked (webpki-roots
+        // 1.0.11 for 0.2.130), a fresh resolution within the same semver ranges.
+        if let Err(locked) = crate::cargo(&["install", "--locked", "wasm-bindgen-cli", "--version", &version]) {
+            eprintln!("xtask: {locked}; retrying without --locked");
+            crate::cargo(&["install", "wasm-bindgen-cli", "--version", &version])?;
+        }
     }
     Ok(version)
 }
@@ -126,7 +131,7 @@ pub fn site() -> Result<PathBuf, String> {
     let site = root().join("target/web");
     let _ = std::fs::remove_dir_all(&site);
     std::fs::create_dir_all(site.join("models")).map_err(|e| e.to_string())?;
-    for f in ["index.html", "style.css", "app.js"] {
+    for f in ["index.html", "style.css", "app.js", "sparse.js"] {
         copy(&root().join("web").join(f), &site.join(f))?;
     }
     copy_dir(&pkg, &site.join("pkg"))?;
@@ -212,18 +217,22 @@ pub fn browser_tests() -> Result<(), String> {
     // `npm pack` must work on the package.
     let packed = root().join("target/npm");
     crate::run(Command::new("npm").args(["pack", "--silent", "--pack-destination"]).arg(&packed).current_dir(package_dir()))?;
-    // The native program's answers on the same samples are the reference of the page's.
+    // The native program's answers on the same samples are the reference of the page's, per model.
     crate::cargo(&["build", "--release", "--bin", "softmoe"])?;
-    let out = Command::new(root().join("target/release/softmoe"))
-        .args(["classify", "--model", "weights/soft-moe-vit", "--images", "weights/samples.safetensors", "--json"])
-        .current_dir(root())
-        .output()
-        .map_err(|e| format!("softmoe classify: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("softmoe classify failed: {}", String::from_utf8_lossy(&out.stderr)));
+    let native_dir = root().join("target/native");
+    std::fs::create_dir_all(&native_dir).map_err(|e| e.to_string())?;
+    for model in ["soft-moe-vit", "dense-vit", "tokens-choice-vit", "experts-choice-vit"] {
+        let out = Command::new(root().join("target/release/softmoe"))
+            .args(["classify", "--model", &format!("weights/{model}"), "--images", "weights/samples.safetensors", "--json"])
+            .current_dir(root())
+            .output()
+            .map_err(|e| format!("softmoe classify: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("softmoe classify --model weights/{model} failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        std::fs::write(native_dir.join(format!("{model}.jsonl")), &out.stdout).map_err(|e| e.to_string())?;
     }
-    let native = root().join("target/native-samples.jsonl");
-    std::fs::write(&native, &out.stdout).map_err(|e| e.to_string())?;
+    let native = native_dir.join("soft-moe-vit.jsonl");
     let tests = root().join("web/test");
     if !tests.join("node_modules/playwright-core").exists() {
         crate::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&tests))?;
@@ -234,6 +243,7 @@ pub fn browser_tests() -> Result<(), String> {
             .current_dir(&tests)
             .env("SITE", &site)
             .env("NATIVE", &native)
+            .env("NATIVE_DIR", &native_dir)
             .env("SHOTS", root().join("target")),
     )
 }
