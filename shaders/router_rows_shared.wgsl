@@ -1,5 +1,6 @@
-// Row reductions for router_softmax.wgsl through workgroup memory (any device): 64 invocations
-// reduce one row by halving, 4 rows at a time.
+// Row reductions for router_softmax.wgsl through workgroup memory (any device): `p.row_lanes`
+// invocations (a power of two ≤ 64, about one per 8 slots, chosen by the host) reduce one row by
+// halving, 256 / row_lanes rows at a time, so few slots do not pay for many barriers.
 
 var<workgroup> red: array<f32, 256>;
 
@@ -9,33 +10,36 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    softmaxes(wid.x + wid.y * nwg.x, t, Rows(t / 64u, 4u, t % 64u, 64u));
+    let lanes = p.row_lanes;
+    softmaxes(wid.x + wid.y * nwg.x, t, Rows(t / lanes, WG / lanes, t % lanes, lanes));
 }
 
 fn group_max(v: f32, t: u32) -> f32 {
+    let lanes = p.row_lanes;
     red[t] = v;
     workgroupBarrier();
-    for (var off = 32u; off > 0u; off >>= 1u) {
-        if ((t & 63u) < off) {
+    for (var off = lanes >> 1u; off > 0u; off >>= 1u) {
+        if ((t % lanes) < off) {
             red[t] = max(red[t], red[t + off]);
         }
         workgroupBarrier();
     }
-    let r = red[t & ~63u];
+    let r = red[t - t % lanes];
     workgroupBarrier();
     return r;
 }
 
 fn group_sum(v: f32, t: u32) -> f32 {
+    let lanes = p.row_lanes;
     red[t] = v;
     workgroupBarrier();
-    for (var off = 32u; off > 0u; off >>= 1u) {
-        if ((t & 63u) < off) {
+    for (var off = lanes >> 1u; off > 0u; off >>= 1u) {
+        if ((t % lanes) < off) {
             red[t] = red[t] + red[t + off];
         }
         workgroupBarrier();
     }
-    let r = red[t & ~63u];
+    let r = red[t - t % lanes];
     workgroupBarrier();
     return r;
 }

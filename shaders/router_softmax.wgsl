@@ -10,7 +10,7 @@ struct Params {
     batch: u32,
     tokens: u32,
     slots: u32,
-    _pad: u32,
+    row_lanes: u32, // invocations per row in router_rows_shared.wgsl (unused with subgroups)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

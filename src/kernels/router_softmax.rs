@@ -26,7 +26,7 @@ pub const MAX_SLOTS: usize = 1024;
 pub enum RowReduction {
     /// `subgroupMax` / `subgroupAdd`: one subgroup per row (needs the `subgroups` feature).
     Subgroup,
-    /// Halving in workgroup memory, 64 invocations per row: runs on every device.
+    /// Halving in workgroup memory, `row_lanes(slots)` invocations per row: runs on every device.
     Shared,
 }
 
@@ -46,6 +46,12 @@ impl RowReduction {
             RowReduction::Shared => &SHARED_KERNEL,
         }
     }
+}
+
+/// Invocations per row for the workgroup-memory reduction: about one per 8 slots, a power of two
+/// from 1 to 64 (the barriers per row grow with its log).
+pub fn row_lanes(slots: usize) -> usize {
+    slots.div_ceil(8).next_power_of_two().min(64)
 }
 
 /// Whether the fused kernel can take `slots` slots.
@@ -86,7 +92,7 @@ pub fn op_with(
     if reduction == RowReduction::Subgroup && !ctx.features.contains(wgpu::Features::SUBGROUP) {
         return Err(Error::Device(format!("subgroup reductions need the `subgroups` feature, which {} lacks", ctx.info.name)));
     }
-    let params = [u32_of(batch, "batch")?, u32_of(tokens, "tokens")?, u32_of(slots, "slots")?, 0];
+    let params = [u32_of(batch, "batch")?, u32_of(tokens, "tokens")?, u32_of(slots, "slots")?, row_lanes(slots) as u32];
     u32_of(batch * tokens * slots, "batch·tokens·slots")?;
     Op::new(ctx, reduction.kernel(), bytemuck::cast_slice(&params), &[logits, dispatch, combine], batch as u64)
 }

@@ -11,7 +11,7 @@ mod ops;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use model::{Config, Moe, Rng, Router, Weights};
+use model::{Config, DropPath, Moe, Rng, Router, Weights};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ const USAGE: &str = "usage:
                 [--layers N] [--heads N] [--mlp N] [--experts N] [--slots N]
                 [--augment none|flip|shift|flip+shift] [--max-steps N] [--threads N]
                 [--router-k N] [--capacity-factor F] [--group-size IMAGES] [--aux-weight F]
-                [--label-smoothing F]
+                [--label-smoothing F] [--drop-path F]
   trainer eval --model DIR [--data DIR]
   trainer samples [--data DIR] [--out DIR]   (writes DIR/samples.safetensors and, for each
                                              model dir under DIR, its sample_logits)";
@@ -117,6 +117,8 @@ struct Recipe {
     aux_weight: f64,
     /// Label smoothing ε: the target puts 1 − ε on the label and ε spread over all classes.
     label_smoothing: f64,
+    /// Stochastic depth: the last block's residual branches are dropped with this probability.
+    drop_path: f64,
 }
 
 fn train(a: &Args) -> Res<()> {
@@ -142,9 +144,9 @@ fn train(a: &Args) -> Res<()> {
     if let Some(r) = cfg.router {
         r.validate(cfg.num_experts)?;
     }
-    let augment = a.str("augment").unwrap_or("none");
+    let augment = a.str("augment").unwrap_or("flip");
     let recipe = Recipe {
-        epochs: a.get("epochs", 6)?,
+        epochs: a.get("epochs", 24)?,
         batch_size: a.get("batch-size", 128)?,
         lr: a.get("lr", 4e-3)?,
         weight_decay: a.get("weight-decay", 0.05)?,
@@ -154,8 +156,12 @@ fn train(a: &Args) -> Res<()> {
         shift: augment.contains("shift"),
         max_steps: a.str("max-steps").map(|s| s.parse()).transpose()?,
         aux_weight: a.get("aux-weight", 0.01)?,
-        label_smoothing: a.get("label-smoothing", 0.0)?,
+        label_smoothing: a.get("label-smoothing", 0.1)?,
+        drop_path: a.get("drop-path", 0.0)?,
     };
+    if !(0.0..1.0).contains(&recipe.drop_path) {
+        return Err(format!("--drop-path {} is outside [0, 1)", recipe.drop_path).into());
+    }
     if !(0.0..1.0).contains(&recipe.label_smoothing) {
         return Err(format!("--label-smoothing {} is outside [0, 1)", recipe.label_smoothing).into());
     }
@@ -204,6 +210,7 @@ fn train(a: &Args) -> Res<()> {
         "aux_weight": if cfg.router.is_some() { recipe.aux_weight } else { 0.0 },
         "augment": augment,
         "label_smoothing": recipe.label_smoothing,
+        "drop_path": recipe.drop_path,
         "weight_decay": recipe.weight_decay,
     });
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&conf)? + "\n")?;
@@ -276,7 +283,8 @@ fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::Dataset, r:
             opt_d.set_learning_rate(lr);
             opt_n.set_learning_rate(lr);
             let w = Weights::from_vars(vars);
-            let (grads, loss, pred) = parallel_step(&w, cfg, &batch[..bs * 784], &ys, vars, r, dev)?;
+            let keep = DropPath::sample(&mut rng, bs, cfg.num_layers, r.drop_path);
+            let (grads, loss, pred) = parallel_step(&w, cfg, &batch[..bs * 784], &ys, (&keep, r.drop_path > 0.0), vars, r, dev)?;
             opt_d.step(&grads)?;
             opt_n.step(&grads)?;
             step += 1;
@@ -327,6 +335,7 @@ fn parallel_step(
     cfg: &Config,
     px: &[f32],
     ys: &[u32],
+    (keep, drop): (&[f32], bool),
     vars: &BTreeMap<String, Var>,
     r: &Recipe,
     dev: &Device,
@@ -344,7 +353,8 @@ fn parallel_step(
                     let run = || -> Out {
                         let x = Tensor::from_slice(xk, (yk.len(), 28, 28), dev)?;
                         let y = Tensor::from_slice(yk, yk.len(), dev)?;
-                        let (logits, aux) = model::forward_with_aux(&x, w, cfg)?;
+                        let dp = DropPath { keep, batch: bs, offset: k * shard };
+                        let (logits, aux) = model::forward_with_aux(&x, w, cfg, drop.then_some(&dp))?;
                         let loss = smoothed_cross_entropy(&logits, &y, r.label_smoothing)?;
                         let grads = (&loss + (aux * r.aux_weight)?)?.backward()?;
                         let pred = logits.argmax(1)?.to_vec1::<u32>()?;

@@ -548,13 +548,56 @@ pub fn sparse_moe(
     Ok((y, aux))
 }
 
-/// The full ViT: images [B, 28, 28] → logits [B, classes].
-pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
-    Ok(forward_with_aux(images, w, cfg)?.0)
+/// Stochastic depth (training only): per image and residual branch, 0 (the branch is dropped) or
+/// 1/(1 − rate) (kept and rescaled). `keep` is laid out [block][attention, MLP][image of the batch];
+/// this shard's images start at `offset`.
+pub struct DropPath<'a> {
+    pub keep: &'a [f32],
+    pub batch: usize,
+    pub offset: usize,
 }
 
-/// As [`forward`], also returning the sum of the sparse routers' load-balancing losses.
-pub fn forward_with_aux(images: &Tensor, w: &Weights, cfg: &Config) -> Result<(Tensor, Tensor)> {
+impl DropPath<'_> {
+    /// Keep factors for a batch of `b` images: block k drops each branch with probability
+    /// rate·k/(layers − 1), rising from 0 at the first block to `rate` at the last (as DeiT does).
+    /// Nothing (and no draw from `rng`) when `rate` is 0.
+    pub fn sample(rng: &mut Rng, b: usize, layers: usize, rate: f64) -> Vec<f32> {
+        if rate == 0.0 {
+            return Vec::new();
+        }
+        let mut keep = Vec::with_capacity(layers * 2 * b);
+        for k in 0..layers {
+            let r = rate * k as f64 / (layers.max(2) - 1) as f64;
+            for _ in 0..2 * b {
+                keep.push(if rng.uniform() < r { 0.0 } else { (1.0 / (1.0 - r)) as f32 });
+            }
+        }
+        keep
+    }
+
+    /// The [len] factors of block k's branch (0 attention, 1 MLP) for this shard.
+    fn mask(&self, k: usize, branch: usize, len: usize, dev: &Device) -> Result<Tensor> {
+        let at = (k * 2 + branch) * self.batch + self.offset;
+        Tensor::from_slice(&self.keep[at..at + len], len, dev)
+    }
+}
+
+/// The full ViT: images [B, 28, 28] → logits [B, classes].
+pub fn forward(images: &Tensor, w: &Weights, cfg: &Config) -> Result<Tensor> {
+    Ok(forward_with_aux(images, w, cfg, None)?.0)
+}
+
+/// As [`forward`], also returning the sum of the sparse routers' load-balancing losses; with `drop`,
+/// the residual branches are dropped per image (training).
+pub fn forward_with_aux(images: &Tensor, w: &Weights, cfg: &Config, drop: Option<&DropPath>) -> Result<(Tensor, Tensor)> {
+    let bsz = images.dim(0)?;
+    // x + branch, with the branch dropped or rescaled per image when training with stochastic depth.
+    let residual = |x: Tensor, y: Tensor, k: usize, which: usize| -> Result<Tensor> {
+        match drop {
+            Some(dp) => ops::scaled_residual(&x, &y, &dp.mask(k, which, bsz, images.device())?),
+            None => x + y,
+        }
+    };
     let mut aux = Tensor::zeros((), DType::F32, images.device())?;
     let d = cfg.hidden_size;
     let patches = patchify(images, cfg)?;
@@ -566,7 +609,7 @@ pub fn forward_with_aux(images: &Tensor, w: &Weights, cfg: &Config) -> Result<(T
             layer_norm(x, w.get(&format!("{b}/{n}/scale"))?, w.get(&format!("{b}/{n}/bias"))?, LN_EPS)
         };
         let y = ln(&x, "LayerNorm_0")?;
-        x = (x + attention(&y, w, &format!("{b}/MultiHeadDotProductAttention_1"), cfg.num_heads)?)?;
+        x = residual(x, attention(&y, w, &format!("{b}/MultiHeadDotProductAttention_1"), cfg.num_heads)?, k, 0)?;
         let y = ln(&x, "LayerNorm_2")?;
         let y = if let (true, Some(router)) = (cfg.is_moe(k), cfg.router) {
             let g = |n: &str| w.get(&format!("{b}/Moe/{n}"));
@@ -598,7 +641,7 @@ pub fn forward_with_aux(images: &Tensor, w: &Weights, cfg: &Config) -> Result<(T
             let hdn = ops::gelu(&dense(&y, g("Dense_0/kernel")?, g("Dense_0/bias")?)?)?;
             dense(&hdn, g("Dense_1/kernel")?, g("Dense_1/bias")?)?
         };
-        x = (x + y)?;
+        x = residual(x, y, k, 1)?;
     }
     let x = layer_norm(&x, w.get("Encoder/encoder_norm/scale")?, w.get("Encoder/encoder_norm/bias")?, LN_EPS)?;
     let pooled = x.mean(1)?;

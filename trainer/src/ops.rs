@@ -324,6 +324,74 @@ impl CustomOp2 for SumRowsOfProduct {
     }
 }
 
+/// x + s_b · y per image b (x, y [B, ...], s [B]): a residual branch kept, rescaled or dropped per
+/// image (stochastic depth). The keep factors are data, not parameters: they get no gradient.
+struct ScaledResidual;
+/// g_b · s_b per image: the branch's gradient.
+struct ScaleImages;
+
+/// Applies `f(image's values, its factor, output)` per image (the first dim) of a [B, ...] tensor.
+fn per_image(s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, mut f: impl FnMut(usize, f32, &mut [f32])) -> Result<Vec<f32>> {
+    let (v, k) = (values(s1, l1)?, values(s2, l2)?);
+    if k.is_empty() || v.len() % k.len() != 0 {
+        return Err(Error::Msg(format!("per-image op: {} values for {} images", v.len(), k.len())));
+    }
+    let per = v.len() / k.len();
+    let mut out = v.to_vec();
+    for (b, chunk) in out.chunks_exact_mut(per).enumerate() {
+        f(b * per, k[b], chunk);
+    }
+    Ok(out)
+}
+
+impl CustomOp3 for ScaledResidual {
+    fn name(&self) -> &'static str {
+        "fused-scaled-residual"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.dims() != l2.dims() {
+            return Err(Error::Msg(format!("scaled residual: shapes {:?} and {:?} differ", l1.dims(), l2.dims())));
+        }
+        let y = values(s2, l2)?;
+        let out = per_image(s1, l1, s3, l3, |at, k, x| x.iter_mut().zip(&y[at..]).for_each(|(x, &v)| *x += k * v))?;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _y: &Tensor,
+        keep: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = grad.contiguous()?.apply_op2_no_bwd(keep, &ScaleImages)?;
+        Ok((Some(grad.clone()), Some(dy), None))
+    }
+}
+
+impl CustomOp2 for ScaleImages {
+    fn name(&self) -> &'static str {
+        "fused-scale-images"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = per_image(s1, l1, s2, l2, |_, k, g| g.iter_mut().for_each(|v| *v *= k))?;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// x + keep_b · y per image b; `keep` [B] holds 0 (branch dropped) or 1/(1 − rate).
+pub fn scaled_residual(x: &Tensor, y: &Tensor, keep: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&y.contiguous()?, &keep.contiguous()?, ScaledResidual)
+}
+
 /// x + bias broadcast over rows: x is [G, R, N] as laid out, bias is [G, N] (any shape with G·N
 /// elements); the result has x's shape.
 pub fn add_bias(x: &Tensor, bias: &Tensor, groups: usize) -> Result<Tensor> {

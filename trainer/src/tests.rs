@@ -253,3 +253,35 @@ fn label_smoothing_mixes_the_label_with_the_uniform_target() {
     let uniform = -(0..3).map(|k| lp(rows[0], k) + lp(rows[1], k)).sum::<f64>() / 6.0;
     assert!((loss(0.1) - (0.9 * nll + 0.1 * uniform)).abs() < 1e-5, "{} vs {}", loss(0.1), 0.9 * nll + 0.1 * uniform);
 }
+
+#[test]
+fn drop_path_keeps_the_first_block_and_preserves_the_mean() {
+    let (b, layers) = (4000, 4);
+    let keep = model::DropPath::sample(&mut model::Rng::new(1), b, layers, 0.3);
+    assert_eq!(keep.len(), layers * 2 * b);
+    assert!(keep[..2 * b].iter().all(|&v| v == 1.0), "block 0 never drops");
+    let last = &keep[(layers - 1) * 2 * b..];
+    let dropped = last.iter().filter(|&&v| v == 0.0).count() as f64 / last.len() as f64;
+    assert!((dropped - 0.3).abs() < 0.02, "last block drops {dropped}");
+    let mean = last.iter().map(|&v| v as f64).sum::<f64>() / last.len() as f64;
+    assert!((mean - 1.0).abs() < 0.03, "kept branches are rescaled: mean {mean}");
+    assert!(model::DropPath::sample(&mut model::Rng::new(1), b, layers, 0.0).is_empty());
+}
+
+#[test]
+fn scaled_residual_matches_plain_ops_forward_and_backward() {
+    let x = candle_core::Var::from_tensor(&t((0..24).map(|i| i as f32 * 0.1).collect(), &[3, 2, 4])).unwrap();
+    let y = candle_core::Var::from_tensor(&t((0..24).map(|i| (i as f32).sin()).collect(), &[3, 2, 4])).unwrap();
+    let keep = t(vec![0.0, 1.25, 1.0], &[3]);
+    let fused = crate::ops::scaled_residual(x.as_tensor(), y.as_tensor(), &keep).unwrap();
+    let plain = (x.as_tensor() + y.as_tensor().broadcast_mul(&keep.reshape((3, 1, 1)).unwrap()).unwrap()).unwrap();
+    let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-6, "forward differs by {diff}");
+    let w = t((0..24).map(|i| (i as f32 * 0.7).cos()).collect(), &[3, 2, 4]);
+    let gf = (&fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    let gp = (&plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    for v in [&x, &y] {
+        let d = (gf.get(v.as_tensor()).unwrap() - gp.get(v.as_tensor()).unwrap()).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
+    }
+}
