@@ -11,7 +11,7 @@ fn main(
     @builtin(local_invocation_index) t: u32,
 ) {
     let lanes = p.row_lanes;
-    softmaxes(wid.x + wid.y * nwg.x, t, Rows(t / lanes, WG / lanes, t % lanes, lanes));
+    softmaxes(wid.x + wid.y * nwg.x, t, t / lanes, t % lanes, WG / lanes, lanes);
 }
 
 fn group_max(v: f32, t: u32) -> f32 {

@@ -11,7 +11,7 @@ fn main(
     @builtin(subgroup_size) sg: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    softmaxes(wid.x + wid.y * nwg.x, t, Rows(t / sg, WG / sg, lane, sg));
+    softmaxes(wid.x + wid.y * nwg.x, t, t / sg, lane, WG / sg, sg);
 }
 
 fn group_max(v: f32, t: u32) -> f32 {

@@ -21,21 +21,17 @@ struct Params {
 const WG: u32 = 256u;
 // Slots whose column statistics fit workgroup memory (8 KiB of WebGPU's guaranteed 16 KiB).
 const MAX_SLOTS: u32 = 1024u;
-const LOWEST: f32 = -3.4028235e38;
+// The lowest finite f32, written exactly (a rounded decimal is out of range for Tint).
+const LOWEST: f32 = -0x1.fffffep+127f;
 
 var<workgroup> col_max: array<f32, MAX_SLOTS>;
 var<workgroup> col_sum: array<f32, MAX_SLOTS>;
 var<workgroup> part: array<f32, WG>;
 
-// How the rows are shared out: invocation `lane` of `lanes` in row group `group` of `groups`.
-struct Rows {
-    group: u32,
-    groups: u32,
-    lane: u32,
-    lanes: u32,
-}
-
-fn softmaxes(e: u32, t: u32, r: Rows) {
+// How the rows are shared out: invocation `lane` of `lanes` in row group `row_group` of `groups`.
+// Four scalars, not a struct: uniformity analysis (Tint's, in browsers) judges a parameter whole, and
+// `groups`, which bounds the loop around the collective reductions, must stay provably uniform.
+fn softmaxes(e: u32, t: u32, row_group: u32, lane: u32, groups: u32, lanes: u32) {
     if (e >= p.batch) {
         return;
     }
@@ -77,21 +73,21 @@ fn softmaxes(e: u32, t: u32, r: Rows) {
 
     // Rows: each row group takes one token, its lanes stride over the slots. Groups past the last
     // token still take part in the reductions (they are collective) but store nothing.
-    for (var r0 = 0u; r0 < m; r0 += r.groups) {
-        let i = r0 + r.group;
+    for (var r0 = 0u; r0 < m; r0 += groups) {
+        let i = r0 + row_group;
         let row = base + min(i, m - 1u) * s;
         var mx = LOWEST;
-        for (var j = r.lane; j < s; j += r.lanes) {
+        for (var j = lane; j < s; j += lanes) {
             mx = max(mx, logits[row + j]);
         }
         mx = group_max(mx, t);
         var sm = 0.0;
-        for (var j = r.lane; j < s; j += r.lanes) {
+        for (var j = lane; j < s; j += lanes) {
             sm += exp(logits[row + j] - mx);
         }
         sm = group_sum(sm, t);
         if (i < m) {
-            for (var j = r.lane; j < s; j += r.lanes) {
+            for (var j = lane; j < s; j += lanes) {
                 let l = logits[row + j];
                 combine[row + j] = exp(l - mx) / sm;
                 dispatch[row + j] = exp(l - col_max[j]) / col_sum[j];

@@ -53,7 +53,7 @@ impl BurnSoftMoe {
     }
 
     /// y [b, m, d] for x [b, m, d], read back to the host (as softmoe's forward does).
-    pub fn forward(&self, x: &softmoe::Tensor) -> Vec<f32> {
+    pub fn forward(&self, x: &softmoe::Tensor) -> Result<Vec<f32>, String> {
         let (b, m, d) = (x.shape[0], x.shape[1], x.shape[2]);
         let (n, p, s) = (self.n, self.p, self.n * self.p);
         let x = Tensor::<3>::from_data(TensorData::new(x.data.clone(), [b, m, d]), &self.device);
@@ -71,6 +71,15 @@ impl BurnSoftMoe {
         };
         let ys = hidden.matmul(self.w1.clone()) + self.b1.clone();
         let ys = ys.reshape([n, b, p, d]).swap_dims(0, 1).reshape([b, s, d]);
-        combine.matmul(ys).into_data().to_vec::<f32>().expect("f32 output")
+        // try_into_data: an allocation burn cannot make (e.g. a buffer over the adapter's limit) is an
+        // error to report, not a panic.
+        let data = combine.matmul(ys).try_into_data().map_err(|e| short_error(&format!("{e:?}")))?;
+        data.try_to_vec::<f32>().map_err(|e| format!("burn output: {e:?}"))
     }
+}
+
+/// The innermost cause of one of burn's nested errors, on one line (the report's note column).
+fn short_error(debug: &str) -> String {
+    let cause = debug.lines().map(str::trim).filter(|l| l.contains("can't allocate") || l.contains("limit")).last();
+    cause.unwrap_or_else(|| debug.lines().next().unwrap_or("unknown error")).replace('|', "/")
 }

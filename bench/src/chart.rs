@@ -5,7 +5,8 @@ use plotters::prelude::*;
 use crate::Row;
 
 pub fn layer_chart(rows: &[Row], path: &str, device: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let layer: Vec<&Row> = rows.iter().filter(|r| r.suite == "layer").collect();
+    // Runs that failed (a peer that cannot run a shape) have no bar; the table says why.
+    let layer: Vec<&Row> = rows.iter().filter(|r| r.suite == "layer" && r.secs.is_finite()).collect();
     let mut cases: Vec<String> = Vec::new();
     for r in &layer {
         if !cases.contains(&r.case) {

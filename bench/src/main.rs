@@ -272,21 +272,38 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
             }
             #[cfg(feature = "burn")]
             {
-                let secs = median_secs(budget, 3, || {
-                    burn_peer.forward(&x);
-                });
-                let yb = burn_peer.forward(&x);
-                let db = ya.iter().zip(&yb).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                eprintln!("layer {case}: burn {:.2} ms ({:.2}× ours), max |Δy| {db:.1e}", secs * 1e3, secs / ours);
-                rows.push(Row {
-                    suite: "layer",
-                    case: case.clone(),
-                    variant: "burn (wgpu, same adapter)".into(),
-                    secs,
-                    gflops: flops / secs / 1e9,
-                    gbs: bytes / secs / 1e9,
-                    note: format!("ours/burn speed {:.2}×; max |Δy| {db:.1e}", secs / ours),
-                });
+                let variant = "burn (wgpu, same adapter)".to_string();
+                match burn_peer.forward(&x) {
+                    Ok(yb) => {
+                        let secs = median_secs(budget, 3, || {
+                            let _ = burn_peer.forward(&x);
+                        });
+                        let db = ya.iter().zip(&yb).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                        eprintln!("layer {case}: burn {:.2} ms ({:.2}× ours), max |Δy| {db:.1e}", secs * 1e3, secs / ours);
+                        rows.push(Row {
+                            suite: "layer",
+                            case: case.clone(),
+                            variant,
+                            secs,
+                            gflops: flops / secs / 1e9,
+                            gbs: bytes / secs / 1e9,
+                            note: format!("ours/burn speed {:.2}×; max |Δy| {db:.1e}", secs / ours),
+                        });
+                    }
+                    // Reported, not fatal: that burn cannot run a shape on this adapter is a result.
+                    Err(e) => {
+                        eprintln!("layer {case}: burn failed: {e}");
+                        rows.push(Row {
+                            suite: "layer",
+                            case: case.clone(),
+                            variant,
+                            secs: f64::NAN,
+                            gflops: f64::NAN,
+                            gbs: 0.0,
+                            note: format!("failed: {e}"),
+                        });
+                    }
+                }
             }
             rows.push(Row {
                 suite: "layer",
@@ -376,7 +393,12 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize) -> String {
         let _ = writeln!(s, "## {title}\n\n| case | implementation | time (ms) | GFLOP/s | GB/s | note |\n|---|---|---:|---:|---:|---|");
         for r in rows.iter().filter(|r| r.suite == suite) {
             let gbs = if r.gbs > 0.0 { format!("{:.2}", r.gbs) } else { "".into() };
-            let _ = writeln!(s, "| {} | {} | {:.3} | {:.2} | {} | {} |", r.case, r.variant, r.secs * 1e3, r.gflops, gbs, r.note);
+            let (ms, gflops) = if r.secs.is_finite() {
+                (format!("{:.3}", r.secs * 1e3), format!("{:.2}", r.gflops))
+            } else {
+                ("—".into(), "—".into())
+            };
+            let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", r.case, r.variant, ms, gflops, gbs, r.note);
         }
         let _ = writeln!(s);
     }

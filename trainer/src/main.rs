@@ -284,7 +284,7 @@ fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::Dataset, r:
             opt_n.set_learning_rate(lr);
             let w = Weights::from_vars(vars);
             let keep = DropPath::sample(&mut rng, bs, cfg.num_layers, r.drop_path);
-            let (grads, loss, pred) = parallel_step(&w, cfg, &batch[..bs * 784], &ys, (&keep, r.drop_path > 0.0), vars, r, dev)?;
+            let (grads, loss, pred) = parallel_step(&w, cfg, (&batch[..bs * 784], &ys), (&keep, r.drop_path > 0.0), vars, r, dev)?;
             opt_d.step(&grads)?;
             opt_n.step(&grads)?;
             step += 1;
@@ -333,8 +333,7 @@ static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 fn parallel_step(
     w: &Weights,
     cfg: &Config,
-    px: &[f32],
-    ys: &[u32],
+    (px, ys): (&[f32], &[u32]),
     (keep, drop): (&[f32], bool),
     vars: &BTreeMap<String, Var>,
     r: &Recipe,

@@ -218,12 +218,13 @@ pub fn browser_tests() -> Result<(), String> {
     let packed = root().join("target/npm");
     crate::run(Command::new("npm").args(["pack", "--silent", "--pack-destination"]).arg(&packed).current_dir(package_dir()))?;
     // The native program's answers on the same samples are the reference of the page's, per model.
+    // One image per batch, as the page classifies: a sparse model's output depends on its batch.
     crate::cargo(&["build", "--release", "--bin", "softmoe"])?;
     let native_dir = root().join("target/native");
     std::fs::create_dir_all(&native_dir).map_err(|e| e.to_string())?;
     for model in ["soft-moe-vit", "dense-vit", "tokens-choice-vit", "experts-choice-vit"] {
         let out = Command::new(root().join("target/release/softmoe"))
-            .args(["classify", "--model", &format!("weights/{model}"), "--images", "weights/samples.safetensors", "--json"])
+            .args(["classify", "--model", &format!("weights/{model}"), "--images", "weights/samples.safetensors", "--batch", "1", "--json"])
             .current_dir(root())
             .output()
             .map_err(|e| format!("softmoe classify: {e}"))?;
