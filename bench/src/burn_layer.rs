@@ -80,6 +80,6 @@ impl BurnSoftMoe {
 
 /// The innermost cause of one of burn's nested errors, on one line (the report's note column).
 fn short_error(debug: &str) -> String {
-    let cause = debug.lines().map(str::trim).filter(|l| l.contains("can't allocate") || l.contains("limit")).last();
+    let cause = debug.lines().map(str::trim).rfind(|l| l.contains("can't allocate") || l.contains("limit"));
     cause.unwrap_or_else(|| debug.lines().next().unwrap_or("unknown error")).replace('|', "/")
 }
