@@ -32,17 +32,26 @@ fn ctx() -> std::sync::Arc<GpuContext> {
     }
 }
 
+fn load(ctx: &std::sync::Arc<GpuContext>, name: &str) -> Vit {
+    let w = VitWeights::load(weights_dir().join(name)).unwrap();
+    pollster::block_on(Vit::new(ctx.clone(), &w)).unwrap()
+}
+
+/// Sample i's logits classified alone, a batch of one.
+fn logits_alone(vit: &Vit, images: &Tensor, i: usize) -> Vec<f32> {
+    let one = Tensor::new(vec![1, 28, 28], images.data[i * 784..(i + 1) * 784].to_vec()).unwrap();
+    pollster::block_on(vit.classify(&one)).unwrap().logits.data
+}
+
 #[test]
 fn gpu_logits_match_candle_on_all_samples() {
     let (images, labels) = samples();
     let ctx = ctx();
     // The 64 samples are 8 whole routing groups, as the trainer grouped them for its logits.
     for name in MODELS.iter().chain(&SPARSE) {
-        let dir = weights_dir().join(name);
-        let w = VitWeights::load(&dir).unwrap();
-        let candle = SafeTensors::read(dir.join("sample_logits.safetensors")).unwrap().tensor_f32("logits").unwrap();
+        let candle = SafeTensors::read(weights_dir().join(name).join("sample_logits.safetensors")).unwrap().tensor_f32("logits").unwrap();
         assert_eq!(candle.shape, vec![64, 10]);
-        let vit = pollster::block_on(Vit::new(ctx.clone(), &w)).unwrap();
+        let vit = load(&ctx, name);
         let out = pollster::block_on(vit.classify(&images)).unwrap();
         let err = out.logits.data.iter().zip(&candle.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(err <= 1e-4, "{name}: logits differ from candle's by {err}");
@@ -58,13 +67,14 @@ fn each_sample_is_bit_identical_alone_and_in_the_batch_of_64() {
     let (images, _) = samples();
     let ctx = ctx();
     for name in MODELS {
-        let w = VitWeights::load(weights_dir().join(name)).unwrap();
-        let vit = pollster::block_on(Vit::new(ctx.clone(), &w)).unwrap();
+        let vit = load(&ctx, name);
         let all = pollster::block_on(vit.classify(&images)).unwrap();
         for i in 0..64 {
-            let one = Tensor::new(vec![1, 28, 28], images.data[i * 784..(i + 1) * 784].to_vec()).unwrap();
-            let alone = pollster::block_on(vit.classify(&one)).unwrap();
-            assert_eq!(alone.logits.data, all.logits.data[i * 10..(i + 1) * 10], "{name}: sample {i} differs alone and in the batch");
+            assert_eq!(
+                logits_alone(&vit, &images, i),
+                all.logits.data[i * 10..(i + 1) * 10],
+                "{name}: sample {i} differs alone and in the batch"
+            );
         }
     }
 }
@@ -74,15 +84,9 @@ fn sparse_models_change_their_output_with_the_batch() {
     let (images, _) = samples();
     let ctx = ctx();
     for name in SPARSE {
-        let w = VitWeights::load(weights_dir().join(name)).unwrap();
-        let vit = pollster::block_on(Vit::new(ctx.clone(), &w)).unwrap();
+        let vit = load(&ctx, name);
         let all = pollster::block_on(vit.classify(&images)).unwrap();
-        let changed = (0..16)
-            .filter(|&i| {
-                let one = Tensor::new(vec![1, 28, 28], images.data[i * 784..(i + 1) * 784].to_vec()).unwrap();
-                pollster::block_on(vit.classify(&one)).unwrap().logits.data != all.logits.data[i * 10..(i + 1) * 10]
-            })
-            .count();
+        let changed = (0..16).filter(|&i| logits_alone(&vit, &images, i) != all.logits.data[i * 10..(i + 1) * 10]).count();
         eprintln!("{name}: {changed} of 16 samples change alone against in the batch of 64");
         // Alone, an image is a group of its own: its tokens compete only among themselves.
         assert!(changed > 0, "{name}: no sample's output depends on its batch");
