@@ -16,8 +16,8 @@ pub fn soft_moe_flops(d: usize, n: usize, p: usize, h: usize, b: usize, m: usize
 
 /// FLOPs of one sparse MoE layer (Tokens or Experts Choice) per image of m tokens, in full routing
 /// groups of `group` images: router logits and softmax, both expert Dense layers on every slot of the
-/// experts' buffers (n·capacity per group: the GEMMs run on the whole buffer, filled or not), and
-/// the gate-weighted sum of the routed outputs.
+/// experts' buffers (n·capacity per group, capacity by the router's rule, vmoe's `compute_capacity`:
+/// the GEMMs run on the whole buffer, filled or not), and the gate-weighted sum of the routed outputs.
 pub fn sparse_moe_flops_per_image(d: usize, n: usize, h: usize, router: &Router, group: usize, m: usize) -> u64 {
     let slots = (n * router.capacity(group * m, n)) as u64;
     let (d, n, h, m, g) = (d as u64, n as u64, h as u64, m as u64, group.max(1) as u64);
@@ -68,14 +68,19 @@ mod tests {
 
     #[test]
     fn sparse_layers_count_the_experts_on_their_whole_buffers() {
-        // Tokens Choice, k = 1, capacity factor 1: a group of 8 images of 49 tokens gives each of 8
-        // experts ⌈392/8⌉ = 49 slots, i.e. 49 expert rows per image, as many as the image's tokens.
-        let r = Router::TokensChoice { k: 1, capacity_factor: 1.0 };
+        // Tokens Choice, k = 1, capacity factor 1, capacities not rounded (the shipped models'
+        // rule): a group of 8 images of 49 tokens gives each of 8 experts ⌈392/8⌉ = 49 slots, i.e.
+        // 49 expert rows per image, as many as the image's tokens.
+        let r = Router::TokensChoice { k: 1, capacity_factor: 1.0, capacity_multiple_of: 1 };
         let (d, n, h, m) = (64u64, 8u64, 128u64, 49u64);
-        let want = 2 * m * d * n + 4 * m * n + 49 * (4 * d * h + 9 * h + 3 * d);
-        assert_eq!(sparse_moe_flops_per_image(64, 8, 128, &r, 8, 49), want);
+        let router = 2 * m * d * n + 4 * m * n;
+        let row = 4 * d * h + 9 * h + 3 * d;
+        assert_eq!(sparse_moe_flops_per_image(64, 8, 128, &r, 8, 49), router + 49 * row);
+        // vmoe's default rounds the capacity up to 52 (a multiple of 4): 8·52/8 = 52 rows per image.
+        let vmoe = Router::tokens_choice(1, 1.0);
+        assert_eq!(sparse_moe_flops_per_image(64, 8, 128, &vmoe, 8, 49), router + 52 * row);
         // Experts Choice with capacity factor 2 doubles the expert rows.
-        let ec = Router::ExpertsChoice { capacity_factor: 2.0 };
-        assert_eq!(sparse_moe_flops_per_image(64, 8, 128, &ec, 8, 49) - (2 * m * d * n + 4 * m * n), 2 * 49 * (4 * d * h + 9 * h + 3 * d));
+        let ec = Router::ExpertsChoice { capacity_factor: 2.0, capacity_multiple_of: 1 };
+        assert_eq!(sparse_moe_flops_per_image(64, 8, 128, &ec, 8, 49) - router, 2 * 49 * row);
     }
 }

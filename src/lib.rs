@@ -6,6 +6,7 @@
 // In the browser wgpu's handles are not Send; the shared context is still reference-counted.
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
+pub mod compare;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 pub mod error;

@@ -33,6 +33,35 @@ fn f32s(v: &[f32]) -> JsValue {
     Float32Array::from(v).into()
 }
 
+/// What a JS value is, for messages: `null`, `a string`, `Int32Array`, ...
+fn describe(v: &JsValue) -> String {
+    if v.is_null() {
+        return "null".into();
+    }
+    if v.is_undefined() {
+        return "undefined".into();
+    }
+    if let Some(ty) = v.js_typeof().as_string().filter(|t| t != "object" && t != "function") {
+        return format!("a {ty}");
+    }
+    Reflect::get(v, &"constructor".into())
+        .ok()
+        .and_then(|c| Reflect::get(&c, &"name".into()).ok())
+        .and_then(|n| n.as_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "an object".into())
+}
+
+/// `v` as a Float32Array, or an error naming what `what` must be and what came instead. (wasm-bindgen
+/// does not check the class of an argument: an Int32Array or a plain array would be converted silently.)
+fn float32_array(v: JsValue, what: &str) -> Result<Float32Array, JsValue> {
+    if v.is_instance_of::<Float32Array>() {
+        Ok(v.unchecked_into())
+    } else {
+        Err(JsError::new(&format!("{what} must be a Float32Array, got {}", describe(&v))).into())
+    }
+}
+
 /// Which backend a caller asked for: "auto" (default), "webgpu" or "cpu".
 fn parse_backend(b: Option<String>) -> Result<Option<bool>, JsValue> {
     match b.as_deref() {
@@ -50,7 +79,9 @@ async fn device(want: Option<bool>) -> Result<Result<Arc<GpuContext>, String>, J
     }
     match GpuContext::new().await {
         Ok(ctx) => Ok(Ok(ctx)),
-        Err(e) if want == Some(true) => Err(js_err(e)),
+        Err(e) if want == Some(true) => {
+            Err(JsError::new(&format!("backend `webgpu` was requested, but this browser gives no WebGPU adapter ({e})")).into())
+        }
         Err(e) => Ok(Err(e.to_string())),
     }
 }
@@ -152,11 +183,12 @@ impl Model {
     /// Classifies `pixels` (b·S·S grayscale values in [0, 1]); resolves to an array with, per image,
     /// `{label, className, probs, logits, layers}` where `layers` holds, when `maps` is true, each
     /// Soft MoE block's `{block, grid, experts, slotsPerExpert, dispatch, combine}` ([m, n·p] each).
-    pub fn classify(&self, pixels: Float32Array, maps: bool) -> Promise {
+    pub fn classify(&self, pixels: JsValue, maps: bool) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let c = &inner.config;
             let per = c.image_size * c.image_size * c.channels;
+            let pixels = float32_array(pixels, &format!("pixels (b·{per} grayscale values in [0, 1])"))?;
             let data = pixels.to_vec();
             if per == 0 || data.is_empty() || !data.len().is_multiple_of(per) {
                 return Err(JsError::new(
@@ -236,23 +268,25 @@ impl Model {
         })
     }
 
-    /// Converts an `ImageData` (any size, RGBA) to the model's S×S grayscale input in [0, 1]:
-    /// luminance, transparent pixels as black, resized with a triangle filter.
+    /// Converts an `ImageData` (any size, RGBA) to the model's S×S grayscale input in [0, 1]: composited
+    /// over black (transparent pixels are black), Rec. 709 luma and a triangle-filter resize — what
+    /// `softmoe classify --images FILE.png` does to an opaque PNG, with the same `image` crate calls.
     #[wasm_bindgen(js_name = pixelsFromImageData)]
     pub fn pixels_from_image_data(&self, image: &web_sys::ImageData) -> Result<Float32Array, JsValue> {
         let (w, h) = (image.width(), image.height());
         let rgba = image.data().0;
-        if w == 0 || h == 0 || rgba.len() != (w * h * 4) as usize {
-            return Err(JsError::new("ImageData is empty or malformed").into());
+        if w == 0 || h == 0 || rgba.len() != (w as usize) * (h as usize) * 4 {
+            return Err(JsError::new(&format!("ImageData is empty or malformed: {w}×{h} with {} bytes", rgba.len())).into());
         }
-        let luma: Vec<u8> = rgba
+        let rgb: Vec<u8> = rgba
             .chunks_exact(4)
-            .map(|p| {
-                let y = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
-                (y * p[3] as f32 / 255.0).round().clamp(0.0, 255.0) as u8
+            .flat_map(|p| {
+                let over_black = |c: u8| ((c as u32 * p[3] as u32 + 127) / 255) as u8;
+                [over_black(p[0]), over_black(p[1]), over_black(p[2])]
             })
             .collect();
-        let gray = image::GrayImage::from_raw(w, h, luma).ok_or_else(|| JsError::new("ImageData size mismatch"))?;
+        let rgb = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| JsError::new("ImageData size mismatch"))?;
+        let gray = image::DynamicImage::ImageRgb8(rgb).to_luma8();
         let s = self.inner.config.image_size as u32;
         let small = image::imageops::resize(&gray, s, s, image::imageops::FilterType::Triangle);
         Ok(small.pixels().map(|p| p.0[0] as f32 / 255.0).collect::<Vec<f32>>().as_slice().into())
@@ -300,10 +334,11 @@ impl Layer {
     }
 
     /// Runs x [batch, tokens, d]; resolves to `{y, dispatch, combine}` (Float32Arrays, maps [b, m, n, p]).
-    pub fn forward(&self, x: Float32Array, batch: usize, tokens: usize) -> Promise {
+    pub fn forward(&self, x: JsValue, batch: usize, tokens: usize) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let d = inner.weights.d;
+            let x = float32_array(x, &format!("x (batch·tokens·{d} values)"))?;
             let x = Tensor::new(vec![batch, tokens, d], x.to_vec()).map_err(js_err)?;
             let (y, dm, cm) = match &inner.backend {
                 LayerBackend::Gpu(layer) => {

@@ -336,19 +336,35 @@ function setupDrawing() {
   $('upload').addEventListener('change', async (ev) => {
     const file = ev.target.files[0];
     if (!file) return;
-    const bitmap = await createImageBitmap(file);
-    clear();
-    state.truth = null;
-    // Fit the image in the square, centred, keeping its aspect ratio.
-    const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
-    const w = bitmap.width * scale, h = bitmap.height * scale;
-    ctx.drawImage(bitmap, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
-    // Fashion-MNIST is light on dark: invert photos on a light background.
-    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-    let edge = 0, count = 0;
-    for (let x = 0; x < canvas.width; x += 4) for (const y of [0, canvas.height - 1]) { const i = (y * canvas.width + x) * 4; edge += data[i] + data[i + 1] + data[i + 2]; count += 3; }
-    if (edge / count > 127) { ctx.globalCompositeOperation = 'difference'; ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, canvas.width, canvas.height); ctx.globalCompositeOperation = 'source-over'; }
-    submit();
+    try {
+      // The file's own pixels (no colour management), centred at their own resolution in a black
+      // square; the wasm converts that square to grayscale and resizes it to 28×28, as
+      // `softmoe classify --images FILE.png` does for a square PNG.
+      const bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+      const side = Math.max(bitmap.width, bitmap.height);
+      const x0 = Math.floor((side - bitmap.width) / 2), y0 = Math.floor((side - bitmap.height) / 2);
+      const square = new OffscreenCanvas(side, side);
+      const sq = square.getContext('2d');
+      sq.fillStyle = '#000';
+      sq.fillRect(0, 0, side, side);
+      sq.drawImage(bitmap, x0, y0);
+      // Fashion-MNIST is light on dark: invert photos on a light background (judged by the image's
+      // top and bottom rows).
+      const data = sq.getImageData(x0, y0, bitmap.width, bitmap.height).data;
+      let edge = 0, count = 0;
+      for (let x = 0; x < bitmap.width; x++) for (const y of [0, bitmap.height - 1]) { const i = (y * bitmap.width + x) * 4; edge += data[i] + data[i + 1] + data[i + 2]; count += 3; }
+      if (edge / count > 127) { sq.globalCompositeOperation = 'difference'; sq.fillStyle = '#fff'; sq.fillRect(x0, y0, bitmap.width, bitmap.height); sq.globalCompositeOperation = 'source-over'; }
+      state.truth = null;
+      document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.remove('selected'));
+      const pixels = state.model.pixels(square);
+      drawGray(canvas, pixels); // the model's input becomes the drawing, so it can be edited by hand
+      await classify(pixels);
+    } catch (e) {
+      console.error(e);
+      setStatus(`error: ${file.name}: ${e.message ?? e}`, 'error');
+    } finally {
+      ev.target.value = '';
+    }
   });
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use softmoe::random::{random_input, random_layer, LayerShape, Rng};
-use softmoe::{Gelu, GpuContext, SoftMoe};
+use softmoe::{compare, Gelu, GpuContext, SoftMoe};
 
 fn ctx() -> Arc<GpuContext> {
     static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
@@ -37,16 +37,38 @@ fuzz_target!(|data: &[u8]| {
     let got = pollster::block_on(layer.forward_with_maps(&x));
     match (got, want) {
         (Ok(g), Ok(r)) => {
-            let y_max = r.y.iter().fold(1.0f64, |a, v| a.max(v.abs()));
-            let k = d.max(m).max(n * p).max(h) as f64;
-            // |L| ≤ scale when normalised; otherwise up to scale·‖x‖·‖φ‖.
+            let what = format!("b={b} m={m} d={d} n={n} p={p} h={h} scale={scale} {gelu:?} normalize={normalize}");
+            let eps = f32::EPSILON as f64;
+            let (s, dmaps, cmaps) = (n * p, g.dispatch.as_ref().expect("maps"), g.combine.as_ref().expect("maps"));
+            // Finite everywhere, and the routing weights are distributions whatever the conditioning.
+            let y_max = compare::max_abs(&r.y).expect("reference y is finite for finite input").max(1e-30);
+            compare::max_abs(&g.y.data).unwrap_or_else(|e| panic!("{what}: GPU y: {e}"));
+            for (name, w, len, stride, count) in [("D column", &dmaps.data, m, s, s), ("C row", &cmaps.data, s, 1, m)] {
+                for e in 0..b {
+                    for j in 0..count {
+                        let idx = |i: usize| if stride == 1 { (e * m + j) * s + i } else { (e * m + i) * s + j };
+                        let sum: f64 = (0..len).map(|i| w[idx(i)] as f64).sum();
+                        assert!((sum - 1.0).abs() <= eps * (len as f64 + 8.0), "{what}: {name} {j} of example {e} sums to {sum}");
+                    }
+                }
+            }
+            // A logit is a length-d f32 dot product: absolute error up to ε·(√d + 8)·|scale|·‖x‖·‖φ‖
+            // (‖x̂‖ = ‖φ̂‖ = 1 when normalised). Both softmaxes turn it into a relative error of up to
+            // 2·δL of D and of C, which y = C·f(DᵀX) carries relative to its size; the GEMMs add
+            // ε·(√K + 8) of their own (tests/gpu/sweep.rs).
             let norm = |v: &[f32]| v.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
             let x_max = x.data.chunks(d).map(norm).fold(0.0, f64::max);
-            let mu_max = (0..n * p).map(|j| norm(&(0..d).map(|k| w.mu[k * n * p + j]).collect::<Vec<_>>())).fold(0.0, f64::max);
-            let l_max = if normalize { scale as f64 } else { scale as f64 * x_max * mu_max };
-            let tol = f32::EPSILON as f64 * (1.0 + l_max) * (k.sqrt() + 8.0) * y_max * 4.0;
-            let err = g.y.data.iter().zip(&r.y).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-            assert!(err <= tol, "b={b} m={m} d={d} n={n} p={p} h={h} scale={scale}: error {err} > {tol}");
+            let mu_max = (0..s).map(|j| norm(&(0..d).map(|k| w.mu[k * s + j]).collect::<Vec<_>>())).fold(0.0, f64::max);
+            let l_bound = scale as f64 * if normalize { 1.0 } else { x_max * mu_max };
+            let dl = eps * ((d as f64).sqrt() + 8.0) * l_bound;
+            let k = d.max(m).max(s).max(h) as f64;
+            let tol = y_max.max(1.0) * (eps * (k.sqrt() + 8.0) + 4.0 * dl);
+            // Beyond 0.1 % the f32 problem itself is that ill-conditioned (logits in the thousands):
+            // no f32 kernel can match the f64 value, so only the invariants above are checked.
+            if tol <= 1e-3 * y_max.max(1.0) {
+                let diff = compare::max_abs_diff(&g.y.data, &r.y).unwrap_or_else(|e| panic!("{what}: y: {e}"));
+                diff.within(&format!("{what}: y"), tol).unwrap_or_else(|e| panic!("{e}"));
+            }
         }
         (Err(_), Err(_)) => {}
         (g, r) => panic!("GPU and reference disagree on accepting the input: gpu ok = {}, reference ok = {}", g.is_ok(), r.is_ok()),

@@ -19,6 +19,9 @@ pub struct GpuOptions {
     /// Leave subgroup operations unused even where the adapter offers them (browsers do not offer
     /// them through wgpu yet): runs the portable reductions, for tests and comparisons.
     pub no_subgroups: bool,
+    /// Leave `shader-f16` unused even where the adapter offers it: f16 weights are then refused,
+    /// as on a device without the feature, so the refusal can be tested anywhere.
+    pub no_shader_f16: bool,
 }
 
 /// A device with its queue, what it can do, and the caches shared by every layer on it.
@@ -59,7 +62,10 @@ impl GpuContext {
         let adapter_features = adapter.features();
         // Timestamp queries only time kernels (benchmarks, `profile`); f16 is used only when a layer asks
         // for f16 weights; subgroups speed up the router's reductions. All are requested where offered.
-        let mut wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY;
+        if !opts.no_shader_f16 {
+            wanted |= wgpu::Features::SHADER_F16;
+        }
         if !opts.no_subgroups {
             wanted |= wgpu::Features::SUBGROUP;
         }

@@ -1,12 +1,15 @@
 //! A bounded pool of storage buffers, so forward plans reuse memory instead of allocating.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Free buffers by (size class, usage); holds at most `max_free_bytes` idle.
 pub struct BufferPool {
     free: Mutex<Free>,
     max_free_bytes: u64,
+    /// Buffers created because none of the class was free: flat once a workload is warm.
+    created: AtomicU64,
 }
 
 #[derive(Default)]
@@ -25,7 +28,7 @@ pub fn size_class(size: u64) -> u64 {
 
 impl BufferPool {
     pub fn new(max_free_bytes: u64) -> Self {
-        BufferPool { free: Mutex::new(Free::default()), max_free_bytes }
+        BufferPool { free: Mutex::new(Free::default()), max_free_bytes, created: AtomicU64::new(0) }
     }
 
     /// A buffer of at least `size` bytes with `usage`, reused when one is free.
@@ -41,6 +44,7 @@ impl BufferPool {
             buf
         };
         let buffer = reused.unwrap_or_else(|| {
+            self.created.fetch_add(1, Ordering::Relaxed);
             device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: class, usage, mapped_at_creation: false })
         });
         PooledBuffer { buffer: Some(buffer), pool: self.clone() }
@@ -55,6 +59,11 @@ impl BufferPool {
         }
         free.bytes += size;
         free.lists.entry((size, buffer.usage().bits())).or_default().push(buffer);
+    }
+
+    /// How many buffers the pool has created so far (a reuse does not count).
+    pub fn created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
     }
 
     /// Bytes held by idle buffers.

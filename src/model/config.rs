@@ -4,10 +4,37 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::layers::Gelu;
-use crate::routing::Router;
+use crate::routing::{Router, MAX_CAPACITY_MULTIPLE_OF, VMOE_CAPACITY_MULTIPLE_OF};
 
 /// Sizes above this are refused as absurd before anything is allocated.
 const MAX_DIM: usize = 1 << 16;
+
+/// Every key a config.json may hold; any other is an error. `training` (the trainer's record of
+/// the recipe and results) is not read.
+const KNOWN_KEYS: [&str; 22] = [
+    "image_size",
+    "channels",
+    "patch_size",
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "mlp_dim",
+    "num_classes",
+    "moe_layers",
+    "num_experts",
+    "slots_per_expert",
+    "expert_mlp_dim",
+    "gelu",
+    "normalize",
+    "layer_norm_eps",
+    "class_names",
+    "moe_type",
+    "router_k",
+    "capacity_factor",
+    "capacity_multiple_of",
+    "group_size",
+    "training",
+];
 
 /// A ViT's hyper-parameters (see docs/weights.md for the file format).
 #[derive(Clone, Debug, PartialEq)]
@@ -30,7 +57,8 @@ pub struct VitConfig {
     pub layer_norm_eps: f32,
     pub class_names: Vec<String>,
     /// The MoE blocks' router: None for Soft MoE (`moe_type` = `soft`, the default), or a sparse
-    /// router (`tokens_choice` with `router_k`, or `experts_choice`; both with `capacity_factor`).
+    /// router (`tokens_choice` with `router_k`, or `experts_choice`; both with `capacity_factor`
+    /// and `capacity_multiple_of`, vmoe's default 4 when the key is absent).
     pub router: Option<Router>,
     /// Images per routing group of a sparse router (`group_size`); 0 for Soft MoE.
     pub group_size: usize,
@@ -42,6 +70,9 @@ impl VitConfig {
         let bad = |m: String| Error::Config(format!("{context}: {m}"));
         let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let obj = v.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
+        if let Some(k) = obj.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+            return Err(bad(format!("unknown key `{k}` (known keys: {})", KNOWN_KEYS.join(", "))));
+        }
         let size = |key: &str| -> Result<usize> {
             let n = obj
                 .get(key)
@@ -68,10 +99,21 @@ impl VitConfig {
             None => 1.0,
             Some(v) => v.as_f64().ok_or_else(|| bad("`capacity_factor` is not a number".into()))?,
         };
+        let capacity_multiple_of = match obj.get("capacity_multiple_of") {
+            None => VMOE_CAPACITY_MULTIPLE_OF,
+            Some(v) => match v.as_u64() {
+                Some(m) if m as usize <= MAX_CAPACITY_MULTIPLE_OF => m as usize,
+                _ => {
+                    return Err(bad(format!(
+                        "`capacity_multiple_of` is {v}, expected an integer in 0..={MAX_CAPACITY_MULTIPLE_OF} (0 and 1: capacities not rounded)"
+                    )))
+                }
+            },
+        };
         let router = match obj.get("moe_type").map(|v| v.as_str().ok_or_else(|| bad("`moe_type` is not a string".into()))).transpose()? {
             None | Some("soft") => None,
-            Some("tokens_choice") => Some(Router::TokensChoice { k: size("router_k")?, capacity_factor }),
-            Some("experts_choice") => Some(Router::ExpertsChoice { capacity_factor }),
+            Some("tokens_choice") => Some(Router::TokensChoice { k: size("router_k")?, capacity_factor, capacity_multiple_of }),
+            Some("experts_choice") => Some(Router::ExpertsChoice { capacity_factor, capacity_multiple_of }),
             Some(t) => return Err(bad(format!("`moe_type` is `{t}`, expected `soft`, `tokens_choice` or `experts_choice`"))),
         };
         let sparse = has_moe && router.is_some();
@@ -162,6 +204,7 @@ impl VitConfig {
         if let Some(r) = self.router {
             v["moe_type"] = r.name().into();
             v["capacity_factor"] = r.capacity_factor().into();
+            v["capacity_multiple_of"] = r.capacity_multiple_of().into();
             v["group_size"] = self.group_size.into();
             if r.k() > 0 {
                 v["router_k"] = r.k().into();
@@ -205,5 +248,57 @@ impl VitConfig {
     /// The name of class `k` (or its number when the config has no names).
     pub fn class_name(&self, k: usize) -> String {
         self.class_names.get(k).cloned().unwrap_or_else(|| k.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPARSE: &str = r#"{"image_size": 28, "channels": 1, "patch_size": 4, "hidden_size": 16, "num_layers": 2,
+        "num_heads": 2, "mlp_dim": 32, "num_classes": 10, "moe_layers": [1], "num_experts": 8, "expert_mlp_dim": 24,
+        "moe_type": "tokens_choice", "router_k": 1, "capacity_factor": 1.0, "group_size": 8"#;
+
+    fn parse(extra: &str) -> Result<VitConfig> {
+        VitConfig::from_json(&format!("{SPARSE}{extra}}}"), "config.json")
+    }
+
+    #[test]
+    fn capacity_multiple_of_defaults_to_vmoes_and_round_trips() {
+        let c = parse("").unwrap();
+        assert_eq!(c.router, Some(Router::tokens_choice(1, 1.0)));
+        assert_eq!(c.router.unwrap().capacity(392, 8), 52);
+        for m in [0, 1, 8] {
+            let c = parse(&format!(r#", "capacity_multiple_of": {m}"#)).unwrap();
+            assert_eq!(c.router.unwrap().capacity_multiple_of(), m);
+            let text = c.to_json();
+            assert!(text.contains(&format!(r#""capacity_multiple_of": {m}"#)), "{text}");
+            assert_eq!(VitConfig::from_json(&text, "again").unwrap(), c);
+        }
+        let ec = parse(r#", "moe_type": "experts_choice", "capacity_multiple_of": 1"#);
+        assert_eq!(ec.unwrap().router, Some(Router::ExpertsChoice { capacity_factor: 1.0, capacity_multiple_of: 1 }));
+    }
+
+    #[test]
+    fn bad_capacity_multiples_and_unknown_keys_are_refused_by_name() {
+        for bad in ["-1", "2.5", "\"4\"", "null", "65537"] {
+            let e = parse(&format!(r#", "capacity_multiple_of": {bad}"#)).unwrap_err().to_string();
+            assert!(e.contains("config.json") && e.contains("`capacity_multiple_of`"), "{bad}: {e}");
+        }
+        let e = parse(r#", "capacity_multiple": 4"#).unwrap_err().to_string();
+        assert!(e.contains("unknown key `capacity_multiple`"), "{e}");
+        assert!(parse(r#", "training": {"seed": 42}"#).is_ok());
+    }
+
+    #[test]
+    fn the_shipped_sparse_models_record_the_unrounded_capacity_rule() {
+        for name in ["tokens-choice-vit", "experts-choice-vit"] {
+            let path = format!("{}/weights/{name}/config.json", env!("CARGO_MANIFEST_DIR"));
+            let c = VitConfig::from_json(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+            let r = c.router.expect("a sparse model");
+            assert_eq!(r.capacity_multiple_of(), 1, "{name}");
+            // 8 images of 49 tokens on 8 experts: 49 slots per expert, as the models were trained.
+            assert_eq!(r.capacity(c.group_size * c.tokens(), c.num_experts), 49, "{name}");
+        }
     }
 }

@@ -54,7 +54,8 @@ impl SparseMoeWeights {
         Ok(())
     }
 
-    /// Expert capacity for a group of `tokens` tokens.
+    /// Expert capacity for a group of `tokens` tokens: vmoe's `compute_capacity`, rounded up to
+    /// the router's `capacity_multiple_of` (see [`Router::capacity`]).
     pub fn capacity(&self, tokens: usize) -> usize {
         self.router.capacity(tokens, self.n)
     }

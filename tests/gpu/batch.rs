@@ -2,7 +2,7 @@
 
 use softmoe::{Gelu, SoftMoe, Tensor};
 
-use crate::common::{ctx, gpu_forward, random_input, random_layer, Rng};
+use crate::common::{assert_bits, assert_close, ctx, f32_tol, gpu_forward, max_abs, random_input, random_layer, Rng};
 
 fn example(x: &Tensor, i: usize) -> Vec<f32> {
     let len = x.shape[1] * x.shape[2];
@@ -28,10 +28,10 @@ fn an_example_is_bit_identical_alone_in_a_batch_of_17_and_at_another_position() 
     let c = gpu_forward(&layer, &other);
     let s = w.slots();
     let slice = |v: &[f64], i: usize, width: usize| v[i * m * width..(i + 1) * m * width].to_vec();
-    assert_eq!(a.y, slice(&b.y, target, d), "y differs between alone and position {target} of 17");
-    assert_eq!(a.y, slice(&c.y, 11, d), "y differs at position 11 of another batch");
-    assert_eq!(a.dispatch, slice(&b.dispatch, target, s), "D differs inside the batch");
-    assert_eq!(a.combine, slice(&c.combine, 11, s), "C differs at another position");
+    assert_bits(&format!("y alone against position {target} of 17"), &a.y, &slice(&b.y, target, d));
+    assert_bits("y alone against position 11 of another batch", &a.y, &slice(&c.y, 11, d));
+    assert_bits("D alone against inside the batch", &a.dispatch, &slice(&b.dispatch, target, s));
+    assert_bits("C alone against another position", &a.combine, &slice(&c.combine, 11, s));
 }
 
 #[test]
@@ -44,10 +44,10 @@ fn ten_thousand_examples_run_within_the_workgroup_limits() {
     let x = random_input(&mut rng, b, m, d);
     let out = pollster::block_on(layer.forward(&x)).unwrap();
     let reference = softmoe::reference::soft_moe_forward(&w, &x).unwrap();
-    let err = out.y.data.iter().zip(&reference.y).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-    assert!(err < 1e-5, "max |error| {err:e}");
+    let tol = f32_tol(5, max_abs("reference y", &reference.y));
+    assert_close("y of 10,000 examples", &out.y.data, &reference.y, tol);
     // The last example alone gives the same bits as inside the big batch.
     let last = Tensor::new(vec![1, m, d], example(&x, b - 1)).unwrap();
     let alone = pollster::block_on(layer.forward(&last)).unwrap();
-    assert_eq!(alone.y.data, out.y.data[(b - 1) * m * d..]);
+    assert_bits("the last example alone against in the batch", &alone.y.data, &out.y.data[(b - 1) * m * d..]);
 }

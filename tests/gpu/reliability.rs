@@ -4,7 +4,7 @@ use softmoe::model::Vit;
 use softmoe::random::random_vit;
 use softmoe::{Error, Gelu, GpuContext, GpuOptions, SoftMoe, Tensor};
 
-use crate::common::{assert_close, ctx, gpu_forward, random_input, random_layer, vit_config, Rng};
+use crate::common::{assert_bits, assert_close, ctx, f32_tol, gpu_forward, max_abs, random_input, random_layer, vit_config, Rng};
 
 fn example(x: &Tensor, i: usize) -> Vec<f32> {
     let len = x.shape[1] * x.shape[2];
@@ -23,11 +23,12 @@ fn tiny_binding_limits_split_experts_and_chunk_batches() {
     let layer = pollster::block_on(SoftMoe::new(small, &w)).unwrap();
     let got = gpu_forward(&layer, &x);
     let want = softmoe::reference::soft_moe_forward(&w, &x).unwrap();
-    assert_close("y under 64 KiB bindings", &got.y, &want.y, 2e-5);
-    assert_close("combine under 64 KiB bindings", &got.combine, &want.combine, 2e-5);
+    // Splitting changes where the experts' weights live, not the arithmetic: the plain f32 bound.
+    assert_close("y under 64 KiB bindings", &got.y, &want.y, f32_tol(80, max_abs("y", &want.y)));
+    assert_close("combine under 64 KiB bindings", &got.combine, &want.combine, f32_tol(80, 1.0));
     // Chunking changes no bit: the last example alone equals its row in the chunked batch.
     let alone = gpu_forward(&layer, &Tensor::new(vec![1, 49, 16], example(&x, 49)).unwrap());
-    assert_eq!(alone.y, got.y[49 * 49 * 16..], "chunked batch differs from the example alone");
+    assert_bits("the example alone against in the chunked batch", &alone.y, &got.y[49 * 49 * 16..]);
 }
 
 #[test]
@@ -67,16 +68,22 @@ fn the_layer_is_deterministic_across_runs_batch_sizes_and_positions() {
     let pool = random_input(&mut rng, 128, m, d);
     let target = example(&pool, 77);
     let reference = gpu_forward(&layer, &Tensor::new(vec![1, m, d], target.clone()).unwrap());
+    let s = w.slots();
+    let mut visited = std::collections::BTreeSet::new();
     for b in [1usize, 2, 3, 7, 16, 33, 64, 100, 128] {
-        let pos = (b * 5 + 3) % b;
-        let mut x = Tensor::new(vec![b, m, d], pool.data[..b * m * d].to_vec()).unwrap();
-        x.data[pos * m * d..(pos + 1) * m * d].copy_from_slice(&target);
-        for run in 0..2 {
-            let out = gpu_forward(&layer, &x);
-            assert_eq!(out.y[pos * m * d..(pos + 1) * m * d], reference.y[..], "batch {b}, position {pos}, run {run}");
-            assert_eq!(out.dispatch[pos * m * 12..(pos + 1) * m * 12], reference.dispatch[..], "D: batch {b}, position {pos}");
+        // The first, the last and a random position of each batch size.
+        for pos in [0, b - 1, rng.range(0, b - 1)] {
+            visited.insert(pos);
+            let mut x = Tensor::new(vec![b, m, d], pool.data[..b * m * d].to_vec()).unwrap();
+            x.data[pos * m * d..(pos + 1) * m * d].copy_from_slice(&target);
+            for run in 0..2 {
+                let out = gpu_forward(&layer, &x);
+                assert_bits(&format!("y: batch {b}, position {pos}, run {run}"), &out.y[pos * m * d..(pos + 1) * m * d], &reference.y);
+                assert_bits(&format!("D: batch {b}, position {pos}"), &out.dispatch[pos * m * s..(pos + 1) * m * s], &reference.dispatch);
+            }
         }
     }
+    assert!(visited.len() >= 14, "only positions {visited:?} were visited");
 }
 
 #[test]
@@ -90,10 +97,11 @@ fn the_model_is_deterministic_across_batch_sizes_and_positions() {
     let target: Vec<f32> = rng.vec(per, 0.5).into_iter().map(|v| v + 0.5).collect();
     let alone = pollster::block_on(vit.classify(&Tensor::new(vec![1, 28, 28], target.clone()).unwrap())).unwrap();
     for b in [2usize, 5, 64, 128] {
-        let pos = b - 1;
-        let mut data = pool[..b * per].to_vec();
-        data[pos * per..(pos + 1) * per].copy_from_slice(&target);
-        let out = pollster::block_on(vit.classify(&Tensor::new(vec![b, 28, 28], data).unwrap())).unwrap();
-        assert_eq!(out.logits.data[pos * 10..(pos + 1) * 10], alone.logits.data[..], "batch {b}, position {pos}");
+        for pos in [0, b / 2, b - 1] {
+            let mut data = pool[..b * per].to_vec();
+            data[pos * per..(pos + 1) * per].copy_from_slice(&target);
+            let out = pollster::block_on(vit.classify(&Tensor::new(vec![b, 28, 28], data).unwrap())).unwrap();
+            assert_eq!(out.logits.data[pos * 10..(pos + 1) * 10], alone.logits.data[..], "batch {b}, position {pos}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //!     trainer train --model soft-moe|dense|tokens-choice|experts-choice [--data DIR] [--epochs N] [--out DIR] ...
 //!     trainer eval --model weights/<name> [--data DIR]
+//!     trainer predict --model weights/<name> [--data DIR]
 //!     trainer samples [--data DIR] [--out weights]
 
 mod data;
@@ -24,9 +25,10 @@ const USAGE: &str = "usage:
                 [--lr F] [--weight-decay F] [--warmup-epochs F] [--seed N] [--hidden N]
                 [--layers N] [--heads N] [--mlp N] [--experts N] [--slots N]
                 [--augment none|flip|shift|flip+shift] [--max-steps N] [--threads N]
-                [--router-k N] [--capacity-factor F] [--group-size IMAGES] [--aux-weight F]
+                [--router-k N] [--capacity-factor F] [--capacity-multiple-of N] [--group-size IMAGES] [--aux-weight F]
                 [--label-smoothing F] [--drop-path F]
   trainer eval --model DIR [--data DIR]
+  trainer predict --model DIR [--data DIR]   (writes DIR/test_predictions.safetensors)
   trainer samples [--data DIR] [--out DIR]   (writes DIR/samples.safetensors and, for each
                                              model dir under DIR, its sample_logits)";
 
@@ -93,6 +95,7 @@ fn main() {
     let result = match argv.first().map(|s| s.as_str()) {
         Some("train") => Args::parse(&argv[1..]).and_then(|a| train(&a)),
         Some("eval") => Args::parse(&argv[1..]).and_then(|a| eval_cmd(&a)),
+        Some("predict") => Args::parse(&argv[1..]).and_then(|a| predict_cmd(&a)),
         Some("samples") => Args::parse(&argv[1..]).and_then(|a| samples_cmd(&a)),
         _ => Err(USAGE.into()),
     };
@@ -102,7 +105,8 @@ fn main() {
     }
 }
 
-/// Training recipe (defaults reproduce the shipped weights).
+/// Training recipe (defaults reproduce the shipped weights; the sparse ones also need
+/// `--capacity-multiple-of 1`, the capacity rule they were trained with).
 struct Recipe {
     epochs: usize,
     batch_size: usize,
@@ -124,12 +128,17 @@ struct Recipe {
 fn train(a: &Args) -> Res<()> {
     let kind = a.str("model").ok_or("train needs --model soft-moe|dense|tokens-choice|experts-choice")?;
     let capacity_factor = a.get("capacity-factor", 1.0)?;
+    // vmoe's rule: capacities rounded up to a multiple of 4 by default; the shipped sparse models
+    // were trained with 1 (no rounding), which config.json records.
+    let capacity_multiple_of = a.get("capacity-multiple-of", softmoe::routing::VMOE_CAPACITY_MULTIPLE_OF)?;
     let group_size = a.get("group-size", 8)?;
     let moe = match kind {
         "soft-moe" => Moe::Soft,
         "dense" => Moe::Dense,
-        "tokens-choice" => Moe::Sparse { router: Router::TokensChoice { k: a.get("router-k", 1)?, capacity_factor }, group_size },
-        "experts-choice" => Moe::Sparse { router: Router::ExpertsChoice { capacity_factor }, group_size },
+        "tokens-choice" => {
+            Moe::Sparse { router: Router::TokensChoice { k: a.get("router-k", 1)?, capacity_factor, capacity_multiple_of }, group_size }
+        }
+        "experts-choice" => Moe::Sparse { router: Router::ExpertsChoice { capacity_factor, capacity_multiple_of }, group_size },
         k => return Err(format!("unknown model {k}").into()),
     };
     let cfg = Config::new(
@@ -215,6 +224,7 @@ fn train(a: &Args) -> Res<()> {
     });
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&conf)? + "\n")?;
     write_sample_logits(&w, &cfg, &ds, &out, &dev)?;
+    write_test_predictions(&w, &cfg, &ds, &out, &dev)?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }
@@ -476,6 +486,48 @@ fn eval_cmd(a: &Args) -> Res<()> {
     let t = Instant::now();
     let acc = evaluate(&w, &cfg, &ds, &dev)?;
     eprintln!("evaluated 10000 test images in {:.1} s", t.elapsed().as_secs_f64());
+    println!("accuracy: {acc:.4}");
+    Ok(())
+}
+
+/// Writes `test_predictions.safetensors` into `dir`: for each of the 10,000 test images, in the split's
+/// order (class by class), candle's predicted class (`predictions`, f32 [10000]) and the gap between
+/// its largest and second-largest logit (`margins`, f32 [10000]), from the same chunked forward as
+/// `evaluate` (so sparse models route the same groups). Returns the test accuracy they imply.
+fn write_test_predictions(w: &Weights, cfg: &Config, ds: &data::Dataset, dir: &Path, dev: &Device) -> Res<f64> {
+    let (px, labels) = data::Dataset::flat(&ds.test);
+    let logits = logits_of(w, cfg, &px, dev)?;
+    let predictions: Vec<f32> = logits.iter().map(|l| argmax(l) as f32).collect();
+    let margins: Vec<f32> = logits
+        .iter()
+        .map(|l| {
+            let best = argmax(l);
+            let second = l.iter().enumerate().filter(|&(i, _)| i != best).map(|(_, &v)| v).fold(f32::NEG_INFINITY, f32::max);
+            l[best] - second
+        })
+        .collect();
+    let correct = predictions.iter().zip(&labels).filter(|(p, &t)| **p == t as f32).count();
+    let n = labels.len();
+    let m = HashMap::from([
+        ("predictions".to_string(), Tensor::from_vec(predictions, n, dev)?),
+        ("margins".to_string(), Tensor::from_vec(margins, n, dev)?),
+    ]);
+    candle_core::safetensors::save(&m, dir.join("test_predictions.safetensors"))?;
+    Ok(correct as f64 / n as f64)
+}
+
+fn predict_cmd(a: &Args) -> Res<()> {
+    let dir = PathBuf::from(a.str("model").ok_or("predict needs --model DIR")?);
+    let dev = Device::Cpu;
+    let (cfg, w) = load_model(&dir, &dev)?;
+    let ds = data::load(a.str("data").map(Path::new))?;
+    let acc = write_test_predictions(&w, &cfg, &ds, &dir, &dev)?;
+    eprintln!("wrote {}", dir.join("test_predictions.safetensors").display());
+    let conf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+    if let Some(recorded) = conf["training"]["test_accuracy"].as_f64() {
+        let same = (acc * 1e4).round() / 1e4 == recorded;
+        eprintln!("config.json records test accuracy {recorded:.4}: {}", if same { "the same" } else { "DIFFERENT" });
+    }
     println!("accuracy: {acc:.4}");
     Ok(())
 }

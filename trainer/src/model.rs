@@ -114,6 +114,7 @@ impl Config {
         if let Some(r) = self.router {
             v["moe_type"] = r.name().into();
             v["capacity_factor"] = r.capacity_factor().into();
+            v["capacity_multiple_of"] = r.capacity_multiple_of().into();
             v["group_size"] = self.group_size.into();
             v.as_object_mut().expect("object").remove("slots_per_expert");
             if r.k() > 0 {
@@ -141,10 +142,16 @@ impl Config {
             return Err("only normalize = true is supported by the trainer".into());
         }
         let cf = v.get("capacity_factor").and_then(|x| x.as_f64()).unwrap_or(1.0);
+        // Capacities rounded up to this multiple; vmoe's default 4 when the key is absent, as the
+        // library's loader reads it.
+        let mult = match v.get("capacity_multiple_of") {
+            None => softmoe::routing::VMOE_CAPACITY_MULTIPLE_OF,
+            Some(x) => x.as_u64().map(|x| x as usize).ok_or("config.json: capacity_multiple_of is not a non-negative integer")?,
+        };
         let router = match v.get("moe_type").and_then(|x| x.as_str()).unwrap_or("soft") {
             "soft" => None,
-            "tokens_choice" => Some(Router::TokensChoice { k: u("router_k")?, capacity_factor: cf }),
-            "experts_choice" => Some(Router::ExpertsChoice { capacity_factor: cf }),
+            "tokens_choice" => Some(Router::TokensChoice { k: u("router_k")?, capacity_factor: cf, capacity_multiple_of: mult }),
+            "experts_choice" => Some(Router::ExpertsChoice { capacity_factor: cf, capacity_multiple_of: mult }),
             t => return Err(format!("config.json: unknown moe_type {t}")),
         };
         Ok(Config {

@@ -108,11 +108,40 @@ fn model_shapes_names_and_gradients() {
     let x = Tensor::rand(0f32, 1f32, (3, 28, 28), &Device::Cpu).unwrap();
     let logits = model::forward(&x, &w, &cfg).unwrap();
     assert_eq!(logits.dims(), &[3, 10]);
-    // Head kernel starts at zero, so give the loss something to flow through.
+    // Gradients against central differences of the loss, from the head down into the Soft MoE
+    // router, the experts and the patch embedding. The head kernel starts at zero, which would stop
+    // every gradient below it, so it gets random values first.
     let y = Tensor::new(&[1u32, 2, 3], &Device::Cpu).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
-    let grads = loss.backward().unwrap();
-    assert!(grads.get(&vars["head/kernel"]).is_some());
+    let head = &vars["head/kernel"];
+    head.set(&Tensor::randn(0f32, 0.5, head.dims(), &Device::Cpu).unwrap()).unwrap();
+    let loss_of = || candle_nn::loss::cross_entropy(&model::forward(&x, &w, &cfg).unwrap(), &y).unwrap();
+    let grads = loss_of().backward().unwrap();
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (name, i) in [
+        ("head/kernel", 5),
+        ("Encoder/encoderblock_3/Moe/Router/scale", 0),
+        ("Encoder/encoderblock_3/Moe/Router/mu", 7),
+        ("Encoder/encoderblock_2/Moe/Mlp/Dense_0/kernel", 11),
+        ("Encoder/encoderblock_2/Moe/Mlp/Dense_1/bias", 2),
+        ("embedding/kernel", 3),
+    ] {
+        let v = &vars[name];
+        let g = flat(grads.get(v.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}")))[i];
+        let orig = flat(v.as_tensor());
+        let loss_at = |delta: f32| {
+            let mut p = orig.clone();
+            p[i] += delta;
+            v.set(&Tensor::from_vec(p, v.dims(), &Device::Cpu).unwrap()).unwrap();
+            loss_of().to_scalar::<f32>().unwrap()
+        };
+        let h = 1e-2f32;
+        let fd = (loss_at(h) - loss_at(-h)) / (2.0 * h);
+        v.set(&Tensor::from_vec(orig, v.dims(), &Device::Cpu).unwrap()).unwrap();
+        // The f32 loss (~2.3) carries ~1e-6 of round-off, 5e-5 once divided by 2h; the O(h²)
+        // truncation is of the same order: 3e-4 absolute plus 1 % leaves ~5x headroom.
+        assert!(g != 0.0, "{name}[{i}]: zero gradient");
+        assert!((g - fd).abs() <= 3e-4 + 1e-2 * fd.abs(), "{name}[{i}]: backward {g} against central difference {fd}");
+    }
     // Safetensors round trip of the rank-0 scale.
     let dir = std::env::temp_dir().join(format!("trainer-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -194,9 +223,9 @@ fn sparse_layers_match_a_per_token_reference_and_train_the_router() {
     let x = r(b * m * d, 1);
     let (wr, w0, b0, w1, b1) = (r(d * n, 2), r(n * d * h, 3), r(n * h, 4), r(n * h * d, 5), r(n * d, 6));
     for router in [
-        Router::TokensChoice { k: 1, capacity_factor: 1.0 },
-        Router::TokensChoice { k: 2, capacity_factor: 0.5 },
-        Router::ExpertsChoice { capacity_factor: 1.0 },
+        Router::tokens_choice(1, 1.0),
+        Router::TokensChoice { k: 2, capacity_factor: 0.5, capacity_multiple_of: 1 },
+        Router::experts_choice(1.0),
     ] {
         let wr_var = candle_core::Var::from_tensor(&t(wr.clone(), &[d, n])).unwrap();
         let (y, aux) = model::sparse_moe(
@@ -224,7 +253,7 @@ fn sparse_layers_match_a_per_token_reference_and_train_the_router() {
 
 #[test]
 fn sparse_configs_round_trip_and_count_parameters() {
-    let router = Router::TokensChoice { k: 2, capacity_factor: 1.25 };
+    let router = Router::tokens_choice(2, 1.25);
     let cfg = Config::new(16, 4, 2, 32, 4, 2, Moe::Sparse { router, group_size: 4 });
     assert_eq!(Config::from_json(&cfg.to_json()).unwrap(), cfg);
     assert_eq!(cfg.to_json()["moe_type"], "tokens_choice");
@@ -235,8 +264,13 @@ fn sparse_configs_round_trip_and_count_parameters() {
     w.check(&cfg).unwrap();
     let logits = model::forward(&Tensor::rand(0f32, 1f32, (6, 28, 28), &Device::Cpu).unwrap(), &w, &cfg).unwrap();
     assert_eq!(logits.dims(), &[6, 10]);
-    // Capacity ⌈2·(4·49)·1.25/4⌉ = 123 slots per expert per group of 4 images.
-    assert_eq!(cfg.capacity(), 123);
+    // Capacity ⌈2·(4·49)·1.25/4⌉ = 123, rounded up to vmoe's multiple of 4: 124 slots per expert
+    // per group of 4 images; config.json records the multiple, and 1 keeps 123.
+    assert_eq!(cfg.capacity(), 124);
+    assert_eq!(cfg.to_json()["capacity_multiple_of"], 4);
+    let unrounded = Config::new(16, 4, 2, 32, 4, 2, Moe::Sparse { router: router.with_capacity_multiple_of(1), group_size: 4 });
+    assert_eq!(unrounded.capacity(), 123);
+    assert_eq!(Config::from_json(&unrounded.to_json()).unwrap(), unrounded);
 }
 
 #[test]

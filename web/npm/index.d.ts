@@ -36,9 +36,17 @@ export interface Classification {
 }
 
 export type Backend = 'auto' | 'webgpu' | 'cpu';
+/**
+ * S·S grayscale values in [0, 1] (Float32Array or array), or an ImageData or canvas of any size:
+ * composited over black, Rec. 709 luma, resized to S×S (as `softmoe classify --images FILE.png`).
+ */
 export type ImageInput = Float32Array | number[] | ImageData | HTMLCanvasElement | OffscreenCanvas;
 
 export function initialize(wasmUrl?: string | URL): Promise<unknown>;
+/**
+ * Fetches `${url}/config.json` and `${url}/model.safetensors`. Rejects with a message naming the
+ * URL and HTTP status of a failed fetch; `backend: 'webgpu'` rejects where there is no WebGPU adapter.
+ */
 export function loadModel(url: string, options?: { backend?: Backend }): Promise<Classifier>;
 export function loadModelFromBytes(configJson: string, weights: Uint8Array, options?: { backend?: Backend }): Promise<Classifier>;
 
@@ -50,13 +58,14 @@ export class Classifier {
   readonly fallbackReason: string | null;
   pixels(image: ImageInput): Float32Array;
   classify(image: ImageInput, options?: { maps?: boolean }): Promise<Classification>;
+  /** `pixels` must be a Float32Array of b·S·S values (anything else rejects, naming what it got). */
   classifyBatch(pixels: Float32Array, options?: { maps?: boolean }): Promise<Classification[]>;
 }
 
 export interface SoftMoeLayer {
   readonly backend: 'webgpu' | 'cpu';
-  /** x is [batch, tokens, d]; dispatch and combine come back as [batch, tokens, n, p]. */
+  /** x is a Float32Array [batch, tokens, d]; dispatch and combine come back as [batch, tokens, n, p]. */
   forward(x: Float32Array, batch: number, tokens: number): Promise<{ y: Float32Array; dispatch: Float32Array; combine: Float32Array }>;
 }
 
-export function loadLayer(source: string | Uint8Array, options?: { backend?: Backend }): Promise<SoftMoeLayer>;
+export function loadLayer(source: string | URL | Uint8Array, options?: { backend?: Backend }): Promise<SoftMoeLayer>;

@@ -11,22 +11,45 @@ export function initialize(wasmUrl) {
 }
 
 async function fetchOk(url, as) {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`softmoe: fetching ${url} failed: HTTP ${res.status}`);
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new Error(`softmoe: fetching ${url} failed: ${e.message ?? e}`);
+  }
+  if (!res.ok) throw new Error(`softmoe: fetching ${url} failed: HTTP ${res.status} ${res.statusText}`.trimEnd());
   return as === 'text' ? res.text() : new Uint8Array(await res.arrayBuffer());
+}
+
+/** What a value is, for messages: "a string", "Int32Array", "null". */
+function describe(v) {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v !== 'object' && typeof v !== 'function') return `a ${typeof v}`;
+  return v.constructor?.name || 'an object';
+}
+
+/** The backend option, checked: 'auto', 'webgpu' or 'cpu' (the wasm names a wrong string too). */
+function backendOption(backend) {
+  if (typeof backend !== 'string') throw new Error(`softmoe: backend must be one of auto, webgpu, cpu, got ${describe(backend)}`);
+  return backend;
 }
 
 /** Loads a model folder (config.json + model.safetensors) from a URL. */
 export async function loadModel(url, options = {}) {
   const base = url.replace(/\/$/, '');
-  const [config, weights] = await Promise.all([fetchOk(`${base}/config.json`, 'text'), fetchOk(`${base}/model.safetensors`)]);
-  return loadModelFromBytes(config, weights, options);
+  // Both fetches run at once; when both fail, the message names config.json's.
+  const fetched = await Promise.allSettled([fetchOk(`${base}/config.json`, 'text'), fetchOk(`${base}/model.safetensors`)]);
+  const failed = fetched.find((f) => f.status === 'rejected');
+  if (failed) throw failed.reason;
+  return loadModelFromBytes(fetched[0].value, fetched[1].value, options);
 }
 
 /** Loads a model from its config.json text and model.safetensors bytes. */
 export async function loadModelFromBytes(configJson, weights, { backend = 'auto' } = {}) {
+  if (typeof configJson !== 'string') throw new Error(`softmoe: loadModelFromBytes takes config.json as a string, got ${describe(configJson)}`);
+  if (!(weights instanceof Uint8Array)) throw new Error(`softmoe: loadModelFromBytes takes model.safetensors as a Uint8Array, got ${describe(weights)}`);
   await initialize();
-  const model = await Model.load(configJson, weights, backend);
+  const model = await Model.load(configJson, weights, backendOption(backend));
   if (model.fallbackReason) console.info(`softmoe: running on the CPU (${model.fallbackReason})`);
   return new Classifier(model);
 }
@@ -45,16 +68,22 @@ export class Classifier {
   /** Why the CPU path runs, or null. */
   get fallbackReason() { return this.model.fallbackReason ?? null; }
 
-  /** Converts an image (Float32Array or array of S·S values in [0, 1], ImageData, or a canvas) to pixels. */
+  /**
+   * Converts an image to S·S pixels: a Float32Array or array of S·S values in [0, 1] as it is, an
+   * ImageData or a canvas (any size, RGBA) to grayscale resized to S×S.
+   */
   pixels(image) {
     if (image instanceof Float32Array) return image;
     if (Array.isArray(image)) return Float32Array.from(image);
     if (typeof ImageData !== 'undefined' && image instanceof ImageData) return this.model.pixelsFromImageData(image);
     if (image && typeof image.getContext === 'function') {
+      if (!(image.width > 0 && image.height > 0)) throw new Error(`softmoe: the canvas is empty (${image.width}×${image.height})`);
       const ctx = image.getContext('2d');
+      if (!ctx) throw new Error('softmoe: the canvas has no 2d context (it is in use by WebGL or WebGPU)');
       return this.model.pixelsFromImageData(ctx.getImageData(0, 0, image.width, image.height));
     }
-    throw new Error('softmoe: classify takes a Float32Array, an array, ImageData or a canvas');
+    const s = this.config.image_size;
+    throw new Error(`softmoe: classify takes a Float32Array or array of ${s}·${s} values in [0, 1], an ImageData or a canvas, got ${describe(image)}`);
   }
 
   /** Classifies one image: {label, className, probs, logits, layers, ms, backend}. */
@@ -65,6 +94,7 @@ export class Classifier {
 
   /** Classifies b images given as b·S·S pixels; one result per image, ms for the whole batch. */
   async classifyBatch(pixels, { maps = false } = {}) {
+    if (!(pixels instanceof Float32Array)) throw new Error(`softmoe: classifyBatch takes a Float32Array of b·${this.config.image_size}·${this.config.image_size} values, got ${describe(pixels)}`);
     const t0 = performance.now();
     const results = await this.model.classify(pixels, maps);
     const ms = performance.now() - t0;
@@ -76,6 +106,7 @@ export class Classifier {
 /** Loads a bare Soft MoE layer (safetensors with SPEC names) from a URL or bytes. */
 export async function loadLayer(source, { backend = 'auto' } = {}) {
   await initialize();
-  const bytes = typeof source === 'string' ? await fetchOk(source) : source;
-  return SoftMoeLayer.load(bytes, backend);
+  const bytes = typeof source === 'string' || source instanceof URL ? await fetchOk(source) : source;
+  if (!(bytes instanceof Uint8Array)) throw new Error(`softmoe: loadLayer takes a URL or a Uint8Array of safetensors bytes, got ${describe(source)}`);
+  return SoftMoeLayer.load(bytes, backendOption(backend));
 }

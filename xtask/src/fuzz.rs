@@ -6,6 +6,14 @@ use crate::setup::{root, succeeds};
 
 pub const TARGETS: [&str; 2] = ["weights_loader", "layer_vs_reference"];
 
+/// Installs cargo-fuzz when missing.
+pub fn install() -> Result<(), String> {
+    if !succeeds(Command::new(env!("CARGO")).args(["fuzz", "--version"])) {
+        crate::cargo(&["install", "--locked", "cargo-fuzz"])?;
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let seconds: u64 = match args.first() {
         Some(s) if s.parse::<u64>().is_ok() => s.parse().unwrap_or(60),
@@ -13,9 +21,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let named: Vec<&str> = args.iter().filter(|a| a.parse::<u64>().is_err()).map(String::as_str).collect();
     let targets: Vec<&str> = if named.is_empty() { TARGETS.to_vec() } else { named };
-    if !succeeds(Command::new(env!("CARGO")).args(["fuzz", "--version"])) {
-        crate::cargo(&["install", "--locked", "cargo-fuzz"])?;
-    }
+    install()?;
     let fuzz_dir = root().join("fuzz");
     for target in targets {
         std::fs::create_dir_all(fuzz_dir.join("corpus").join(target)).map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! Project commands: `cargo xtask test | demo | bench`. Each installs what it is missing where it can.
 
+mod data;
 mod fuzz;
 mod setup;
 mod web;
@@ -57,7 +58,7 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
 
 /// Runs the benchmark suite; results go to docs/benchmarks.md and docs/benchmarks.svg.
 fn bench(args: &[String]) -> Result<(), String> {
-    setup::vulkan_driver()?;
+    setup::gpu_adapter()?;
     // Its own target directory: burn's long build never holds the lock of the main build's.
     run(Command::new(env!("CARGO"))
         .args(["run", "--release", "-p", "softmoe-bench", "--features", "burn", "--"])
@@ -66,11 +67,16 @@ fn bench(args: &[String]) -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    // Everything any step needs, installed before the first check runs; a failed install stops here.
     setup::rust_components(&["rustfmt", "clippy"])?;
-    setup::vulkan_driver()?;
+    web::wasm_tools()?;
+    web::browser_tools()?;
+    // tests/eval.rs reads the Fashion-MNIST test split from target/fashion-mnist.
+    data::fashion_mnist()?;
+    fuzz::install()?;
+    setup::gpu_adapter()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"])?;
-    web::wasm_tools()?;
     cargo(&["clippy", "-p", "softmoe", "--lib", "--release", "--target", "wasm32-unknown-unknown", "--", "-D", "warnings"])?;
     cargo(&["test", "--workspace", "--release"])?;
     // Again under wgpu's strict WebGPU compliance and WebGPU's default limits: what a browser guarantees.

@@ -33,15 +33,24 @@ pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     crate::run(Command::new("apt-get").args(["install", "-y", "-qq"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
-/// Makes sure a Vulkan driver is installed; Mesa's lavapipe (a software GPU) when there is none.
-pub fn vulkan_driver() -> Result<(), String> {
-    let has_icd = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"].iter().any(|d| {
-        std::fs::read_dir(d).map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "json"))).unwrap_or(false)
-    });
-    if has_icd {
-        Ok(())
-    } else {
-        eprintln!("xtask: no Vulkan driver found; installing Mesa's lavapipe (mesa-vulkan-drivers)");
-        apt_install(&["mesa-vulkan-drivers"])
+/// Makes sure a GPU adapter answers: builds `softmoe` and runs `softmoe info`, which creates a
+/// device. When none answers (no driver, or a driver file without a working device behind it),
+/// installs Mesa's lavapipe (a software GPU) and asks again; still none is an error.
+pub fn gpu_adapter() -> Result<(), String> {
+    crate::cargo(&["build", "--release", "--bin", "softmoe"])?;
+    let info = || Command::new(root().join("target/release/softmoe")).arg("info").output();
+    if let Ok(out) = info() {
+        if out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            eprintln!("xtask: GPU adapter: {}", text.lines().next().unwrap_or_default());
+            return Ok(());
+        }
+    }
+    eprintln!("xtask: no GPU adapter answers; installing Mesa's lavapipe (mesa-vulkan-drivers)");
+    apt_install(&["mesa-vulkan-drivers"])?;
+    match info() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("still no GPU adapter after installing lavapipe: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        Err(e) => Err(format!("softmoe info: {e}")),
     }
 }

@@ -205,14 +205,25 @@ fn serve(stream: TcpStream, site: &Path) -> std::io::Result<()> {
     }
 }
 
-/// The page and the npm package in headless Chromium, with WebGPU and without (see web/test).
-pub fn browser_tests() -> Result<(), String> {
+/// Installs what the browser tests run on when missing: Chromium, Node.js with npm, and the test's
+/// own packages (playwright-core, from web/test/package-lock.json).
+pub fn browser_tools() -> Result<(), String> {
     if !Path::new("/usr/bin/chromium").exists() {
         crate::setup::apt_install(&["chromium"])?;
     }
     if !succeeds(Command::new("npm").arg("--version")) {
         crate::setup::apt_install(&["nodejs", "npm"])?;
     }
+    let tests = root().join("web/test");
+    if !tests.join("node_modules/playwright-core").exists() {
+        crate::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&tests))?;
+    }
+    Ok(())
+}
+
+/// The page and the npm package in headless Chromium, with WebGPU and without (see web/test).
+pub fn browser_tests() -> Result<(), String> {
+    browser_tools()?;
     let site = site()?;
     // `npm pack` must work on the package.
     let packed = root().join("target/npm");
@@ -222,22 +233,30 @@ pub fn browser_tests() -> Result<(), String> {
     crate::cargo(&["build", "--release", "--bin", "softmoe"])?;
     let native_dir = root().join("target/native");
     std::fs::create_dir_all(&native_dir).map_err(|e| e.to_string())?;
-    for model in ["soft-moe-vit", "dense-vit", "tokens-choice-vit", "experts-choice-vit"] {
+    // The page's CPU fallback runs the f64 reference, so its reference is `--cpu`; `--f16` (Soft MoE
+    // expert weights in f16) shows that the test's tolerances tell f16 weights from f32 ones.
+    let runs: [(&str, &str, &[&str]); 6] = [
+        ("soft-moe-vit", "soft-moe-vit", &[]),
+        ("dense-vit", "dense-vit", &[]),
+        ("tokens-choice-vit", "tokens-choice-vit", &[]),
+        ("experts-choice-vit", "experts-choice-vit", &[]),
+        ("soft-moe-vit", "soft-moe-vit.cpu", &["--cpu"]),
+        ("soft-moe-vit", "soft-moe-vit.f16", &["--f16"]),
+    ];
+    for (model, name, extra) in runs {
         let out = Command::new(root().join("target/release/softmoe"))
             .args(["classify", "--model", &format!("weights/{model}"), "--images", "weights/samples.safetensors", "--batch", "1", "--json"])
+            .args(extra)
             .current_dir(root())
             .output()
             .map_err(|e| format!("softmoe classify: {e}"))?;
         if !out.status.success() {
-            return Err(format!("softmoe classify --model weights/{model} failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!("softmoe classify --model weights/{model} {extra:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
-        std::fs::write(native_dir.join(format!("{model}.jsonl")), &out.stdout).map_err(|e| e.to_string())?;
+        std::fs::write(native_dir.join(format!("{name}.jsonl")), &out.stdout).map_err(|e| e.to_string())?;
     }
     let native = native_dir.join("soft-moe-vit.jsonl");
     let tests = root().join("web/test");
-    if !tests.join("node_modules/playwright-core").exists() {
-        crate::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&tests))?;
-    }
     crate::run(
         Command::new("node")
             .arg("browser.test.mjs")
@@ -245,6 +264,7 @@ pub fn browser_tests() -> Result<(), String> {
             .env("SITE", &site)
             .env("NATIVE", &native)
             .env("NATIVE_DIR", &native_dir)
+            .env("SOFTMOE", root().join("target/release/softmoe"))
             .env("SHOTS", root().join("target")),
     )
 }
