@@ -15,8 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if ta.shape != tb.shape {
             return Err(format!("`{}`: shapes {:?} and {:?} differ", e.name, ta.shape, tb.shape).into());
         }
-        let err = ta.data.iter().zip(&tb.data).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        let max = tb.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        // A NaN or infinity on either side is an error, not a difference that a fold would drop.
+        let err = softmoe::compare::max_abs_diff(&ta.data, &tb.data).map_err(|why| format!("`{}`: {why}", e.name))?.max;
+        let max = softmoe::compare::max_abs(&tb.data).map_err(|why| format!("`{}`: {why}", e.name))?;
         println!("{}: max |difference| {err:.3e} (max |value| {max:.3e}, {} values)", e.name, tb.data.len());
     }
     Ok(())

@@ -235,7 +235,7 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
             // The peer computes the same function: check it before comparing speed.
             let ya = pollster::block_on(layer.forward(&x))?.y.data;
             let yb: Vec<f32> = peer.forward(&xc)?.flatten_all()?.to_vec1()?;
-            let diff = ya.iter().zip(&yb).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let diff = softmoe::compare::max_abs_diff(&ya, &yb).map_err(|e| format!("layer {case} against candle: {e}"))?.max;
             let overhead =
                 gpu.map(|g| format!("GPU {:.2} ms, host+readback {:.2} ms", g * 1e3, (ours - g).max(0.0) * 1e3)).unwrap_or_default();
             eprintln!(
@@ -258,7 +258,7 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                     pollster::block_on(f16.forward(&x)).expect("f16 forward");
                 });
                 let yh = pollster::block_on(f16.forward(&x))?.y.data;
-                let dh = ya.iter().zip(&yh).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                let dh = softmoe::compare::max_abs_diff(&ya, &yh).map_err(|e| format!("layer {case}, f16 weights: {e}"))?.max;
                 let half_bytes = bytes - (2 * s.n * s.d * s.h) as f64 * 2.0;
                 rows.push(Row {
                     suite: "layer",
@@ -278,7 +278,7 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                         let secs = median_secs(budget, 3, || {
                             let _ = burn_peer.forward(&x);
                         });
-                        let db = ya.iter().zip(&yb).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                        let db = softmoe::compare::max_abs_diff(&ya, &yb).map_err(|e| format!("layer {case} against burn: {e}"))?.max;
                         eprintln!("layer {case}: burn {:.2} ms ({:.2}× ours), max |Δy| {db:.1e}", secs * 1e3, secs / ours);
                         rows.push(Row {
                             suite: "layer",

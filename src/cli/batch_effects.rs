@@ -97,7 +97,9 @@ pub fn measure(backend: &Backend, x: &Tensor, batch: usize, arrangements: usize)
             let out = backend.classify(&pick(idx)?)?;
             for (j, &i) in idx.iter().enumerate() {
                 let logits = &out.logits[j * k..(j + 1) * k];
-                let diff = logits.iter().zip(&alone[i].0).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                let diff = softmoe::compare::max_abs_diff(logits, &alone[i].0)
+                    .map_err(|e| Error::Device(format!("logits of image {i}: {e}")))?
+                    .max as f32;
                 e.cases += 1;
                 e.changed += usize::from(logits != alone[i].0.as_slice());
                 e.flipped += usize::from(out.predictions[j] != alone[i].1);
