@@ -2,26 +2,22 @@
 // out = softmax(q·kᵀ / sqrt(dh)) v, from fused qkv rows [b·m, 3d] (q | k | v, head-major) to [b·m, d].
 // Two passes over the keys (max, then exp-weighted sum), keys in ascending order.
 
-struct Params {
+struct AttentionParams {
     batch: u32,
     tokens: u32,
     heads: u32,
     head_dim: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 const MAX_HEAD_DIM: u32 = 256u;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let id = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let id = item_index(invocation);
     if (id >= p.batch * p.heads * p.tokens) {
         return;
     }

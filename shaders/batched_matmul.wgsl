@@ -15,7 +15,7 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lidx: u32,
 ) {
-    let tile = wid.x + wid.y * nwg.x;
+    let tile = workgroup_index(wid, nwg);
     let per_batch = p.tiles_m * p.tiles_n;
     if (tile >= per_batch * p.batch) {
         return;

@@ -2,13 +2,9 @@
 // Kept as the baseline of the benchmarks and the bit-for-bit reference of the tiled and skinny
 // kernels (it sums k in the same order). Needs gemm_common.wgsl in front.
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let id = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let id = item_index(invocation);
     let per_batch = p.m * p.n;
     if (id >= per_batch * p.batch) {
         return;

@@ -3,15 +3,11 @@
 // Rows past m are clamped for reading and never stored. Needs gemm_common.wgsl in front.
 
 const ROWS: u32 = 4u;
-const COLS: u32 = 64u;
+const COLS: u32 = WG_SIZE;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let tile = wid.x + wid.y * nwg.x;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let tile = workgroup_index(invocation.wid, invocation.nwg);
     let per_batch = p.tiles_m * p.tiles_n;
     if (tile >= per_batch * p.batch) {
         return;
@@ -19,7 +15,7 @@ fn main(
     let z = tile / per_batch;
     let t = tile % per_batch;
     let row0 = (t / p.tiles_n) * ROWS;
-    let gc = (t % p.tiles_n) * COLS + lidx;
+    let gc = (t % p.tiles_n) * COLS + invocation.lidx;
     let cc = min(gc, p.n - 1u);
     // Offsets of k = 0, advanced by the column stride: no index division inside the loop.
     let a0 = a_at(z, min(row0, p.m - 1u), 0u);

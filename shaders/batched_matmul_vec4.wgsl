@@ -1,20 +1,16 @@
 // Register-blocked GEMM: each invocation computes 8 rows × 4 columns, reading B as vec4 and each A
-// value once per 4 outputs; no workgroup memory. The 64 invocations of a workgroup are laid out as
-// (64 / G) row groups × G column groups, G = 2^((flags >> 8) & 15) chosen by the host to fit narrow
-// outputs. Needs N, B's row stride, batch stride and offset to be multiples of 4 (the host checks).
+// value once per 4 outputs; no workgroup memory. The WG_SIZE invocations of a workgroup are laid
+// out as (WG_SIZE / G) row groups × G column groups, G = 2^((flags >> 8) & 15) chosen by the host to
+// fit narrow outputs. Needs N, B's row stride, batch stride and offset to be multiples of 4 (the host checks).
 // Sums k in the same order as the other GEMMs. With flag bit 4 it also normalises the rows of A
 // (the Soft MoE router's X̂ = X / ‖X‖ fused into the logits GEMM). Needs gemm_common.wgsl and one of gemm_b_f32.wgsl /
 // gemm_b_f16.wgsl (which define `load_b4`) in front.
 
 const ROWS: u32 = 8u;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let tile = wid.x + wid.y * nwg.x;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let tile = workgroup_index(invocation.wid, invocation.nwg);
     let per_batch = p.tiles_m * p.tiles_n;
     if (tile >= per_batch * p.batch) {
         return;
@@ -23,8 +19,8 @@ fn main(
     let t = tile % per_batch;
     let g_log2 = (p.flags >> 8u) & 15u;
     let g = 1u << g_log2;
-    let row0 = (t / p.tiles_n) * ROWS * (64u >> g_log2) + (lidx >> g_log2) * ROWS;
-    let col = ((t % p.tiles_n) * g + (lidx & (g - 1u))) * 4u;
+    let row0 = (t / p.tiles_n) * ROWS * (WG_SIZE >> g_log2) + (invocation.lidx >> g_log2) * ROWS;
+    let col = ((t % p.tiles_n) * g + (invocation.lidx & (g - 1u))) * 4u;
     if (col >= p.n || row0 >= p.m) {
         return;
     }

@@ -1,23 +1,17 @@
 // Combine weights C = softmax over all slots, per token: one invocation per (example, token) row.
 
-struct Params {
+struct CombineSoftmaxParams {
     rows: u32,
     slots: u32,
-    _pad0: u32,
-    _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: CombineSoftmaxParams;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> combine: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let row = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let row = item_index(invocation);
     if (row >= p.rows) {
         return;
     }

@@ -1,24 +1,20 @@
 // Dispatch weights D = softmax over the tokens of each example, per slot: one invocation per (example, slot).
 // Logits and D are [batch, tokens, slots]; neighbouring invocations read neighbouring slots (coalesced).
 
-struct Params {
+struct DispatchSoftmaxParams {
     batch: u32,
     tokens: u32,
     slots: u32,
     items: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: DispatchSoftmaxParams;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dispatch: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let id = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let id = item_index(invocation);
     if (id >= p.items) {
         return;
     }

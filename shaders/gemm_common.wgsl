@@ -8,7 +8,7 @@
 // Every kernel sums k = 0, 1, … K−1 into one f32 accumulator per output with fma, in that order,
 // so an output's bits do not depend on the batch, the tile it falls in, or which kernel ran.
 
-struct Params {
+struct GemmParams {
     m: u32,
     n: u32,
     k: u32,
@@ -36,7 +36,7 @@ struct Params {
     c_off: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

@@ -1,24 +1,20 @@
 // L2-normalises `count` vectors of `len` values: v · 1/sqrt(‖v‖² + 1e-6) (vmoe's eps inside the sqrt).
 // Strides make one kernel serve token rows of X and slot columns of Φ.
 
-struct Params {
+struct L2NormalizeParams {
     count: u32,
     len: u32,
     vec_stride: u32,
     elem_stride: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: L2NormalizeParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let v = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let v = item_index(invocation);
     if (v >= p.count) {
         return;
     }

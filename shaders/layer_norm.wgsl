@@ -2,25 +2,20 @@
 // with the variance of the centred values (two passes, as accurate as f32 allows).
 // `affine` holds scale (d values) then bias (d values).
 
-struct Params {
+struct LayerNormParams {
     rows: u32,
     d: u32,
     eps: f32,
-    _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LayerNormParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read> affine: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let row = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let row = item_index(invocation);
     if (row >= p.rows) {
         return;
     }

@@ -1,24 +1,19 @@
 // Global average pooling over tokens: [b, m, d] → [b, d], one invocation per (example, channel),
 // tokens summed in ascending order, then divided by m.
 
-struct Params {
+struct MeanPoolParams {
     batch: u32,
     tokens: u32,
     d: u32,
-    _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: MeanPoolParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> pooled: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let id = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let id = item_index(invocation);
     if (id >= p.batch * p.d) {
         return;
     }

@@ -1,28 +1,21 @@
 // Cuts images [b, S, S, C] into patch rows [b·m, P·P·C]: token t = gy·G + gx (row-major over the
 // patch grid), values in (py, px, c) order to match `embedding/kernel` [P, P, C, d].
 
-struct Params {
+struct PatchifyParams {
     total: u32,
     image_size: u32,
     patch_size: u32,
     channels: u32,
     grid: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: PatchifyParams;
 @group(0) @binding(1) var<storage, read> images: array<f32>;
 @group(0) @binding(2) var<storage, read_write> patches: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let i = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let i = item_index(invocation);
     if (i >= p.total) {
         return;
     }

@@ -2,16 +2,16 @@
 // invocations (a power of two ≤ 64, about one per 8 slots, chosen by the host) reduce one row by
 // halving, 256 / row_lanes rows at a time, so few slots do not pay for many barriers.
 
-var<workgroup> red: array<f32, 256>;
+var<workgroup> red: array<f32, WG>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
     let lanes = p.row_lanes;
-    softmaxes(wid.x + wid.y * nwg.x, t, t / lanes, t % lanes, WG / lanes, lanes);
+    softmaxes(workgroup_index(wid, nwg), t, t / lanes, t % lanes, WG / lanes, lanes);
 }
 
 fn group_max(v: f32, t: u32) -> f32 {

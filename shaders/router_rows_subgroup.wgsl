@@ -3,7 +3,7 @@
 // `enable subgroups;`: wgpu takes subgroup operations from the device feature, and its WGSL front end
 // does not accept the directive yet.
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -11,7 +11,7 @@ fn main(
     @builtin(subgroup_size) sg: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    softmaxes(wid.x + wid.y * nwg.x, t, t / sg, lane, WG / sg, sg);
+    softmaxes(workgroup_index(wid, nwg), t, t / sg, lane, WG / sg, sg);
 }
 
 fn group_max(v: f32, t: u32) -> f32 {

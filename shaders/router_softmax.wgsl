@@ -6,14 +6,14 @@
 // router_rows_shared.wgsl), which also defines `main`. Every sum runs in an order fixed by the shape
 // and the device, never by the batch, so an example's D and C do not depend on the rest of the batch.
 
-struct Params {
+struct RouterSoftmaxParams {
     batch: u32,
     tokens: u32,
     slots: u32,
     row_lanes: u32, // invocations per row in router_rows_shared.wgsl (unused with subgroups)
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: RouterSoftmaxParams;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dispatch: array<f32>;
 @group(0) @binding(3) var<storage, read_write> combine: array<f32>;

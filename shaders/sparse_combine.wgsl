@@ -1,18 +1,16 @@
 // Output of a sparse MoE: y[t] = Σ over experts e that took token t of gate(t, e) · Ỹ[slot],
 // summed in expert order. One invocation per (token, feature); `residual` adds into y.
 
-struct Params {
+struct SparseCombineParams {
     rows: u32,
     n: u32,
     group_tokens: u32,
     cap: u32,
     d: u32,
     residual: u32,
-    _pad0: u32,
-    _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: SparseCombineParams;
 @group(0) @binding(1) var<storage, read> gates: array<f32>;
 @group(0) @binding(2) var<storage, read> slot_of: array<u32>;
 @group(0) @binding(3) var<storage, read> ys: array<f32>;
@@ -20,13 +18,9 @@ struct Params {
 
 const NONE: u32 = 0xffffffffu;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let idx = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let idx = item_index(invocation);
     if (idx >= p.rows * p.d) {
         return;
     }

@@ -1,31 +1,25 @@
 // Expert inputs of a sparse MoE: slot (group, expert e, c) gets the token that took slot c of e in
 // that group, or zeros when none did. One invocation per slot; buffers are [groups, n·cap, d].
 
-struct Params {
+struct SparseGatherParams {
     rows: u32,
     n: u32,
     group_tokens: u32,
     cap: u32,
     d: u32,
     slots: u32,
-    _pad0: u32,
-    _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: SparseGatherParams;
 @group(0) @binding(1) var<storage, read> slot_of: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> xs: array<f32>;
 
 const NONE: u32 = 0xffffffffu;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let idx = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let idx = item_index(invocation);
     if (idx >= p.slots) {
         return;
     }

@@ -1,18 +1,16 @@
 // Sparse routing (src/routing.rs rules): the slot each (token, expert) pair takes in the expert's
 // buffer for its group, or NONE. One invocation per pair; k = 0 means Experts Choice.
 
-struct Params {
+struct SparseRouteParams {
     rows: u32,
     n: u32,
     group_tokens: u32,
     k: u32,
     cap_full: u32,
     cap_last: u32,
-    _pad0: u32,
-    _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: SparseRouteParams;
 @group(0) @binding(1) var<storage, read> gates: array<f32>;
 @group(0) @binding(2) var<storage, read_write> slot_of: array<u32>;
 
@@ -36,13 +34,9 @@ fn choice_rank(t: u32, e: u32) -> u32 {
     return r;
 }
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lidx: u32,
-) {
-    let idx = (wid.x + wid.y * nwg.x) * 64u + lidx;
+@compute @workgroup_size(WG_SIZE)
+fn main(invocation: Invocation) {
+    let idx = item_index(invocation);
     if (idx >= p.rows * p.n) {
         return;
     }

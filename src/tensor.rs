@@ -3,6 +3,14 @@
 use crate::error::{Error, Result};
 
 /// Row-major f32 data with its shape; the host-side currency of the crate.
+///
+/// ```
+/// use softmoe::Tensor;
+/// let x = Tensor::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+/// assert_eq!(x.numel(), 6);
+/// let e = Tensor::new(vec![2, 3], vec![0.0; 5]).unwrap_err().to_string();
+/// assert!(e.contains("needs 6 values, got 5"));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
     pub shape: Vec<usize>,

@@ -11,8 +11,8 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::Error;
 use crate::layers::SoftMoe;
-use crate::model::{argmax, Vit, VitConfig};
-use crate::reference::{soft_moe_forward, softmax_rows, vit_forward};
+use crate::model::{Classifier, Vit, VitConfig};
+use crate::reference::soft_moe_forward;
 use crate::weights::{SafeTensors, SoftMoeWeights, VitWeights};
 use crate::{GpuContext, Tensor};
 
@@ -102,13 +102,8 @@ fn adapter_name(ctx: &GpuContext) -> String {
     }
 }
 
-enum ModelBackend {
-    Gpu(Vit),
-    Cpu(VitWeights),
-}
-
 struct ModelInner {
-    backend: ModelBackend,
+    backend: Classifier,
     config: VitConfig,
     adapter: String,
     fallback_reason: Option<String>,
@@ -134,10 +129,10 @@ impl Model {
                 Ok(ctx) => {
                     let adapter = adapter_name(&ctx);
                     let vit = Vit::new(ctx, &w).await.map_err(js_err)?;
-                    ModelInner { backend: ModelBackend::Gpu(vit), config, adapter, fallback_reason: None }
+                    ModelInner { backend: Classifier::Gpu(vit), config, adapter, fallback_reason: None }
                 }
                 Err(reason) => ModelInner {
-                    backend: ModelBackend::Cpu(w),
+                    backend: Classifier::Cpu(w),
                     config,
                     adapter: "CPU (f64 reference in wasm)".into(),
                     fallback_reason: Some(reason),
@@ -150,10 +145,7 @@ impl Model {
     /// "webgpu" or "cpu".
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        match self.inner.backend {
-            ModelBackend::Gpu(_) => "webgpu".into(),
-            ModelBackend::Cpu(_) => "cpu".into(),
-        }
+        self.inner.backend.backend().into()
     }
 
     /// The adapter's name and backend, or the CPU path.
@@ -203,35 +195,19 @@ impl Model {
             let b = data.len() / per;
             let images = Tensor::new(vec![b, c.image_size, c.image_size, c.channels], data).map_err(js_err)?;
             let k = c.num_classes;
-            let (logits, layer_maps, layer_routes): (Vec<f32>, Vec<BlockMaps>, Vec<BlockRoutes>) = match &inner.backend {
-                ModelBackend::Gpu(vit) => {
-                    let o = if maps { vit.classify_with_maps(&images).await } else { vit.classify(&images).await }.map_err(js_err)?;
-                    let slot = |s: &Option<u32>| s.map_or(-1, |v| v as i32);
-                    let routes = o.routes.into_iter().map(|r| (r.block, r.gates.data, r.slots.iter().map(slot).collect())).collect();
-                    (o.logits.data, o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect(), routes)
-                }
-                ModelBackend::Cpu(w) => {
-                    let r = vit_forward(w, &images).map_err(js_err)?;
-                    let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
-                    let m = if maps { r.maps.into_iter().map(|(blk, d, cm)| (blk, f(d), f(cm))).collect() } else { Vec::new() };
-                    let routes = if maps {
-                        r.routes
-                            .into_iter()
-                            .map(|(blk, s)| (blk, f(s.gates), s.slots.iter().map(|v| v.map_or(-1, |v| v as i32)).collect()))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    (f(r.logits), m, routes)
-                }
-            };
-            let probs = softmax_rows(&logits, k);
+            // Both paths through one classifier: the same layout of logits, maps and routes.
+            let o = inner.backend.classify(&images, maps).await.map_err(js_err)?;
+            let slot = |s: &Option<u32>| s.map_or(-1, |v| v as i32);
+            let layer_routes: Vec<BlockRoutes> =
+                o.routes.into_iter().map(|r| (r.block, r.gates.data, r.slots.iter().map(slot).collect())).collect();
+            let layer_maps: Vec<BlockMaps> = o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect();
+            let (logits, probs, predictions) = (o.logits, o.probs, o.predictions);
             let per_map = c.tokens() * c.num_experts * c.slots_per_expert;
             let per_route = c.tokens() * c.num_experts;
             let kind = c.moe_type();
             let out = Array::new();
             for i in 0..b {
-                let label = argmax(&logits[i * k..(i + 1) * k]);
+                let label = predictions[i];
                 let layers: Array = layer_maps
                     .iter()
                     .map(|(blk, d, cm)| {

@@ -257,3 +257,18 @@ fn classify_with_f16_expert_weights_runs_on_the_gpu_and_is_refused_with_cpu() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--f16 applies to the GPU path"), "{err}");
 }
+
+#[test]
+fn eval_needs_a_data_folder_and_names_a_bad_one() {
+    let dir = scratch("eval-data");
+    let m = model(&dir);
+    let m = m.to_str().unwrap();
+    let (code, out, err) = run(&["eval", "--model", m]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("--data DIR is required") && err.contains("cargo xtask data"), "{err}");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, _, err) = run(&["eval", "--model", m, "--data", empty.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("empty") && err.contains("no Fashion-MNIST class files"), "{err}");
+}

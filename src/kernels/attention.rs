@@ -1,10 +1,19 @@
 //! `attention.wgsl`: multi-head self-attention from fused qkv rows.
 
-use super::{u32_of, Op};
+use super::{kernel_params, u32_of, wgsl, Op};
 use crate::error::Result;
 use crate::gpu::{GpuContext, Kernel};
 
-pub const KERNEL: Kernel = Kernel { name: "attention", source: include_str!("../../shaders/attention.wgsl") };
+pub const KERNEL: Kernel = Kernel::new::<AttentionParams>("attention", wgsl!("attention.wgsl"));
+
+kernel_params! {
+    pub struct AttentionParams {
+        batch: u32,
+        tokens: u32,
+        heads: u32,
+        head_dim: u32,
+    }
+}
 
 /// out [b·m, heads·hd] = softmax(q kᵀ/√hd) v per (example, head), from qkv [b·m, 3·heads·hd].
 pub fn op(
@@ -18,6 +27,11 @@ pub fn op(
 ) -> Result<Op> {
     let items = batch * heads * tokens;
     u32_of(items, "attention rows")?;
-    let params = [u32_of(batch, "batch")?, u32_of(tokens, "tokens")?, u32_of(heads, "heads")?, u32_of(head_dim, "head dimension")?];
+    let params = AttentionParams {
+        batch: u32_of(batch, "batch")?,
+        tokens: u32_of(tokens, "tokens")?,
+        heads: u32_of(heads, "heads")?,
+        head_dim: u32_of(head_dim, "head dimension")?,
+    };
     Op::per_item(ctx, &KERNEL, &params, &[qkv, out], items)
 }

@@ -1,10 +1,19 @@
 //! `l2_normalize.wgsl`: v · 1/sqrt(‖v‖² + 1e-6) over strided vectors (token rows, slot columns).
 
-use super::{u32_of, Op};
+use super::{kernel_params, u32_of, wgsl, Op};
 use crate::error::Result;
 use crate::gpu::{GpuContext, Kernel};
 
-pub const KERNEL: Kernel = Kernel { name: "l2_normalize", source: include_str!("../../shaders/l2_normalize.wgsl") };
+pub const KERNEL: Kernel = Kernel::new::<L2NormalizeParams>("l2_normalize", wgsl!("l2_normalize.wgsl"));
+
+kernel_params! {
+    pub struct L2NormalizeParams {
+        count: u32,
+        len: u32,
+        vec_stride: u32,
+        elem_stride: u32,
+    }
+}
 
 /// Normalises `count` vectors of `len` elements from `src` into `dst` (same layout).
 pub fn op(
@@ -16,12 +25,12 @@ pub fn op(
     vec_stride: usize,
     elem_stride: usize,
 ) -> Result<Op> {
-    let params = [
-        u32_of(count, "vector count")?,
-        u32_of(len, "vector length")?,
-        u32_of(vec_stride, "vector stride")?,
-        u32_of(elem_stride, "element stride")?,
-    ];
+    let params = L2NormalizeParams {
+        count: u32_of(count, "vector count")?,
+        len: u32_of(len, "vector length")?,
+        vec_stride: u32_of(vec_stride, "vector stride")?,
+        elem_stride: u32_of(elem_stride, "element stride")?,
+    };
     Op::per_item(ctx, &KERNEL, &params, &[src, dst], count)
 }
 

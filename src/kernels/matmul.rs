@@ -4,47 +4,26 @@
 //! (4×64) for few; `batched_matmul_naive.wgsl` is the baseline. All sit behind `gemm_common.wgsl` and
 //! sum in the same order, so they agree bit for bit.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{u32_of, Op};
+use super::{kernel_params, u32_of, wgsl, Op, WORKGROUP_SIZE};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Kernel};
 use crate::layers::Gelu;
 
-pub const KERNEL: Kernel = Kernel {
-    name: "batched_matmul",
-    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul.wgsl")),
-};
+pub const KERNEL: Kernel = Kernel::new::<GemmParams>("batched_matmul", wgsl!("gemm_common.wgsl", "batched_matmul.wgsl"));
 
-pub const SKINNY_KERNEL: Kernel = Kernel {
-    name: "batched_matmul_skinny",
-    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_skinny.wgsl")),
-};
+pub const SKINNY_KERNEL: Kernel =
+    Kernel::new::<GemmParams>("batched_matmul_skinny", wgsl!("gemm_common.wgsl", "batched_matmul_skinny.wgsl"));
 
-pub const NAIVE_KERNEL: Kernel = Kernel {
-    name: "batched_matmul_naive",
-    source: concat!(include_str!("../../shaders/gemm_common.wgsl"), include_str!("../../shaders/batched_matmul_naive.wgsl")),
-};
+pub const NAIVE_KERNEL: Kernel = Kernel::new::<GemmParams>("batched_matmul_naive", wgsl!("gemm_common.wgsl", "batched_matmul_naive.wgsl"));
 
-pub const VEC4_KERNEL: Kernel = Kernel {
-    name: "batched_matmul_vec4",
-    source: concat!(
-        include_str!("../../shaders/gemm_common.wgsl"),
-        include_str!("../../shaders/gemm_b_f32.wgsl"),
-        include_str!("../../shaders/batched_matmul_vec4.wgsl")
-    ),
-};
+pub const VEC4_KERNEL: Kernel =
+    Kernel::new::<GemmParams>("batched_matmul_vec4", wgsl!("gemm_common.wgsl", "gemm_b_f32.wgsl", "batched_matmul_vec4.wgsl"));
 
 /// The vec4 GEMM with B stored as f16 (needs the `shader-f16` feature).
-pub const VEC4_F16_KERNEL: Kernel = Kernel {
-    name: "batched_matmul_vec4_f16",
-    source: concat!(
-        "enable f16;\n",
-        include_str!("../../shaders/gemm_common.wgsl"),
-        include_str!("../../shaders/gemm_b_f16.wgsl"),
-        include_str!("../../shaders/batched_matmul_vec4.wgsl")
-    ),
-};
+pub const VEC4_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "batched_matmul_vec4_f16",
+    wgsl!(enable f16; "gemm_common.wgsl", "gemm_b_f16.wgsl", "batched_matmul_vec4.wgsl"),
+);
 
 /// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
 pub const SKINNY_MAX_ROWS: usize = 16;
@@ -54,7 +33,7 @@ pub const SKINNY_MAX_ROWS: usize = 16;
 pub enum GemmKernel {
     /// 64×64 output tiles staged through workgroup memory.
     Tiled,
-    /// 4 rows × 64 columns per workgroup, streaming B.
+    /// 4 rows × `WORKGROUP_SIZE` (64) columns per workgroup, streaming B.
     Skinny,
     /// One invocation per output: the straightforward baseline and reference.
     Naive,
@@ -97,19 +76,20 @@ impl GemmKernel {
     pub fn tile(self, n: usize) -> (usize, usize) {
         match self {
             GemmKernel::Tiled => (64, 64),
-            GemmKernel::Skinny => (4, 64),
+            GemmKernel::Skinny => (4, WORKGROUP_SIZE as usize),
             GemmKernel::Naive => (1, 1),
             GemmKernel::Vec4 | GemmKernel::Vec4F16 => {
                 let g = 1usize << vec4_groups_log2(n);
-                (8 * (64 / g), 4 * g)
+                (8 * (WORKGROUP_SIZE as usize / g), 4 * g)
             }
         }
     }
 }
 
-/// log2 of the column groups of a vec4 workgroup: enough to cover n columns, at most 64.
+/// log2 of the column groups of a vec4 workgroup: enough to cover n columns, at most one per
+/// invocation.
 fn vec4_groups_log2(n: usize) -> u32 {
-    n.div_ceil(4).next_power_of_two().min(64).trailing_zeros()
+    n.div_ceil(4).next_power_of_two().min(WORKGROUP_SIZE as usize).trailing_zeros()
 }
 
 /// Where element (row r, col c) of batch z lives:
@@ -174,33 +154,37 @@ pub struct Matmul {
     pub normalize_rows: bool,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_bs: u32,
-    a_rg: u32,
-    a_gs: u32,
-    a_rs: u32,
-    a_cs: u32,
-    b_bs: u32,
-    b_rs: u32,
-    b_cs: u32,
-    c_bs: u32,
-    c_rg: u32,
-    c_gs: u32,
-    c_rs: u32,
-    bias_bs: u32,
-    flags: u32,
-    alpha: f32,
-    tiles_m: u32,
-    tiles_n: u32,
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,
+kernel_params! {
+    /// The uniform of every GEMM kernel (`gemm_common.wgsl`): sizes, the three views' strides (bs
+    /// batch, rg row group, gs group, rs row, cs column) and offsets, flags and the tile grid.
+    pub struct GemmParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        batch: u32,
+        a_bs: u32,
+        a_rg: u32,
+        a_gs: u32,
+        a_rs: u32,
+        a_cs: u32,
+        b_bs: u32,
+        b_rs: u32,
+        b_cs: u32,
+        c_bs: u32,
+        c_rg: u32,
+        c_gs: u32,
+        c_rs: u32,
+        bias_bs: u32,
+        /// Bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C; bit 4:
+        /// L2-normalise A's rows (vec4 only); bits 8..11: log2 of the vec4 column groups.
+        flags: u32,
+        alpha: f32,
+        tiles_m: u32,
+        tiles_n: u32,
+        a_off: u32,
+        b_off: u32,
+        c_off: u32,
+    }
 }
 
 impl Matmul {
@@ -247,7 +231,7 @@ impl Matmul {
         let (tm, tn) = kernel.tile(self.n);
         let tiles_m = self.m.div_ceil(tm);
         let tiles_n = self.n.div_ceil(tn);
-        let params = Params {
+        let params = GemmParams {
             m: u32_of(self.m, "rows")?,
             n: u32_of(self.n, "columns")?,
             k: u32_of(self.k, "depth")?,
@@ -277,14 +261,13 @@ impl Matmul {
         let bias = bias.unwrap_or(a);
         let mut workgroups = (tiles_m * tiles_n) as u64 * self.batch as u64;
         if kernel == GemmKernel::Naive {
-            workgroups = workgroups.div_ceil(64);
+            workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
         }
-        let bytes = bytemuck::bytes_of(&params);
         match kernel {
             GemmKernel::Vec4 | GemmKernel::Vec4F16 => {
-                Op::with_bindings(ctx, kernel.kernel(), bytes, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
+                Op::with_bindings(ctx, kernel.kernel(), &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
             }
-            _ => Op::new(ctx, kernel.kernel(), bytes, &[a, b, bias, c], workgroups),
+            _ => Op::new(ctx, kernel.kernel(), &params, &[a, b, bias, c], workgroups),
         }
     }
 }

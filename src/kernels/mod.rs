@@ -1,5 +1,7 @@
-//! WGSL kernels and the Rust that binds and dispatches them. Shapes travel in a uniform; the
-//! shaders are shape-agnostic. Each `Op` is one recorded dispatch: pipeline, bind group, grid.
+//! WGSL kernels and the Rust that binds and dispatches them. Shapes travel in a uniform, a typed
+//! params struct per kernel (see `params`); the shaders are shape-agnostic. Every kernel's source
+//! starts with `shaders/common.wgsl` (the workgroup size `WG_SIZE` = `WORKGROUP_SIZE` and the
+//! flattened index of a folded grid). Each `Op` is one recorded dispatch: pipeline, bind group, grid.
 
 pub mod add_position;
 pub mod attention;
@@ -13,6 +15,7 @@ pub mod layer_norm;
 pub mod logits;
 pub mod matmul;
 pub mod mean_pool;
+mod params;
 pub mod patchify;
 pub mod router_softmax;
 pub mod slot_inputs;
@@ -26,6 +29,14 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::gpu::{workgroup_grid, GpuContext, Kernel};
+pub(crate) use params::{kernel_params, wgsl};
+pub use params::{KernelParams, ParamField, ParamsLayout};
+
+/// Invocations per workgroup of every kernel but the tiled GEMM and the fused router softmax: one
+/// item each in `Op::per_item` kernels and the naive GEMM, one column (group) each in the skinny and
+/// vec4 GEMMs. `WG_SIZE` in `shaders/common.wgsl`; `tests::common_wgsl_has_the_host_workgroup_size`
+/// checks the two agree.
+pub const WORKGROUP_SIZE: u32 = 64;
 
 /// Every WGSL kernel of the crate.
 pub const KERNELS: &[Kernel] = &[
@@ -60,23 +71,28 @@ pub struct Op {
 
 impl Op {
     /// Binds `params` at binding 0 and `buffers` at bindings 1.. of `kernel`'s group 0.
-    pub fn new(ctx: &GpuContext, kernel: &Kernel, params: &[u8], buffers: &[&wgpu::Buffer], workgroups: u64) -> Result<Op> {
+    pub fn new<P: KernelParams>(ctx: &GpuContext, kernel: &Kernel, params: &P, buffers: &[&wgpu::Buffer], workgroups: u64) -> Result<Op> {
         let numbered: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).collect();
         Self::with_bindings(ctx, kernel, params, &numbered, workgroups)
     }
 
-    /// Binds `params` at binding 0 and each buffer at its given binding.
-    pub fn with_bindings(
+    /// Binds `params` at binding 0 and each buffer at its given binding. `params` must be the type
+    /// `kernel` was declared with (a mismatch is a bug and panics).
+    pub fn with_bindings<P: KernelParams>(
         ctx: &GpuContext,
         kernel: &Kernel,
-        params: &[u8],
+        params: &P,
         buffers: &[(u32, &wgpu::Buffer)],
         workgroups: u64,
     ) -> Result<Op> {
+        assert_eq!(kernel.params, P::LAYOUT, "{} bound with the params of another kernel", kernel.name);
+        // The uniform buffer is rounded up to 16 bytes, the granule of the uniform address space.
+        let mut contents = bytemuck::bytes_of(params).to_vec();
+        contents.resize(contents.len().div_ceil(16).max(1) * 16, 0);
         let pipeline = ctx.pipelines.get(&ctx.device, kernel);
         let uniform = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(kernel.name),
-            contents: params,
+            contents: &contents,
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let max_binding = ctx.max_binding() & !3;
@@ -103,12 +119,10 @@ impl Op {
         })
     }
 
-    /// A kernel of 64 invocations per workgroup, one per item, whose uniform is `params` (u32 words,
-    /// f32 passed as bits), padded to 16 bytes.
-    pub fn per_item(ctx: &GpuContext, kernel: &Kernel, params: &[u32], buffers: &[&wgpu::Buffer], items: usize) -> Result<Op> {
-        let mut words = params.to_vec();
-        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        Op::new(ctx, kernel, bytemuck::cast_slice(&words), buffers, items.div_ceil(64) as u64)
+    /// A kernel of `WORKGROUP_SIZE` invocations per workgroup, one per item (`item_index` of
+    /// common.wgsl), for `items` items.
+    pub fn per_item<P: KernelParams>(ctx: &GpuContext, kernel: &Kernel, params: &P, buffers: &[&wgpu::Buffer], items: usize) -> Result<Op> {
+        Op::new(ctx, kernel, params, buffers, items.div_ceil(WORKGROUP_SIZE as usize) as u64)
     }
 
     /// Records the dispatch into a compute pass.
@@ -188,7 +202,69 @@ pub(crate) fn u32_of(v: usize, what: &str) -> Result<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::KERNELS;
+    use super::{KERNELS, WORKGROUP_SIZE};
+
+    fn parse(name: &str, source: &str) -> naga::Module {
+        naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)))
+    }
+
+    /// The WGSL name of a 4-byte scalar type, as `kernel_params!` records the Rust one.
+    fn scalar_name(inner: &naga::TypeInner) -> String {
+        match inner {
+            naga::TypeInner::Scalar(naga::Scalar { kind: naga::ScalarKind::Uint, width: 4 }) => "u32".into(),
+            naga::TypeInner::Scalar(naga::Scalar { kind: naga::ScalarKind::Sint, width: 4 }) => "i32".into(),
+            naga::TypeInner::Scalar(naga::Scalar { kind: naga::ScalarKind::Float, width: 4 }) => "f32".into(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn params_match_the_wgsl_structs() {
+        for k in KERNELS {
+            let module = parse(k.name, k.source);
+            let (_, uniform) = module
+                .global_variables
+                .iter()
+                .find(|(_, v)| v.binding == Some(naga::ResourceBinding { group: 0, binding: 0 }))
+                .unwrap_or_else(|| panic!("{}: nothing at @group(0) @binding(0)", k.name));
+            assert_eq!(uniform.space, naga::AddressSpace::Uniform, "{}: binding 0 is not the uniform", k.name);
+            let ty = &module.types[uniform.ty];
+            assert_eq!(ty.name.as_deref(), Some(k.params.wgsl_struct), "{}: the uniform's struct", k.name);
+            let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{}: the uniform is no struct", k.name) };
+            let wgsl: Vec<(String, usize, String)> = members
+                .iter()
+                .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize, scalar_name(&module.types[m.ty].inner)))
+                .collect();
+            let rust: Vec<(String, usize, String)> = k.params.fields.iter().map(|f| (f.name.into(), f.offset, f.ty.into())).collect();
+            assert_eq!(wgsl, rust, "{}: fields (name, offset, type) of {} in WGSL and in Rust", k.name, k.params.wgsl_struct);
+            assert_eq!(*span as usize, k.params.size, "{}: size of {}", k.name, k.params.wgsl_struct);
+        }
+    }
+
+    #[test]
+    fn common_wgsl_has_the_host_workgroup_size() {
+        let common = include_str!("../../shaders/common.wgsl");
+        let module = parse("common.wgsl", common);
+        let (_, wg) = module.constants.iter().find(|(_, c)| c.name.as_deref() == Some("WG_SIZE")).expect("common.wgsl defines WG_SIZE");
+        let value = match module.global_expressions[wg.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref e => panic!("WG_SIZE is {e:?}, not a u32 literal"),
+        };
+        assert_eq!(value, WORKGROUP_SIZE, "WG_SIZE in common.wgsl and kernels::WORKGROUP_SIZE");
+        // Every kernel starts with the snippet, and all but two (whose grids do not count in
+        // WORKGROUP_SIZE) run WORKGROUP_SIZE invocations per workgroup.
+        for k in KERNELS {
+            assert!(k.source.trim_start_matches("enable f16;\n").starts_with(common), "{} does not start with common.wgsl", k.name);
+            let module = parse(k.name, k.source);
+            let size = module.entry_points.iter().find(|e| e.name == "main").map(|e| e.workgroup_size);
+            let expected = match k.name {
+                "batched_matmul" => [16, 16, 1],
+                "router_softmax_subgroup" | "router_softmax_shared" => [256, 1, 1],
+                _ => [WORKGROUP_SIZE, 1, 1],
+            };
+            assert_eq!(size, Some(expected), "{}: workgroup size", k.name);
+        }
+    }
 
     #[test]
     fn every_wgsl_file_parses_and_validates() {

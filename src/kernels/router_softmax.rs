@@ -4,19 +4,25 @@
 //! `dispatch_softmax.wgsl` + `combine_softmax.wgsl` stay as the straightforward baseline and the
 //! fallback for more slots than the fused kernel holds.
 
-use super::{u32_of, Op};
+use super::{kernel_params, u32_of, wgsl, Op};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Kernel};
 
-pub const SUBGROUP_KERNEL: Kernel = Kernel {
-    name: "router_softmax_subgroup",
-    source: concat!(include_str!("../../shaders/router_rows_subgroup.wgsl"), include_str!("../../shaders/router_softmax.wgsl")),
-};
+pub const SUBGROUP_KERNEL: Kernel =
+    Kernel::new::<RouterSoftmaxParams>("router_softmax_subgroup", wgsl!("router_rows_subgroup.wgsl", "router_softmax.wgsl"));
 
-pub const SHARED_KERNEL: Kernel = Kernel {
-    name: "router_softmax_shared",
-    source: concat!(include_str!("../../shaders/router_rows_shared.wgsl"), include_str!("../../shaders/router_softmax.wgsl")),
-};
+pub const SHARED_KERNEL: Kernel =
+    Kernel::new::<RouterSoftmaxParams>("router_softmax_shared", wgsl!("router_rows_shared.wgsl", "router_softmax.wgsl"));
+
+kernel_params! {
+    pub struct RouterSoftmaxParams {
+        batch: u32,
+        tokens: u32,
+        slots: u32,
+        /// Invocations per row in router_rows_shared.wgsl (unused with subgroups): `row_lanes(slots)`.
+        row_lanes: u32,
+    }
+}
 
 /// The most slots (n·p) whose column statistics the fused kernel keeps in workgroup memory.
 pub const MAX_SLOTS: usize = 1024;
@@ -92,7 +98,12 @@ pub fn op_with(
     if reduction == RowReduction::Subgroup && !ctx.features.contains(wgpu::Features::SUBGROUP) {
         return Err(Error::Device(format!("subgroup reductions need the `subgroups` feature, which {} lacks", ctx.info.name)));
     }
-    let params = [u32_of(batch, "batch")?, u32_of(tokens, "tokens")?, u32_of(slots, "slots")?, row_lanes(slots) as u32];
+    let params = RouterSoftmaxParams {
+        batch: u32_of(batch, "batch")?,
+        tokens: u32_of(tokens, "tokens")?,
+        slots: u32_of(slots, "slots")?,
+        row_lanes: row_lanes(slots) as u32,
+    };
     u32_of(batch * tokens * slots, "batch·tokens·slots")?;
-    Op::new(ctx, reduction.kernel(), bytemuck::cast_slice(&params), &[logits, dispatch, combine], batch as u64)
+    Op::new(ctx, reduction.kernel(), &params, &[logits, dispatch, combine], batch as u64)
 }

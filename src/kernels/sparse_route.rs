@@ -1,11 +1,23 @@
 //! `sparse_route.wgsl`: each (token, expert) pair's slot in the expert's buffer (u32::MAX = none).
 
-use super::{u32_of, Op};
+use super::{kernel_params, u32_of, wgsl, Op};
 use crate::error::Result;
 use crate::gpu::{GpuContext, Kernel};
 use crate::routing::Router;
 
-pub const KERNEL: Kernel = Kernel { name: "sparse_route", source: include_str!("../../shaders/sparse_route.wgsl") };
+pub const KERNEL: Kernel = Kernel::new::<SparseRouteParams>("sparse_route", wgsl!("sparse_route.wgsl"));
+
+kernel_params! {
+    pub struct SparseRouteParams {
+        rows: u32,
+        n: u32,
+        group_tokens: u32,
+        /// Choices per token; 0: Experts Choice.
+        k: u32,
+        cap_full: u32,
+        cap_last: u32,
+    }
+}
 
 /// The shape of one sparse routing: `rows` tokens in groups of `group_tokens` (the last may be
 /// shorter), `n` experts, and each expert's capacity in a full and in the last group.
@@ -31,13 +43,13 @@ impl RouteShape {
 
 /// Slots from the gates [rows, n] into `slot_of` [rows, n] (u32).
 pub fn op(ctx: &GpuContext, router: &Router, s: &RouteShape, gates: &wgpu::Buffer, slot_of: &wgpu::Buffer) -> Result<Op> {
-    let params = [
-        u32_of(s.rows, "tokens")?,
-        u32_of(s.n, "experts")?,
-        u32_of(s.group_tokens, "group tokens")?,
-        u32_of(router.k(), "router_k")?,
-        u32_of(s.cap_full, "capacity")?,
-        u32_of(s.cap_last, "capacity")?,
-    ];
+    let params = SparseRouteParams {
+        rows: u32_of(s.rows, "tokens")?,
+        n: u32_of(s.n, "experts")?,
+        group_tokens: u32_of(s.group_tokens, "group tokens")?,
+        k: u32_of(router.k(), "router_k")?,
+        cap_full: u32_of(s.cap_full, "capacity")?,
+        cap_last: u32_of(s.cap_last, "capacity")?,
+    };
     Op::per_item(ctx, &KERNEL, &params, &[gates, slot_of], s.rows * s.n)
 }

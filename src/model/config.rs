@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use crate::layers::Gelu;
 use crate::routing::{Router, MAX_CAPACITY_MULTIPLE_OF, VMOE_CAPACITY_MULTIPLE_OF};
 
+/// LayerNorm's epsilon (inside the square root) when config.json names none: vmoe's and the trainer's.
+pub const LAYER_NORM_EPS: f64 = 1e-6;
+
 /// Sizes above this are refused as absurd before anything is allocated.
 const MAX_DIM: usize = 1 << 16;
 
@@ -143,7 +146,7 @@ impl VitConfig {
                 .map(|v| v.as_bool().ok_or_else(|| bad("`normalize` is not a boolean".into())))
                 .transpose()?
                 .unwrap_or(true),
-            layer_norm_eps: obj.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6) as f32,
+            layer_norm_eps: obj.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(LAYER_NORM_EPS) as f32,
             class_names: match obj.get("class_names") {
                 None => Vec::new(),
                 Some(l) => l
@@ -198,7 +201,8 @@ impl VitConfig {
             "expert_mlp_dim": self.expert_mlp_dim,
             "gelu": self.gelu.name(),
             "normalize": self.normalize,
-            "layer_norm_eps": self.layer_norm_eps,
+            // The f32's shortest decimal (1e-6, not 9.999999974752427e-7).
+            "layer_norm_eps": self.layer_norm_eps.to_string().parse::<f64>().unwrap_or(self.layer_norm_eps.into()),
             "class_names": self.class_names,
         });
         if let Some(r) = self.router {
@@ -206,6 +210,10 @@ impl VitConfig {
             v["capacity_factor"] = r.capacity_factor().into();
             v["capacity_multiple_of"] = r.capacity_multiple_of().into();
             v["group_size"] = self.group_size.into();
+            // Slots are a Soft MoE router's; a sparse one's capacity follows from the keys above.
+            if let Some(o) = v.as_object_mut() {
+                o.remove("slots_per_expert");
+            }
             if r.k() > 0 {
                 v["router_k"] = r.k().into();
             }
@@ -299,6 +307,18 @@ mod tests {
             assert_eq!(r.capacity_multiple_of(), 1, "{name}");
             // 8 images of 49 tokens on 8 experts: 49 slots per expert, as the models were trained.
             assert_eq!(r.capacity(c.group_size * c.tokens(), c.num_experts), 49, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_configs_are_written_back_as_they_are() {
+        for name in ["dense-vit", "soft-moe-vit", "tokens-choice-vit", "experts-choice-vit"] {
+            let path = format!("{}/weights/{name}/config.json", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut file: Value = serde_json::from_str(&text).unwrap();
+            file.as_object_mut().unwrap().remove("training");
+            let written: Value = serde_json::from_str(&VitConfig::from_json(&text, &path).unwrap().to_json()).unwrap();
+            assert_eq!(written, file, "{name}");
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The Soft MoE Vision Transformer (SPEC §2): its configuration and its GPU forward pass.
 
+mod classifier;
 mod config;
 mod vit;
 
-pub use config::VitConfig;
-pub use vit::{argmax, LayerMaps, Vit, VitOutput};
+pub use classifier::{Classification, Classifier};
+pub use config::{VitConfig, LAYER_NORM_EPS};
+pub use vit::{argmax, LayerMaps, LayerRoutes, Vit, VitOutput};

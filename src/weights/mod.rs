@@ -8,4 +8,4 @@ mod vit;
 pub use self::safetensors::SafeTensors;
 pub use soft_moe::SoftMoeWeights;
 pub use sparse_moe::{SparseMoeWeights, ROUTER_KERNEL};
-pub use vit::{BlockMlp, BlockWeights, VitWeights};
+pub use vit::{vit_tensor_shapes, BlockMlp, BlockWeights, VitWeights};

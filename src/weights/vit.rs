@@ -1,12 +1,13 @@
 //! A ViT's weights (SPEC §2 names), every tensor checked for presence, dtype, shape and finiteness.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::layers::Gelu;
 use crate::model::VitConfig;
 use crate::tensor::Tensor;
-use crate::weights::{SafeTensors, SoftMoeWeights, SparseMoeWeights, ROUTER_KERNEL};
+use crate::weights::{soft_moe, SafeTensors, SoftMoeWeights, SparseMoeWeights, ROUTER_KERNEL};
 
 /// The MLP of an encoder block: dense, or a Soft MoE layer.
 #[derive(Clone, Debug)]
@@ -52,15 +53,67 @@ pub struct VitWeights {
     pub head_bias: Vec<f32>,
 }
 
-/// Reads tensors from one file, checking each against its expected shape.
+/// Every tensor of a ViT with this config, (SPEC §2 / vmoe name, shape), in the order the trainer
+/// initialises them: the patch embedding and position embedding, then block by block its
+/// LayerNorms, attention and MLP (dense `MlpBlock_3`, or `Moe` with a Soft MoE router's `mu` and
+/// rank-0 `scale` or a sparse router's kernel), then the final norm and the head.
+pub fn vit_tensor_shapes(c: &VitConfig) -> Vec<(String, Vec<usize>)> {
+    let (p, d, heads, hd) = (c.patch_size, c.hidden_size, c.num_heads, c.head_dim());
+    let mut v: Vec<(String, Vec<usize>)> = vec![
+        ("embedding/kernel".into(), vec![p, p, c.channels, d]),
+        ("embedding/bias".into(), vec![d]),
+        ("Encoder/posembed_input/pos_embedding".into(), vec![1, c.tokens(), d]),
+    ];
+    for k in 0..c.num_layers {
+        let pre = format!("Encoder/encoderblock_{k}/");
+        for ln in ["LayerNorm_0", "LayerNorm_2"] {
+            v.push((format!("{pre}{ln}/scale"), vec![d]));
+            v.push((format!("{pre}{ln}/bias"), vec![d]));
+        }
+        let att = format!("{pre}MultiHeadDotProductAttention_1/");
+        for q in ["query", "key", "value"] {
+            v.push((format!("{att}{q}/kernel"), vec![d, heads, hd]));
+            v.push((format!("{att}{q}/bias"), vec![heads, hd]));
+        }
+        v.push((format!("{att}out/kernel"), vec![heads, hd, d]));
+        v.push((format!("{att}out/bias"), vec![d]));
+        if c.is_moe(k) {
+            let (n, h) = (c.num_experts, c.expert_mlp_dim);
+            if c.router.is_some() {
+                v.push((format!("{pre}Moe/{ROUTER_KERNEL}"), vec![d, n]));
+            } else {
+                v.push((format!("{pre}Moe/{}", soft_moe::MU), vec![d, n, c.slots_per_expert]));
+                v.push((format!("{pre}Moe/{}", soft_moe::SCALE), vec![]));
+            }
+            v.push((format!("{pre}Moe/{}", soft_moe::W0), vec![n, d, h]));
+            v.push((format!("{pre}Moe/{}", soft_moe::B0), vec![n, h]));
+            v.push((format!("{pre}Moe/{}", soft_moe::W1), vec![n, h, d]));
+            v.push((format!("{pre}Moe/{}", soft_moe::B1), vec![n, d]));
+        } else {
+            v.push((format!("{pre}MlpBlock_3/Dense_0/kernel"), vec![d, c.mlp_dim]));
+            v.push((format!("{pre}MlpBlock_3/Dense_0/bias"), vec![c.mlp_dim]));
+            v.push((format!("{pre}MlpBlock_3/Dense_1/kernel"), vec![c.mlp_dim, d]));
+            v.push((format!("{pre}MlpBlock_3/Dense_1/bias"), vec![d]));
+        }
+    }
+    v.push(("Encoder/encoder_norm/scale".into(), vec![d]));
+    v.push(("Encoder/encoder_norm/bias".into(), vec![d]));
+    v.push(("head/kernel".into(), vec![d, c.num_classes]));
+    v.push(("head/bias".into(), vec![c.num_classes]));
+    v
+}
+
+/// Reads tensors from one file, checking each against its shape in [`vit_tensor_shapes`].
 struct Reader<'a> {
     st: &'a SafeTensors,
+    shapes: HashMap<String, Vec<usize>>,
 }
 
 impl Reader<'_> {
-    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    fn get(&self, name: &str) -> Result<Vec<f32>> {
+        let shape = self.shapes.get(name).ok_or_else(|| Error::Config(format!("`{name}` is not a tensor of this config")))?;
         let t: Tensor = self.st.tensor_f32(name)?;
-        if t.shape != shape {
+        if t.shape != *shape {
             return Err(Error::Shape {
                 context: self.st.context().to_string(),
                 name: name.to_string(),
@@ -88,26 +141,25 @@ impl VitWeights {
 
     /// Builds the weights from a parsed config and safetensors file (e.g. fetched bytes in a browser).
     pub fn from_parts(config: VitConfig, st: &SafeTensors) -> Result<Self> {
-        let r = Reader { st };
+        let r = Reader { st, shapes: vit_tensor_shapes(&config).into_iter().collect() };
         let c = &config;
-        let (d, m, heads, hd) = (c.hidden_size, c.tokens(), c.num_heads, c.head_dim());
-        let p = c.patch_size;
+        let d = c.hidden_size;
         let mut blocks = Vec::with_capacity(c.num_layers);
         for k in 0..c.num_layers {
             let pre = format!("Encoder/encoderblock_{k}/");
             let att = format!("{pre}MultiHeadDotProductAttention_1/");
-            let q = r.get(&format!("{att}query/kernel"), &[d, heads, hd])?;
-            let kk = r.get(&format!("{att}key/kernel"), &[d, heads, hd])?;
-            let v = r.get(&format!("{att}value/kernel"), &[d, heads, hd])?;
+            let q = r.get(&format!("{att}query/kernel"))?;
+            let kk = r.get(&format!("{att}key/kernel"))?;
+            let v = r.get(&format!("{att}value/kernel"))?;
             let mut qkv_kernel = Vec::with_capacity(3 * d * d);
             for row in 0..d {
                 for t in [&q, &kk, &v] {
                     qkv_kernel.extend_from_slice(&t[row * d..(row + 1) * d]);
                 }
             }
-            let mut qkv_bias = r.get(&format!("{att}query/bias"), &[heads, hd])?;
-            qkv_bias.extend(r.get(&format!("{att}key/bias"), &[heads, hd])?);
-            qkv_bias.extend(r.get(&format!("{att}value/bias"), &[heads, hd])?);
+            let mut qkv_bias = r.get(&format!("{att}query/bias"))?;
+            qkv_bias.extend(r.get(&format!("{att}key/bias"))?);
+            qkv_bias.extend(r.get(&format!("{att}value/bias"))?);
             let mlp = if let (true, Some(router)) = (c.is_moe(k), c.router) {
                 let mp = format!("{pre}Moe/");
                 let (n, h) = (c.num_experts, c.expert_mlp_dim);
@@ -117,11 +169,11 @@ impl VitWeights {
                     h,
                     router,
                     group_size: c.group_size,
-                    wr: r.get(&format!("{mp}{ROUTER_KERNEL}"), &[d, n])?,
-                    w0: r.get(&format!("{mp}Mlp/Dense_0/kernel"), &[n, d, h])?,
-                    b0: r.get(&format!("{mp}Mlp/Dense_0/bias"), &[n, h])?,
-                    w1: r.get(&format!("{mp}Mlp/Dense_1/kernel"), &[n, h, d])?,
-                    b1: r.get(&format!("{mp}Mlp/Dense_1/bias"), &[n, d])?,
+                    wr: r.get(&format!("{mp}{ROUTER_KERNEL}"))?,
+                    w0: r.get(&format!("{mp}Mlp/Dense_0/kernel"))?,
+                    b0: r.get(&format!("{mp}Mlp/Dense_0/bias"))?,
+                    w1: r.get(&format!("{mp}Mlp/Dense_1/kernel"))?,
+                    b1: r.get(&format!("{mp}Mlp/Dense_1/bias"))?,
                     gelu: c.gelu,
                 };
                 w.validate()?;
@@ -142,32 +194,32 @@ impl VitWeights {
             } else {
                 let mp = format!("{pre}MlpBlock_3/");
                 BlockMlp::Dense {
-                    w0: r.get(&format!("{mp}Dense_0/kernel"), &[d, c.mlp_dim])?,
-                    b0: r.get(&format!("{mp}Dense_0/bias"), &[c.mlp_dim])?,
-                    w1: r.get(&format!("{mp}Dense_1/kernel"), &[c.mlp_dim, d])?,
-                    b1: r.get(&format!("{mp}Dense_1/bias"), &[d])?,
+                    w0: r.get(&format!("{mp}Dense_0/kernel"))?,
+                    b0: r.get(&format!("{mp}Dense_0/bias"))?,
+                    w1: r.get(&format!("{mp}Dense_1/kernel"))?,
+                    b1: r.get(&format!("{mp}Dense_1/bias"))?,
                 }
             };
             blocks.push(BlockWeights {
-                ln0_scale: r.get(&format!("{pre}LayerNorm_0/scale"), &[d])?,
-                ln0_bias: r.get(&format!("{pre}LayerNorm_0/bias"), &[d])?,
+                ln0_scale: r.get(&format!("{pre}LayerNorm_0/scale"))?,
+                ln0_bias: r.get(&format!("{pre}LayerNorm_0/bias"))?,
                 qkv_kernel,
                 qkv_bias,
-                out_kernel: r.get(&format!("{att}out/kernel"), &[heads, hd, d])?,
-                out_bias: r.get(&format!("{att}out/bias"), &[d])?,
-                ln2_scale: r.get(&format!("{pre}LayerNorm_2/scale"), &[d])?,
-                ln2_bias: r.get(&format!("{pre}LayerNorm_2/bias"), &[d])?,
+                out_kernel: r.get(&format!("{att}out/kernel"))?,
+                out_bias: r.get(&format!("{att}out/bias"))?,
+                ln2_scale: r.get(&format!("{pre}LayerNorm_2/scale"))?,
+                ln2_bias: r.get(&format!("{pre}LayerNorm_2/bias"))?,
                 mlp,
             });
         }
         Ok(VitWeights {
-            embedding_kernel: r.get("embedding/kernel", &[p, p, c.channels, d])?,
-            embedding_bias: r.get("embedding/bias", &[d])?,
-            pos_embedding: r.get("Encoder/posembed_input/pos_embedding", &[1, m, d])?,
-            norm_scale: r.get("Encoder/encoder_norm/scale", &[d])?,
-            norm_bias: r.get("Encoder/encoder_norm/bias", &[d])?,
-            head_kernel: r.get("head/kernel", &[d, c.num_classes])?,
-            head_bias: r.get("head/bias", &[c.num_classes])?,
+            embedding_kernel: r.get("embedding/kernel")?,
+            embedding_bias: r.get("embedding/bias")?,
+            pos_embedding: r.get("Encoder/posembed_input/pos_embedding")?,
+            norm_scale: r.get("Encoder/encoder_norm/scale")?,
+            norm_bias: r.get("Encoder/encoder_norm/bias")?,
+            head_kernel: r.get("head/kernel")?,
+            head_bias: r.get("head/bias")?,
             blocks,
             config,
         })
@@ -234,5 +286,30 @@ impl VitWeights {
     /// The GELU of the dense MLP blocks.
     pub fn gelu(&self) -> Gelu {
         self.config.gelu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tensor_list_is_what_the_shipped_files_hold_and_count() {
+        for name in ["dense-vit", "soft-moe-vit", "tokens-choice-vit", "experts-choice-vit"] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights").join(name);
+            let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+            let config = VitConfig::from_json(&text, name).unwrap();
+            let st = SafeTensors::read(dir.join("model.safetensors")).unwrap();
+            let listed: HashMap<String, Vec<usize>> = vit_tensor_shapes(&config).into_iter().collect();
+            let stored: HashMap<String, Vec<usize>> = st.entries().iter().map(|e| (e.name.clone(), e.shape.clone())).collect();
+            assert_eq!(listed, stored, "{name}");
+            let recorded = serde_json::from_str::<serde_json::Value>(&text).unwrap()["training"]["parameters"].as_u64();
+            let count: usize = listed.values().map(|s| s.iter().product::<usize>()).sum();
+            assert_eq!(Some(count as u64), recorded, "{name}");
+            // Round trip through the loader, which reads every listed tensor at its listed shape.
+            let w = VitWeights::from_parts(config, &st).unwrap();
+            let again = SafeTensors::parse(w.to_safetensors(), name).unwrap();
+            assert_eq!(again.entries().len(), listed.len(), "{name}");
+        }
     }
 }

@@ -68,3 +68,28 @@ fn an_image_is_bit_identical_alone_and_anywhere_in_a_batch() {
     let plain = pollster::block_on(vit.classify(&batch)).unwrap();
     assert_eq!(plain.logits.data, all.logits.data);
 }
+
+#[test]
+fn the_classifier_returns_the_same_layout_on_both_paths() {
+    use softmoe::model::Classifier;
+    let mut c = vit_config(28, 1, 4, 16, 2, 2, &[1], 3, 2);
+    c.class_names = (0..10).map(|i| format!("class {i}")).collect();
+    let w = random_vit(&mut Rng::new(230), &c);
+    let x = images(&mut Rng::new(231), 3, &c);
+    let gpu = Classifier::Gpu(pollster::block_on(Vit::new(ctx(), &w)).unwrap());
+    let cpu = Classifier::Cpu(w);
+    assert_eq!((gpu.backend(), cpu.backend()), ("webgpu", "cpu"));
+    let (g, r) = (pollster::block_on(gpu.classify(&x, true)).unwrap(), pollster::block_on(cpu.classify(&x, true)).unwrap());
+    let tol = (c.num_layers + 1) as f64 * f32_tol(c.mlp_dim.max(c.tokens()), max_abs("logits", &r.logits).max(1.0));
+    assert_close("classifier logits, GPU against f64", &g.logits, &r.logits, tol);
+    assert_close("classifier probabilities, GPU against f64", &g.probs, &r.probs, tol);
+    assert_eq!(g.predictions, r.predictions);
+    assert_eq!(g.maps.len(), 1);
+    for (a, b) in g.maps.iter().zip(&r.maps) {
+        assert_eq!((a.block, &a.dispatch.shape, &a.combine.shape), (b.block, &b.dispatch.shape, &b.combine.shape));
+        assert_close("classifier dispatch", &a.dispatch.data, &b.dispatch.data, 2.0 * f32_tol(c.tokens(), 1.0));
+    }
+    // Without maps neither path returns them.
+    let plain = pollster::block_on(cpu.classify(&x, false)).unwrap();
+    assert!(plain.maps.is_empty() && plain.routes.is_empty() && plain.logits == r.logits);
+}

@@ -13,6 +13,8 @@ mod ops;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use model::{Config, DropPath, Moe, Rng, Router, Weights};
+use softmoe::flops::vit_gemm_flops_per_image;
+use softmoe::model::{argmax, VitConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -141,7 +143,7 @@ fn train(a: &Args) -> Res<()> {
         "experts-choice" => Moe::Sparse { router: Router::ExpertsChoice { capacity_factor, capacity_multiple_of }, group_size },
         k => return Err(format!("unknown model {k}").into()),
     };
-    let cfg = Config::new(
+    let cfg = model::config(
         a.get("hidden", 64)?,
         a.get("layers", 4)?,
         a.get("heads", 4)?,
@@ -192,8 +194,8 @@ fn train(a: &Args) -> Res<()> {
         cfg.moe_layers,
         cfg.num_experts,
         cfg.slots_per_expert,
-        cfg.parameter_count(),
-        cfg.flops_per_image()
+        model::parameter_count(&cfg),
+        vit_gemm_flops_per_image(&cfg)
     );
     let vars = model::init_params(&cfg, recipe.seed, &dev)?;
     let (secs, epochs_done) = train_loop(&cfg, &vars, &ds, &recipe, &dev)?;
@@ -206,13 +208,13 @@ fn train(a: &Args) -> Res<()> {
     }
     std::fs::create_dir_all(&out)?;
     candle_core::safetensors::save(&w.0, out.join("model.safetensors"))?;
-    let mut conf = cfg.to_json();
+    let mut conf: serde_json::Value = serde_json::from_str(&cfg.to_json())?;
     conf["training"] = serde_json::json!({
         "test_accuracy": (acc * 1e4).round() / 1e4,
         "train_seconds": (secs * 10.0).round() / 10.0,
         "epochs": epochs_done,
-        "parameters": cfg.parameter_count(),
-        "flops_per_image": cfg.flops_per_image(),
+        "parameters": model::parameter_count(&cfg),
+        "flops_per_image": vit_gemm_flops_per_image(&cfg),
         "seed": recipe.seed,
         "batch_size": recipe.batch_size,
         "lr": recipe.lr,
@@ -251,8 +253,8 @@ fn augment_into(src: &[f32], dst: &mut [f32], flip: bool, dx: i32, dy: i32) {
     }
 }
 
-fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::Dataset, r: &Recipe, dev: &Device) -> Res<(f64, usize)> {
-    let (px, labels) = data::Dataset::flat(&ds.train);
+fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::FashionMnist, r: &Recipe, dev: &Device) -> Res<(f64, usize)> {
+    let (px, labels) = data::flat(&ds.train);
     let n = labels.len();
     let steps_per_epoch = n.div_ceil(r.batch_size);
     let total = r.max_steps.unwrap_or(steps_per_epoch * r.epochs);
@@ -453,26 +455,17 @@ fn logits_of(w: &Weights, cfg: &Config, px: &[f32], dev: &Device) -> Res<Vec<Vec
     Ok(out)
 }
 
-fn evaluate(w: &Weights, cfg: &Config, ds: &data::Dataset, dev: &Device) -> Res<f64> {
-    let (px, labels) = data::Dataset::flat(&ds.test);
-    let logits = logits_of(w, cfg, &px, dev)?;
+fn evaluate(w: &Weights, cfg: &Config, ds: &data::FashionMnist, dev: &Device) -> Res<f64> {
+    let (px, labels) = data::flat(&ds.test);
+    let logits = logits_of(w, cfg, px, dev)?;
     let correct = logits.iter().zip(&labels).filter(|(l, &t)| argmax(l) == t as usize).count();
     Ok(correct as f64 / labels.len() as f64)
 }
 
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 fn load_model(dir: &Path, dev: &Device) -> Res<(Config, Weights)> {
-    let conf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
-    let cfg = Config::from_json(&conf)?;
+    let path = dir.join("config.json");
+    let cfg = VitConfig::from_json(&std::fs::read_to_string(&path)?, &path.display().to_string())?;
+    model::trainable(&cfg)?;
     let w = Weights(candle_core::safetensors::load(dir.join("model.safetensors"), dev)?);
     w.check(&cfg)?;
     Ok((cfg, w))
@@ -494,9 +487,9 @@ fn eval_cmd(a: &Args) -> Res<()> {
 /// order (class by class), candle's predicted class (`predictions`, f32 [10000]) and the gap between
 /// its largest and second-largest logit (`margins`, f32 [10000]), from the same chunked forward as
 /// `evaluate` (so sparse models route the same groups). Returns the test accuracy they imply.
-fn write_test_predictions(w: &Weights, cfg: &Config, ds: &data::Dataset, dir: &Path, dev: &Device) -> Res<f64> {
-    let (px, labels) = data::Dataset::flat(&ds.test);
-    let logits = logits_of(w, cfg, &px, dev)?;
+fn write_test_predictions(w: &Weights, cfg: &Config, ds: &data::FashionMnist, dir: &Path, dev: &Device) -> Res<f64> {
+    let (px, labels) = data::flat(&ds.test);
+    let logits = logits_of(w, cfg, px, dev)?;
     let predictions: Vec<f32> = logits.iter().map(|l| argmax(l) as f32).collect();
     let margins: Vec<f32> = logits
         .iter()
@@ -533,18 +526,18 @@ fn predict_cmd(a: &Args) -> Res<()> {
 }
 
 /// The 64 sample images: sample i is test image i/10 of class i%10.
-fn sample_set(ds: &data::Dataset) -> (Vec<f32>, Vec<f32>) {
+fn sample_set(ds: &data::FashionMnist) -> (Vec<f32>, Vec<f32>) {
     let mut px = Vec::with_capacity(64 * 784);
     let mut labels = Vec::with_capacity(64);
     for i in 0..64 {
         let c = i % 10;
-        px.extend_from_slice(&ds.test[c].images[i / 10]);
+        px.extend_from_slice(data::test_image(ds, c, i / 10));
         labels.push(c as f32);
     }
     (px, labels)
 }
 
-fn write_sample_logits(w: &Weights, cfg: &Config, ds: &data::Dataset, dir: &Path, dev: &Device) -> Res<()> {
+fn write_sample_logits(w: &Weights, cfg: &Config, ds: &data::FashionMnist, dir: &Path, dev: &Device) -> Res<()> {
     let (px, _) = sample_set(ds);
     let x = Tensor::from_slice(&px, (64, 28, 28), dev)?;
     let logits = model::forward(&x, w, cfg)?;

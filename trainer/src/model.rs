@@ -5,35 +5,16 @@ use crate::ops;
 #[cfg(test)]
 use candle_core::D;
 use candle_core::{DType, Device, Result, Tensor, Var};
+use softmoe::data::CLASS_NAMES;
+use softmoe::model::{VitConfig, LAYER_NORM_EPS as LN_EPS};
+use softmoe::reference::NORM_EPS;
 pub use softmoe::routing::Router;
+use softmoe::weights::vit_tensor_shapes;
 use std::collections::{BTreeMap, HashMap};
 
-pub const CLASS_NAMES: [&str; 10] =
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
-
-pub const LN_EPS: f64 = 1e-6;
-pub const NORM_EPS: f64 = 1e-6;
-
-/// Hyper-parameters (the architecture part of config.json).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    pub image_size: usize,
-    pub channels: usize,
-    pub patch_size: usize,
-    pub hidden_size: usize,
-    pub num_layers: usize,
-    pub num_heads: usize,
-    pub mlp_dim: usize,
-    pub num_classes: usize,
-    pub moe_layers: Vec<usize>,
-    pub num_experts: usize,
-    pub slots_per_expert: usize,
-    pub expert_mlp_dim: usize,
-    /// The MoE blocks' router: None for Soft MoE, or a sparse one.
-    pub router: Option<Router>,
-    /// Images per routing group of a sparse router (their tokens compete for capacity).
-    pub group_size: usize,
-}
+/// Hyper-parameters: the library's config.json (`softmoe::model::VitConfig`, which reads and writes
+/// it); the trainer trains those that [`trainable`] accepts.
+pub type Config = VitConfig;
 
 /// Which MLP the second half of the blocks gets.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,238 +24,67 @@ pub enum Moe {
     Sparse { router: Router, group_size: usize },
 }
 
-impl Config {
-    /// MoE blocks (of kind `moe`) in the second half, or all dense.
-    pub fn new(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize, slots: usize, moe: Moe) -> Self {
-        Config {
-            image_size: 28,
-            channels: 1,
-            patch_size: 4,
-            hidden_size: d,
-            num_layers: layers,
-            num_heads: heads,
-            mlp_dim: mlp,
-            num_classes: 10,
-            moe_layers: if moe == Moe::Dense { vec![] } else { (layers / 2..layers).collect() },
-            num_experts: experts,
-            slots_per_expert: if matches!(moe, Moe::Sparse { .. }) { 0 } else { slots },
-            expert_mlp_dim: mlp,
-            router: match moe {
-                Moe::Sparse { router, .. } => Some(router),
-                _ => None,
-            },
-            group_size: match moe {
-                Moe::Sparse { group_size, .. } => group_size,
-                _ => 0,
-            },
-        }
-    }
-
-    /// Capacity of each expert per group of `group_size` images (sparse routers).
-    pub fn capacity(&self) -> usize {
-        self.router.map_or(0, |r| r.capacity(self.group_size * self.tokens(), self.num_experts))
-    }
-
-    pub fn grid(&self) -> usize {
-        self.image_size / self.patch_size
-    }
-
-    pub fn tokens(&self) -> usize {
-        self.grid() * self.grid()
-    }
-
-    pub fn patch_dim(&self) -> usize {
-        self.patch_size * self.patch_size * self.channels
-    }
-
-    pub fn is_moe(&self, block: usize) -> bool {
-        self.moe_layers.contains(&block)
-    }
-
-    /// The architecture keys of config.json (the `training` object is added by the caller).
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "image_size": self.image_size,
-            "channels": self.channels,
-            "patch_size": self.patch_size,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "mlp_dim": self.mlp_dim,
-            "num_classes": self.num_classes,
-            "moe_layers": self.moe_layers,
-            "num_experts": self.num_experts,
-            "slots_per_expert": self.slots_per_expert,
-            "expert_mlp_dim": self.expert_mlp_dim,
-            "gelu": "tanh",
-            "normalize": true,
-            "layer_norm_eps": LN_EPS,
-            "class_names": CLASS_NAMES,
-        });
-        if let Some(r) = self.router {
-            v["moe_type"] = r.name().into();
-            v["capacity_factor"] = r.capacity_factor().into();
-            v["capacity_multiple_of"] = r.capacity_multiple_of().into();
-            v["group_size"] = self.group_size.into();
-            v.as_object_mut().expect("object").remove("slots_per_expert");
-            if r.k() > 0 {
-                v["router_k"] = r.k().into();
-            }
-        }
-        v
-    }
-
-    pub fn from_json(v: &serde_json::Value) -> std::result::Result<Self, String> {
-        let u = |k: &str| -> std::result::Result<usize, String> {
-            v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or(format!("config.json: missing or bad key {k}"))
-        };
-        let moe_layers = v
-            .get("moe_layers")
-            .and_then(|x| x.as_array())
-            .ok_or("config.json: missing moe_layers")?
-            .iter()
-            .map(|x| x.as_u64().map(|x| x as usize).ok_or("bad moe_layers entry"))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        if v.get("gelu").and_then(|g| g.as_str()).unwrap_or("tanh") != "tanh" {
-            return Err("only gelu = tanh is supported by the trainer".into());
-        }
-        if !v.get("normalize").and_then(|g| g.as_bool()).unwrap_or(true) {
-            return Err("only normalize = true is supported by the trainer".into());
-        }
-        let cf = v.get("capacity_factor").and_then(|x| x.as_f64()).unwrap_or(1.0);
-        // Capacities rounded up to this multiple; vmoe's default 4 when the key is absent, as the
-        // library's loader reads it.
-        let mult = match v.get("capacity_multiple_of") {
-            None => softmoe::routing::VMOE_CAPACITY_MULTIPLE_OF,
-            Some(x) => x.as_u64().map(|x| x as usize).ok_or("config.json: capacity_multiple_of is not a non-negative integer")?,
-        };
-        let router = match v.get("moe_type").and_then(|x| x.as_str()).unwrap_or("soft") {
-            "soft" => None,
-            "tokens_choice" => Some(Router::TokensChoice { k: u("router_k")?, capacity_factor: cf, capacity_multiple_of: mult }),
-            "experts_choice" => Some(Router::ExpertsChoice { capacity_factor: cf, capacity_multiple_of: mult }),
-            t => return Err(format!("config.json: unknown moe_type {t}")),
-        };
-        Ok(Config {
-            router,
-            group_size: if router.is_some() { u("group_size")? } else { 0 },
-            slots_per_expert: if router.is_some() { 0 } else { u("slots_per_expert")? },
-            image_size: u("image_size")?,
-            channels: u("channels")?,
-            patch_size: u("patch_size")?,
-            hidden_size: u("hidden_size")?,
-            num_layers: u("num_layers")?,
-            num_heads: u("num_heads")?,
-            mlp_dim: u("mlp_dim")?,
-            num_classes: u("num_classes")?,
-            moe_layers,
-            num_experts: u("num_experts")?,
-            expert_mlp_dim: u("expert_mlp_dim")?,
-        })
-    }
-
-    /// Every tensor of the model: (SPEC §2 name, shape).
-    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let (p, c, d, heads) = (self.patch_size, self.channels, self.hidden_size, self.num_heads);
-        let dh = d / heads;
-        let mut v: Vec<(String, Vec<usize>)> = vec![
-            ("embedding/kernel".into(), vec![p, p, c, d]),
-            ("embedding/bias".into(), vec![d]),
-            ("Encoder/posembed_input/pos_embedding".into(), vec![1, self.tokens(), d]),
-        ];
-        for k in 0..self.num_layers {
-            let b = format!("Encoder/encoderblock_{k}");
-            for ln in ["LayerNorm_0", "LayerNorm_2"] {
-                v.push((format!("{b}/{ln}/scale"), vec![d]));
-                v.push((format!("{b}/{ln}/bias"), vec![d]));
-            }
-            let a = format!("{b}/MultiHeadDotProductAttention_1");
-            for q in ["query", "key", "value"] {
-                v.push((format!("{a}/{q}/kernel"), vec![d, heads, dh]));
-                v.push((format!("{a}/{q}/bias"), vec![heads, dh]));
-            }
-            v.push((format!("{a}/out/kernel"), vec![heads, dh, d]));
-            v.push((format!("{a}/out/bias"), vec![d]));
-            if self.is_moe(k) {
-                let (n, s, h) = (self.num_experts, self.slots_per_expert, self.expert_mlp_dim);
-                if self.router.is_some() {
-                    v.push((format!("{b}/Moe/Router/dense/kernel"), vec![d, n]));
-                } else {
-                    v.push((format!("{b}/Moe/Router/mu"), vec![d, n, s]));
-                    v.push((format!("{b}/Moe/Router/scale"), vec![]));
-                }
-                v.push((format!("{b}/Moe/Mlp/Dense_0/kernel"), vec![n, d, h]));
-                v.push((format!("{b}/Moe/Mlp/Dense_0/bias"), vec![n, h]));
-                v.push((format!("{b}/Moe/Mlp/Dense_1/kernel"), vec![n, h, d]));
-                v.push((format!("{b}/Moe/Mlp/Dense_1/bias"), vec![n, d]));
-            } else {
-                let m = self.mlp_dim;
-                v.push((format!("{b}/MlpBlock_3/Dense_0/kernel"), vec![d, m]));
-                v.push((format!("{b}/MlpBlock_3/Dense_0/bias"), vec![m]));
-                v.push((format!("{b}/MlpBlock_3/Dense_1/kernel"), vec![m, d]));
-                v.push((format!("{b}/MlpBlock_3/Dense_1/bias"), vec![d]));
-            }
-        }
-        v.push(("Encoder/encoder_norm/scale".into(), vec![d]));
-        v.push(("Encoder/encoder_norm/bias".into(), vec![d]));
-        v.push(("head/kernel".into(), vec![d, self.num_classes]));
-        v.push(("head/bias".into(), vec![self.num_classes]));
-        v
-    }
-
-    pub fn parameter_count(&self) -> usize {
-        self.tensor_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
-    }
-
-    /// Forward-pass FLOPs for one image, counting a multiply and an add separately (2 per
-    /// multiply-accumulate), for every matrix product of the forward pass:
-    /// patch embedding, Q/K/V/out projections, attention scores QKᵀ and the weighted sum AV,
-    /// dense MLPs, and in Soft MoE blocks the router logits X̂Φ̂, dispatch X̃ = DᵀX, the experts'
-    /// two dense layers (on n·p slots, not m tokens) and combine Y = CỸ, and the head.
-    /// Element-wise work (biases, LayerNorm, softmax, GELU, L2 normalisation, residuals,
-    /// pooling) is not counted: it is a few percent at these sizes.
-    pub fn flops_per_image(&self) -> u64 {
-        let m = self.tokens() as u64;
-        let d = self.hidden_size as u64;
-        let mlp = self.mlp_dim as u64;
-        let slots = (self.num_experts * self.slots_per_expert) as u64;
-        let h = self.expert_mlp_dim as u64;
-        let mac = |a: u64, b: u64, c: u64| 2 * a * b * c;
-        let mut f = mac(m, self.patch_dim() as u64, d);
-        for k in 0..self.num_layers {
-            f += 4 * mac(m, d, d); // q, k, v, out projections
-            f += 2 * mac(m, m, d); // QKᵀ over all heads, then AV
-            if self.is_moe(k) && self.router.is_some() {
-                // Router logits, then the experts on the group's n·capacity slots, per image.
-                let per_image = (self.num_experts * self.capacity()) as u64 / self.group_size as u64;
-                f += mac(m, d, self.num_experts as u64);
-                f += mac(per_image, d, h) + mac(per_image, h, d);
-            } else if self.is_moe(k) {
-                f += mac(m, d, slots); // router logits
-                f += mac(slots, m, d); // dispatch DᵀX
-                f += mac(slots, d, h) + mac(slots, h, d); // experts
-                f += mac(m, slots, d); // combine CỸ
-            } else {
-                f += mac(m, d, mlp) + mac(m, mlp, d);
-            }
-        }
-        f += mac(1, d, self.num_classes as u64);
-        f
+/// A ViT on 28×28 Fashion-MNIST in 4×4 patches, with MoE blocks (of kind `moe`) in the second half
+/// or all dense; tanh GELU, normalised Soft MoE routers and LayerNorm's eps of 1e-6.
+pub fn config(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize, slots: usize, moe: Moe) -> Config {
+    VitConfig {
+        image_size: 28,
+        channels: 1,
+        patch_size: 4,
+        hidden_size: d,
+        num_layers: layers,
+        num_heads: heads,
+        mlp_dim: mlp,
+        num_classes: CLASS_NAMES.len(),
+        moe_layers: if moe == Moe::Dense { vec![] } else { (layers / 2..layers).collect() },
+        num_experts: experts,
+        slots_per_expert: if matches!(moe, Moe::Sparse { .. }) { 0 } else { slots },
+        expert_mlp_dim: mlp,
+        gelu: softmoe::Gelu::Tanh,
+        normalize: true,
+        layer_norm_eps: LN_EPS as f32,
+        class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+        router: match moe {
+            Moe::Sparse { router, .. } => Some(router),
+            _ => None,
+        },
+        group_size: match moe {
+            Moe::Sparse { group_size, .. } => group_size,
+            _ => 0,
+        },
     }
 }
 
-/// Deterministic random numbers for initialisation and shuffling (SplitMix64).
-pub struct Rng(u64);
+/// Whether the trainer's model computes what `cfg` describes: tanh GELU, normalised Soft MoE
+/// routers and LayerNorm's eps of 1e-6.
+pub fn trainable(cfg: &Config) -> std::result::Result<(), String> {
+    if cfg.gelu != softmoe::Gelu::Tanh {
+        return Err("only gelu = tanh is supported by the trainer".into());
+    }
+    if !cfg.normalize {
+        return Err("only normalize = true is supported by the trainer".into());
+    }
+    if cfg.layer_norm_eps != LN_EPS as f32 {
+        return Err(format!("only layer_norm_eps = {LN_EPS} is supported by the trainer"));
+    }
+    Ok(())
+}
+
+/// Trainable values of the model (the sizes of `softmoe::weights::vit_tensor_shapes`).
+pub fn parameter_count(cfg: &Config) -> usize {
+    vit_tensor_shapes(cfg).iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+}
+
+/// Deterministic random numbers for initialisation and shuffling: the library's SplitMix64, started
+/// from seed ^ 0x9E37_79B9_7F4A_7C15.
+pub struct Rng(softmoe::random::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Rng(softmoe::random::Rng::new(seed ^ 0x9E37_79B9_7F4A_7C15))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
@@ -340,7 +150,7 @@ fn init_values(name: &str, shape: &[usize], cfg: &Config, rng: &mut Rng) -> Vec<
 pub fn init_params(cfg: &Config, seed: u64, dev: &Device) -> Result<BTreeMap<String, Var>> {
     let mut rng = Rng::new(seed);
     let mut out = BTreeMap::new();
-    for (name, shape) in cfg.tensor_shapes() {
+    for (name, shape) in vit_tensor_shapes(cfg) {
         let vals = init_values(&name, &shape, cfg, &mut rng);
         let t = Tensor::from_vec(vals, shape.as_slice(), dev)?;
         out.insert(name, Var::from_tensor(&t)?);
@@ -358,7 +168,7 @@ impl Weights {
 
     /// Check presence, dtype and shape of every tensor against the config.
     pub fn check(&self, cfg: &Config) -> std::result::Result<(), String> {
-        for (name, shape) in cfg.tensor_shapes() {
+        for (name, shape) in vit_tensor_shapes(cfg) {
             let t = self.0.get(&name).ok_or(format!("missing tensor {name}"))?;
             if t.dtype() != DType::F32 {
                 return Err(format!("tensor {name}: dtype {:?}, want f32", t.dtype()));
@@ -545,7 +355,7 @@ pub fn sparse_moe(
         Router::TokensChoice { .. } => {
             let mut top = vec![0f32; n];
             for row in gv.chunks(n) {
-                top[super::argmax(row)] += 1.0 / rows as f32;
+                top[softmoe::model::argmax(row)] += 1.0 / rows as f32;
             }
             let frac = Tensor::from_vec(top, n, dev)?;
             ((gates.mean(0)? * frac)?.sum_all()? * n as f64)?

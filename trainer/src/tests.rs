@@ -82,7 +82,7 @@ fn spec_medium_vector() {
 
 #[test]
 fn patch_order_is_row_major_py_px() {
-    let cfg = Config::new(8, 2, 2, 16, 2, 1, Moe::Soft);
+    let cfg = model::config(8, 2, 2, 16, 2, 1, Moe::Soft);
     let img: Vec<f32> = (0..784).map(|i| i as f32).collect();
     let p = model::patchify(&t(img, &[1, 28, 28]), &cfg).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
     // token t = gy*7 + gx; element (py, px) of the patch = pixel (4gy+py, 4gx+px)
@@ -92,10 +92,9 @@ fn patch_order_is_row_major_py_px() {
 
 #[test]
 fn model_shapes_names_and_gradients() {
-    let cfg = Config::new(16, 4, 2, 32, 4, 2, Moe::Soft);
+    let cfg = model::config(16, 4, 2, 32, 4, 2, Moe::Soft);
     assert_eq!(cfg.moe_layers, vec![2, 3]);
-    let json = cfg.to_json();
-    assert_eq!(Config::from_json(&json).unwrap(), cfg);
+    assert_eq!(Config::from_json(&cfg.to_json(), "test").unwrap(), cfg);
     let vars = model::init_params(&cfg, 7, &Device::Cpu).unwrap();
     let w = Weights::from_vars(&vars);
     w.check(&cfg).unwrap();
@@ -104,7 +103,7 @@ fn model_shapes_names_and_gradients() {
     assert_eq!(w.0["Encoder/encoderblock_1/MlpBlock_3/Dense_0/kernel"].dims(), &[16, 32]);
     assert_eq!(w.0["embedding/kernel"].dims(), &[4, 4, 1, 16]);
     let n: usize = w.0.values().map(|t| t.elem_count()).sum();
-    assert_eq!(n, cfg.parameter_count());
+    assert_eq!(n, model::parameter_count(&cfg));
     let x = Tensor::rand(0f32, 1f32, (3, 28, 28), &Device::Cpu).unwrap();
     let logits = model::forward(&x, &w, &cfg).unwrap();
     assert_eq!(logits.dims(), &[3, 10]);
@@ -154,17 +153,17 @@ fn model_shapes_names_and_gradients() {
 }
 
 #[test]
-fn flops_counts_matmuls() {
-    let dense = Config::new(64, 6, 4, 128, 8, 2, Moe::Dense);
-    let moe = Config::new(64, 6, 4, 128, 8, 2, Moe::Soft);
-    let (m, d) = (49u64, 64u64);
-    let attn = 4 * 2 * m * d * d + 2 * 2 * m * m * d;
-    let mlp = 2 * 2 * m * d * 128;
-    let want_dense = 2 * m * 16 * d + 6 * (attn + mlp) + 2 * d * 10;
-    assert_eq!(dense.flops_per_image(), want_dense);
-    let s = 16u64;
-    let moe_mlp = 2 * m * d * s + 2 * s * m * d + 2 * 2 * s * d * 128 + 2 * m * s * d;
-    assert_eq!(moe.flops_per_image(), want_dense - 3 * mlp + 3 * moe_mlp);
+fn the_shipped_configs_are_the_trainers_and_record_its_counts() {
+    for (dir, moe) in [("dense-vit", Moe::Dense), ("soft-moe-vit", Moe::Soft)] {
+        let path = format!("{}/../weights/{dir}/config.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = model::config(64, 4, 4, 128, 8, 2, moe);
+        assert_eq!(Config::from_json(&text, &path).unwrap(), cfg, "{dir}");
+        model::trainable(&cfg).unwrap();
+        let training = &serde_json::from_str::<serde_json::Value>(&text).unwrap()["training"];
+        assert_eq!(Some(softmoe::flops::vit_gemm_flops_per_image(&cfg)), training["flops_per_image"].as_u64(), "{dir}");
+        assert_eq!(Some(model::parameter_count(&cfg) as u64), training["parameters"].as_u64(), "{dir}");
+    }
 }
 
 /// y_t = Σ over the experts that took token t of gate(t, e) · expert_e(x_t), in f64 loops.
@@ -254,23 +253,23 @@ fn sparse_layers_match_a_per_token_reference_and_train_the_router() {
 #[test]
 fn sparse_configs_round_trip_and_count_parameters() {
     let router = Router::tokens_choice(2, 1.25);
-    let cfg = Config::new(16, 4, 2, 32, 4, 2, Moe::Sparse { router, group_size: 4 });
-    assert_eq!(Config::from_json(&cfg.to_json()).unwrap(), cfg);
-    assert_eq!(cfg.to_json()["moe_type"], "tokens_choice");
-    let soft = Config::new(16, 4, 2, 32, 4, 2, Moe::Soft);
+    let cfg = model::config(16, 4, 2, 32, 4, 2, Moe::Sparse { router, group_size: 4 });
+    assert_eq!(Config::from_json(&cfg.to_json(), "test").unwrap(), cfg);
+    assert!(cfg.to_json().contains(r#""moe_type": "tokens_choice""#));
+    let soft = model::config(16, 4, 2, 32, 4, 2, Moe::Soft);
     // Router/dense/kernel [d, n] replaces Router/mu [d, n, p] and Router/scale in each MoE block.
-    assert_eq!(soft.parameter_count() - cfg.parameter_count(), 2 * (16 * 4 * 2 + 1 - 16 * 4));
+    assert_eq!(model::parameter_count(&soft) - model::parameter_count(&cfg), 2 * (16 * 4 * 2 + 1 - 16 * 4));
     let w = Weights::from_vars(&model::init_params(&cfg, 3, &Device::Cpu).unwrap());
     w.check(&cfg).unwrap();
     let logits = model::forward(&Tensor::rand(0f32, 1f32, (6, 28, 28), &Device::Cpu).unwrap(), &w, &cfg).unwrap();
     assert_eq!(logits.dims(), &[6, 10]);
     // Capacity ⌈2·(4·49)·1.25/4⌉ = 123, rounded up to vmoe's multiple of 4: 124 slots per expert
     // per group of 4 images; config.json records the multiple, and 1 keeps 123.
-    assert_eq!(cfg.capacity(), 124);
-    assert_eq!(cfg.to_json()["capacity_multiple_of"], 4);
-    let unrounded = Config::new(16, 4, 2, 32, 4, 2, Moe::Sparse { router: router.with_capacity_multiple_of(1), group_size: 4 });
-    assert_eq!(unrounded.capacity(), 123);
-    assert_eq!(Config::from_json(&unrounded.to_json()).unwrap(), unrounded);
+    assert_eq!(cfg.router.unwrap().capacity(4 * 49, 4), 124);
+    assert!(cfg.to_json().contains(r#""capacity_multiple_of": 4"#));
+    let unrounded = model::config(16, 4, 2, 32, 4, 2, Moe::Sparse { router: router.with_capacity_multiple_of(1), group_size: 4 });
+    assert_eq!(unrounded.router.unwrap().capacity(4 * 49, 4), 123);
+    assert_eq!(Config::from_json(&unrounded.to_json(), "test").unwrap(), unrounded);
 }
 
 #[test]

