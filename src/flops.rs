@@ -2,8 +2,8 @@
 //! FLOPs; exp, division, square root and tanh count one each; bytes are the least a kernel must
 //! move (each input read once, each output written once, f32).
 
+use crate::config::VitConfig;
 use crate::kernels::matmul::Matmul;
-use crate::model::VitConfig;
 use crate::routing::Router;
 
 /// FLOPs of one Soft MoE layer on b examples of m tokens: normalisation (3 per value), the logits

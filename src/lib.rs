@@ -39,6 +39,7 @@
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 pub mod compare;
+pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 pub mod error;
@@ -57,9 +58,10 @@ pub mod tensor;
 pub mod web;
 pub mod weights;
 
+pub use config::{Gelu, SoftMoeConfig};
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuOptions};
-pub use layers::{Gelu, LayerOptions, LayerOutput, SoftMoe, SparseMoe, SparseOutput};
+pub use layers::{LayerOptions, LayerOutput, SoftMoe, SparseMoe, SparseOutput};
 pub use model::{Classification, Classifier, Vit, VitConfig, VitOutput};
 pub use routing::{RouteStats, Router};
 pub use tensor::Tensor;

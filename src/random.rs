@@ -1,6 +1,6 @@
 //! Seeded pseudo-random layers and inputs for tests, examples and benchmarks (no `rand` dependency).
 
-use crate::layers::Gelu;
+use crate::config::Gelu;
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
 
@@ -73,7 +73,7 @@ pub fn random_input(rng: &mut Rng, b: usize, m: usize, d: usize) -> Tensor {
 }
 
 /// A random ViT for `config`, with LayerNorm scales near 1 and fan-in scaled kernels.
-pub fn random_vit(rng: &mut Rng, config: &crate::model::VitConfig) -> crate::weights::VitWeights {
+pub fn random_vit(rng: &mut Rng, config: &crate::config::VitConfig) -> crate::weights::VitWeights {
     use crate::weights::{BlockMlp, BlockWeights, VitWeights};
     let c = config;
     let (d, m, pd) = (c.hidden_size, c.tokens(), c.patch_dim());

@@ -1,14 +1,15 @@
 //! Device set-up, the pipeline cache, the buffer pool and async readback.
 
 mod context;
-mod execute;
+mod params;
 mod pipelines;
 mod plan_cache;
 mod pool;
 mod readback;
 
 pub use context::{GpuContext, GpuOptions};
-pub use execute::{execute, Readback};
+pub(crate) use params::{kernel_params, wgsl};
+pub use params::{KernelParams, ParamField, ParamsLayout};
 pub use pipelines::{Kernel, PipelineCache};
 pub use plan_cache::PlanCache;
 pub use pool::{BufferPool, PooledBuffer};
@@ -36,6 +37,11 @@ pub fn workgroup_grid(total: u64, max_per_dim: u32) -> Result<(u32, u32)> {
     }
     Ok((x as u32, y as u32))
 }
+
+/// Usage of every intermediate buffer: bound as storage, copied in and out.
+pub const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+/// Usage of the staging buffer a forward reads back through.
+pub const READBACK: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 
 /// Intermediate memory one chunk of a batch may use; larger batches run in several submits.
 pub const CHUNK_BUDGET_BYTES: u64 = 256 << 20;

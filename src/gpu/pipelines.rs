@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::kernels::{KernelParams, ParamsLayout};
+use crate::gpu::{KernelParams, ParamsLayout};
 
 /// A WGSL kernel: its file name (the cache key), source and the layout of its uniform (`Op` binds
 /// only params of that layout). Every kernel's entry point is `main`.

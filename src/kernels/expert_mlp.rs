@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use super::matmul::{Activation, Matmul, MatrixView};
-use crate::layers::Gelu;
+use crate::config::Gelu;
 
 /// H [n, batch·p, h] = GELU(X̃_e · W0_e + b0_e) for e in `experts`; W0 and b0 hold just those experts.
 pub fn dense0(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Range<usize>, gelu: Gelu) -> Matmul {

@@ -5,9 +5,9 @@
 //! sum in the same order, so they agree bit for bit.
 
 use super::{kernel_params, u32_of, wgsl, Op, WORKGROUP_SIZE};
+use crate::config::Gelu;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Kernel};
-use crate::layers::Gelu;
 
 pub const KERNEL: Kernel = Kernel::new::<GemmParams>("batched_matmul", wgsl!("gemm_common.wgsl", "batched_matmul.wgsl"));
 

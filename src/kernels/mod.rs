@@ -9,13 +9,13 @@ pub mod combine;
 pub mod combine_softmax;
 pub mod dense;
 pub mod dispatch_softmax;
+mod execute;
 pub mod expert_mlp;
 pub mod l2_normalize;
 pub mod layer_norm;
 pub mod logits;
 pub mod matmul;
 pub mod mean_pool;
-mod params;
 pub mod patchify;
 pub mod router_softmax;
 pub mod slot_inputs;
@@ -28,9 +28,10 @@ use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
+pub(crate) use crate::gpu::{kernel_params, wgsl};
 use crate::gpu::{workgroup_grid, GpuContext, Kernel};
-pub(crate) use params::{kernel_params, wgsl};
-pub use params::{KernelParams, ParamField, ParamsLayout};
+pub use crate::gpu::{KernelParams, ParamField, ParamsLayout};
+pub use execute::{execute, Readback};
 
 /// Invocations per workgroup of every kernel but the tiled GEMM and the fused router softmax: one
 /// item each in `Op::per_item` kernels and the naive GEMM, one column (group) each in the skinny and

@@ -1,9 +1,9 @@
 //! `patchify.wgsl`: images [b, S, S, C] → patch rows [b·m, P·P·C] for the patch-embedding GEMM.
 
 use super::{kernel_params, u32_of, wgsl, Op};
+use crate::config::VitConfig;
 use crate::error::Result;
 use crate::gpu::{GpuContext, Kernel};
-use crate::model::VitConfig;
 
 pub const KERNEL: Kernel = Kernel::new::<PatchifyParams>("patchify", wgsl!("patchify.wgsl"));
 

@@ -6,8 +6,10 @@
 
 use std::sync::Arc;
 
+use crate::config::SoftMoeConfig;
 use crate::error::{Error, Result};
-use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
+use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer, READBACK, STORAGE};
+use crate::kernels::execute;
 use crate::kernels::matmul::{GemmKernel, Matmul};
 use crate::kernels::{self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, router_softmax, slot_inputs, Op};
 use crate::reference::check_input;
@@ -36,7 +38,9 @@ pub struct LayerOptions {
 /// A Soft MoE layer with its weights resident on one device.
 pub struct SoftMoe {
     ctx: Arc<GpuContext>,
-    config: SoftMoeWeights,
+    config: SoftMoeConfig,
+    /// `Router/scale`, the logits' learned scale (a weight, so not part of the config).
+    scale: f32,
     options: LayerOptions,
     mu_hat: wgpu::Buffer,
     experts: Vec<ExpertGroup>,
@@ -139,12 +143,11 @@ impl SoftMoe {
         if let Some(e) = scope.pop().await {
             return Err(Error::Device(format!("uploading the layer failed: {e}")));
         }
-        let config = SoftMoeWeights { mu: Vec::new(), w0: Vec::new(), b0: Vec::new(), w1: Vec::new(), b1: Vec::new(), ..weights.clone() };
-        Ok(SoftMoe { ctx, config, options, mu_hat, experts, plans: PlanCache::new(MAX_PLANS) })
+        Ok(SoftMoe { ctx, config: weights.config(), scale: weights.scale, options, mu_hat, experts, plans: PlanCache::new(MAX_PLANS) })
     }
 
-    /// The layer's sizes and options (its weight vectors are left empty).
-    pub fn config(&self) -> &SoftMoeWeights {
+    /// The layer's hyper-parameters.
+    pub fn config(&self) -> &SoftMoeConfig {
         &self.config
     }
 
@@ -163,7 +166,7 @@ impl SoftMoe {
     }
 
     async fn run(&self, x: &Tensor, maps: bool) -> Result<LayerOutput> {
-        let (b, m) = check_input(&self.config, x)?;
+        let (b, m) = check_input(self.config.d, x)?;
         let (d, s) = (self.config.d, self.config.slots());
         let chunk = self.chunk_size(b, m, maps)?;
         let mut y = Vec::with_capacity(b * m * d);
@@ -200,7 +203,7 @@ impl SoftMoe {
     /// GPU seconds of each dispatch of a forward of `x` (one chunk at most), from timestamp queries;
     /// None when the device has none.
     pub async fn profile(&self, x: &Tensor) -> Result<Option<Vec<(&'static str, f64)>>> {
-        let (b, m) = check_input(&self.config, x)?;
+        let (b, m) = check_input(self.config.d, x)?;
         if b > self.chunk_size(b, m, false)? {
             return Err(Error::Input(format!("profile takes one chunk; {b} examples need several")));
         }
@@ -259,14 +262,15 @@ impl SoftMoe {
         let mut ops = Vec::with_capacity(8);
         // The router: token normalisation fused into the logits GEMM where the vec4 kernel runs it
         // (n·p a multiple of 4), both softmaxes in one kernel where the slots fit it.
-        let mm = logits::logits(b * m, d, s, c.scale);
-        if c.normalize && !mm.vec4_b() {
+        let router = RouterPlan::of(c, b * m);
+        let mm = logits::logits(b * m, d, s, self.scale);
+        if router.separate_normalisation {
             ops.push(l2_normalize::rows_op(ctx, x, &scratch.xn, b * m, d)?);
             ops.push(mm.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
         } else {
             ops.push(Matmul { normalize_rows: c.normalize, ..mm }.op(ctx, x, &self.mu_hat, None, &scratch.logits)?);
         }
-        if router_softmax::fits(s) {
+        if router.fused_softmax {
             ops.push(router_softmax::op(ctx, &scratch.logits, dm, cm, b, m, s)?);
         } else {
             ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
@@ -287,9 +291,23 @@ impl SoftMoe {
     }
 }
 
-pub(crate) const STORAGE: wgpu::BufferUsages =
-    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
-pub(crate) const READBACK: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+/// How a layer's router runs at a given number of rows, decided once here for both the scratch
+/// sizing and the encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RouterPlan {
+    /// Tokens are L2-normalised by their own kernel (into scratch X̂) because the logits GEMM cannot
+    /// do it: only the vec4 kernel fuses the normalisation, and it needs n·p a multiple of 4.
+    pub separate_normalisation: bool,
+    /// Both softmaxes in one kernel (the slots fit it), else the two separate kernels.
+    pub fused_softmax: bool,
+}
+
+impl RouterPlan {
+    pub(crate) fn of(c: &SoftMoeConfig, rows: usize) -> Self {
+        let vec4_logits = logits::logits(rows, c.d, c.slots(), 1.0).vec4_b();
+        RouterPlan { separate_normalisation: c.normalize && !vec4_logits, fused_softmax: router_softmax::fits(c.slots()) }
+    }
+}
 
 /// Intermediate buffers of Soft MoE layers, sized for the largest of `layers` at (b, m); layers that
 /// run one after another in a pass share one.
@@ -302,15 +320,12 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
-    pub(crate) fn new(ctx: &GpuContext, layers: &[&SoftMoeWeights], b: usize, m: usize) -> Self {
-        let max = |f: &dyn Fn(&SoftMoeWeights) -> usize| layers.iter().map(|w| f(w)).max().unwrap_or(1).max(1);
+    pub(crate) fn new(ctx: &GpuContext, layers: &[&SoftMoeConfig], b: usize, m: usize) -> Self {
+        let max = |f: &dyn Fn(&SoftMoeConfig) -> usize| layers.iter().map(|w| f(w)).max().unwrap_or(1).max(1);
         let buf = |len: usize, label: &str| ctx.pool.acquire(&ctx.device, (len * 4) as u64, STORAGE, label);
         Scratch {
-            // Only layers whose logits GEMM cannot normalise the tokens itself need X̂ (see `encode`).
-            xn: buf(
-                max(&|w| if w.normalize && !logits::logits(b * m, w.d, w.slots(), 1.0).vec4_b() { b * m * w.d } else { 1 }),
-                "x normalised",
-            ),
+            // Only layers whose router normalises the tokens separately need X̂.
+            xn: buf(max(&|w| if RouterPlan::of(w, b * m).separate_normalisation { b * m * w.d } else { 1 }), "x normalised"),
             logits: buf(max(&|w| b * m * w.slots()), "logits"),
             slots_in: buf(max(&|w| b * w.slots() * w.d), "slot inputs"),
             hidden: buf(max(&|w| b * w.slots() * w.h), "expert hidden"),

@@ -10,11 +10,12 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
+use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer};
+use crate::gpu::{READBACK, STORAGE};
+use crate::kernels::execute;
 use crate::kernels::matmul::Activation;
 use crate::kernels::sparse_route::RouteShape;
 use crate::kernels::{combine_softmax, dense::dense, expert_mlp, sparse_combine, sparse_gather, sparse_route, Op};
-use crate::layers::soft_moe::{READBACK, STORAGE};
 use crate::routing::RouteStats;
 use crate::tensor::Tensor;
 use crate::weights::SparseMoeWeights;

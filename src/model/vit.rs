@@ -6,14 +6,16 @@
 
 use std::sync::Arc;
 
+use crate::config::VitConfig;
 use crate::error::{Error, Result};
-use crate::gpu::{chunk_size, execute, GpuContext, PlanCache, PooledBuffer};
+use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer};
+use crate::gpu::{READBACK, STORAGE};
+use crate::kernels::execute;
 use crate::kernels::matmul::Activation;
 use crate::kernels::{add_position, attention, dense::dense, layer_norm, mean_pool, patchify, Op};
-use crate::layers::soft_moe::{Scratch, READBACK, STORAGE};
+use crate::layers::soft_moe::Scratch;
 use crate::layers::sparse_moe::{decode_slots, whole_groups, SparseScratch};
 use crate::layers::{LayerOptions, SoftMoe, SparseMoe};
-use crate::model::VitConfig;
 use crate::reference::{check_images, softmax_rows};
 use crate::tensor::Tensor;
 use crate::weights::{BlockMlp, VitWeights};
@@ -50,7 +52,8 @@ pub struct VitOutput {
 enum Mlp {
     Dense { w0: wgpu::Buffer, b0: wgpu::Buffer, w1: wgpu::Buffer, b1: wgpu::Buffer },
     SoftMoe(SoftMoe),
-    Sparse(SparseMoe),
+    // Boxed: a sparse layer keeps its routing config beside its buffers, a Soft MoE layer only sizes.
+    Sparse(Box<SparseMoe>),
 }
 
 struct Block {
@@ -113,7 +116,7 @@ impl Vit {
                     b1: upload(&name("MlpBlock_3/Dense_1/bias"), b1)?,
                 },
                 BlockMlp::SoftMoe(w) => Mlp::SoftMoe(SoftMoe::with_options(ctx.clone(), w, options).await?),
-                BlockMlp::Sparse(w) => Mlp::Sparse(SparseMoe::new(ctx.clone(), w).await?),
+                BlockMlp::Sparse(w) => Mlp::Sparse(Box::new(SparseMoe::new(ctx.clone(), w).await?)),
             };
             blocks.push(Block {
                 ln0: affine(&name("LayerNorm_0"), &b.ln0_scale, &b.ln0_bias)?,
@@ -250,7 +253,7 @@ impl Vit {
         self.blocks
             .iter()
             .filter_map(|b| match &b.mlp {
-                Mlp::Sparse(l) => Some(l),
+                Mlp::Sparse(l) => Some(&**l),
                 _ => None,
             })
             .collect()

@@ -1,7 +1,7 @@
 //! Soft MoE in f64, one function per GPU kernel (SPEC §1).
 
+use crate::config::Gelu;
 use crate::error::{Error, Result};
-use crate::layers::Gelu;
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
 
@@ -163,7 +163,7 @@ pub fn slot_params(w: &SoftMoeWeights) -> Vec<f64> {
 
 /// The whole layer for a batch `x` [b, m, d]; each example is one group.
 pub fn soft_moe_forward(w: &SoftMoeWeights, x: &Tensor) -> Result<ReferenceOutput> {
-    let (b, m) = check_input(w, x)?;
+    let (b, m) = check_input(w.d, x)?;
     let x: Vec<f64> = x.data.iter().map(|&v| v as f64).collect();
     Ok(soft_moe_f64(w, &x, b, m))
 }
@@ -192,12 +192,12 @@ pub fn soft_moe_f64(w: &SoftMoeWeights, x: &[f64], b: usize, m: usize) -> Refere
 }
 
 /// Checks that `x` is [b, m, d] with the layer's d, m ≥ 1 and finite values; returns (b, m).
-pub fn check_input(w: &SoftMoeWeights, x: &Tensor) -> Result<(usize, usize)> {
+pub fn check_input(layer_d: usize, x: &Tensor) -> Result<(usize, usize)> {
     let [b, m, d] = x.shape[..] else {
-        return Err(Error::Input(format!("x has shape {:?}, expected [batch, tokens, {}]", x.shape, w.d)));
+        return Err(Error::Input(format!("x has shape {:?}, expected [batch, tokens, {layer_d}]", x.shape)));
     };
-    if d != w.d {
-        return Err(Error::Input(format!("x has d = {d} but the layer has d = {}", w.d)));
+    if d != layer_d {
+        return Err(Error::Input(format!("x has d = {d} but the layer has d = {layer_d}")));
     }
     if m == 0 {
         return Err(Error::Input("x has 0 tokens per example; the softmax over tokens needs at least one".into()));

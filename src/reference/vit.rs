@@ -1,7 +1,7 @@
 //! The ViT of SPEC §2 in f64, one function per GPU kernel.
 
+use crate::config::VitConfig;
 use crate::error::{Error, Result};
-use crate::model::VitConfig;
 use crate::reference::{gelu, soft_moe_f64, sparse_moe_f64, SparseReference};
 use crate::tensor::Tensor;
 use crate::weights::{BlockMlp, VitWeights};

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::{Gelu, SoftMoeConfig};
 use crate::error::{Error, Result};
-use crate::layers::Gelu;
 use crate::tensor::Tensor;
 use crate::weights::safetensors::{serialize, SafeTensors};
 
@@ -44,6 +44,11 @@ pub const W1: &str = "Mlp/Dense_1/kernel";
 pub const B1: &str = "Mlp/Dense_1/bias";
 
 impl SoftMoeWeights {
+    /// The layer's hyper-parameters, apart from its tensors.
+    pub fn config(&self) -> SoftMoeConfig {
+        SoftMoeConfig { d: self.d, n: self.n, p: self.p, h: self.h, gelu: self.gelu, normalize: self.normalize }
+    }
+
     /// Number of slots, n·p.
     pub fn slots(&self) -> usize {
         self.n * self.p

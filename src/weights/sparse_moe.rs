@@ -1,7 +1,7 @@
 //! The weights of one sparse MoE layer (Tokens Choice or Experts Choice), vmoe's names.
 
+use crate::config::Gelu;
 use crate::error::{Error, Result};
-use crate::layers::Gelu;
 use crate::routing::Router;
 
 /// One sparse MoE layer: a router kernel and n expert MLPs. Kernels are stored [in, out].

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::config::Gelu;
+use crate::config::VitConfig;
 use crate::error::{Error, Result};
-use crate::layers::Gelu;
-use crate::model::VitConfig;
 use crate::tensor::Tensor;
 use crate::weights::{soft_moe, SafeTensors, SoftMoeWeights, SparseMoeWeights, ROUTER_KERNEL};
 

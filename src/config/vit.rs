@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
+use crate::config::Gelu;
 use crate::error::{Error, Result};
-use crate::layers::Gelu;
 use crate::routing::{Router, MAX_CAPACITY_MULTIPLE_OF, VMOE_CAPACITY_MULTIPLE_OF};
 
 /// LayerNorm's epsilon (inside the square root) when config.json names none: vmoe's and the trainer's.

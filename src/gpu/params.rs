@@ -42,9 +42,9 @@ macro_rules! kernel_params {
             $($(#[$fmeta])* pub $field: $ty,)+
         }
 
-        impl $crate::kernels::KernelParams for $name {
+        impl $crate::gpu::KernelParams for $name {
             const WGSL_STRUCT: &'static str = stringify!($name);
-            const FIELDS: &'static [$crate::kernels::ParamField] = &[$($crate::kernels::ParamField {
+            const FIELDS: &'static [$crate::gpu::ParamField] = &[$($crate::gpu::ParamField {
                 name: stringify!($field),
                 offset: std::mem::offset_of!($name, $field),
                 ty: stringify!($ty),
@@ -58,7 +58,7 @@ pub(crate) use kernel_params;
 /// `wgsl!(enable f16; ...)` puts the directive first, where WGSL wants it.
 macro_rules! wgsl {
     (enable $ext:ident; $($file:literal),+ $(,)?) => {
-        concat!("enable ", stringify!($ext), ";\n", $crate::kernels::wgsl!($($file),+))
+        concat!("enable ", stringify!($ext), ";\n", $crate::gpu::wgsl!($($file),+))
     };
     ($($file:literal),+ $(,)?) => {
         concat!(
