@@ -29,6 +29,17 @@ pub enum Error {
     NoAdapter(String),
     #[error("GPU device error: {0}")]
     Device(String),
+    /// The device was lost (driver reset, `destroy`, out of memory): every later call fails; a new
+    /// `GpuContext` (and the layers on it) is the way back.
+    #[error("the GPU device was lost ({reason}); create a new GpuContext")]
+    DeviceLost { reason: String },
+    /// An optional device feature that `needed_for` requires and the adapter does not offer (or that
+    /// `GpuOptions` hid): the caller can fall back, e.g. to f32 weights.
+    #[error("{needed_for} need the `{feature}` feature, which {adapter} lacks")]
+    MissingFeature { feature: &'static str, needed_for: &'static str, adapter: String },
+    /// A bug in softmoe itself, never caused by the caller's input or device.
+    #[error("internal error (a bug in softmoe, please report it): {0}")]
+    Internal(String),
     #[error("{what} needs {needed} bytes but the device limit `{limit}` is {max}")]
     Limit { what: String, limit: &'static str, needed: u64, max: u64 },
     #[error("usage: {0}")]

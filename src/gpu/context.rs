@@ -106,7 +106,7 @@ impl GpuContext {
     /// Fails once the device is lost (driver reset, `destroy`), naming the reason.
     pub fn check_alive(&self) -> Result<()> {
         match &*self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(why) => Err(Error::Device(format!("the GPU device was lost ({why}); create a new GpuContext"))),
+            Some(why) => Err(Error::DeviceLost { reason: why.clone() }),
             None => Ok(()),
         }
     }

@@ -96,7 +96,7 @@ pub fn op_with(
         )));
     }
     if reduction == RowReduction::Subgroup && !ctx.features.contains(wgpu::Features::SUBGROUP) {
-        return Err(Error::Device(format!("subgroup reductions need the `subgroups` feature, which {} lacks", ctx.info.name)));
+        return Err(Error::MissingFeature { feature: "subgroups", needed_for: "subgroup reductions", adapter: ctx.info.name.clone() });
     }
     let params = RouterSoftmaxParams {
         batch: u32_of(batch, "batch")?,

@@ -85,7 +85,7 @@ impl SoftMoe {
         weights.validate()?;
         if options.f16_weights {
             if !ctx.features.contains(wgpu::Features::SHADER_F16) {
-                return Err(Error::Device(format!("f16 weights need the `shader-f16` feature, which {} lacks", ctx.info.name)));
+                return Err(Error::MissingFeature { feature: "shader-f16", needed_for: "f16 weights", adapter: ctx.info.name.clone() });
             }
             if !weights.d.is_multiple_of(4) || !weights.h.is_multiple_of(4) {
                 return Err(Error::Config(format!("f16 weights need d and h to be multiples of 4 (d = {}, h = {})", weights.d, weights.h)));

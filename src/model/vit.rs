@@ -337,14 +337,18 @@ impl Vit {
                 Mlp::SoftMoe(layer) => {
                     let (dm, cm) =
                         if maps { (Arc::new(buf(rows * s, "dispatch")), Arc::new(buf(rows * s, "combine"))) } else { shared_maps.clone() };
-                    let scratch = scratch.as_ref().ok_or_else(|| Error::Device("Soft MoE scratch missing".into()))?;
+                    let scratch = scratch
+                        .as_ref()
+                        .ok_or_else(|| Error::Internal("Soft MoE scratch missing in a plan with Soft MoE blocks".into()))?;
                     ops.extend(layer.encode(&h, &x, &dm, &cm, scratch, b, m, true)?);
                     map_bufs.push((k, dm, cm));
                 }
                 Mlp::Sparse(layer) => {
                     let (g, sl) =
                         if maps { (Arc::new(buf(rows * n, "gates")), Arc::new(buf(rows * n, "slots"))) } else { shared_routes.clone() };
-                    let scratch = sparse_scratch.as_ref().ok_or_else(|| Error::Device("sparse scratch missing".into()))?;
+                    let scratch = sparse_scratch
+                        .as_ref()
+                        .ok_or_else(|| Error::Internal("sparse scratch missing in a plan with sparse blocks".into()))?;
                     ops.extend(layer.encode(&h, &x, &g, &sl, scratch, b, m, true)?);
                     route_bufs.push((k, g, sl));
                 }

@@ -53,7 +53,7 @@ fn a_lost_device_gives_an_error_not_a_panic() {
     own.device.destroy();
     let _ = own.device.poll(wgpu::PollType::Poll);
     match pollster::block_on(layer.forward(&x)) {
-        Err(Error::Device(msg)) => assert!(!msg.is_empty()),
+        Err(Error::DeviceLost { reason }) => assert!(!reason.is_empty()),
         Err(e) => panic!("wrong error kind: {e}"),
         Ok(_) => panic!("a destroyed device still answered"),
     }
