@@ -17,5 +17,6 @@ pub fn combine(batch: usize, m: usize, s: usize, d: usize, residual: bool) -> Ma
         activation: Activation::None,
         accumulate: residual,
         normalize_rows: false,
+        b_f16: false,
     }
 }

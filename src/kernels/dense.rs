@@ -16,5 +16,6 @@ pub fn dense(rows: usize, k: usize, n: usize, activation: Activation, residual: 
         activation,
         accumulate: residual,
         normalize_rows: false,
+        b_f16: false,
     }
 }

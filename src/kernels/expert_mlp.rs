@@ -24,6 +24,7 @@ pub fn dense0(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Ran
         activation: Activation::Gelu(gelu),
         accumulate: false,
         normalize_rows: false,
+        b_f16: false,
     }
 }
 
@@ -42,5 +43,6 @@ pub fn dense1(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Ran
         activation: Activation::None,
         accumulate: false,
         normalize_rows: false,
+        b_f16: false,
     }
 }

@@ -18,5 +18,6 @@ pub fn logits(rows: usize, d: usize, s: usize, scale: f32) -> Matmul {
         activation: Activation::None,
         accumulate: false,
         normalize_rows: false,
+        b_f16: false,
     }
 }

@@ -55,7 +55,9 @@ impl GemmKernel {
 
     /// The fastest kernel that can run `mm`.
     pub fn choose(mm: &Matmul) -> Self {
-        if mm.vec4_b() {
+        if mm.b_f16 {
+            GemmKernel::Vec4F16
+        } else if mm.vec4_b() {
             GemmKernel::Vec4
         } else {
             GemmKernel::for_rows(mm.m)
@@ -152,6 +154,9 @@ pub struct Matmul {
     /// Scale each output row by 1/sqrt(‖A's row‖² + 1e-6): the router's token normalisation fused
     /// into the logits GEMM. Only the vec4 kernels do this.
     pub normalize_rows: bool,
+    /// B is stored as f16 (expert kernels with `LayerOptions { f16_weights }`): only the f16 vec4
+    /// kernel reads it, so the dtype decides the kernel here, in one place.
+    pub b_f16: bool,
 }
 
 kernel_params! {
@@ -217,6 +222,10 @@ impl Matmul {
     ) -> Result<Op> {
         if self.normalize_rows && !matches!(kernel, GemmKernel::Vec4 | GemmKernel::Vec4F16) {
             return Err(Error::Input(format!("row normalisation is fused into the vec4 GEMM only, not {kernel:?}")));
+        }
+        if self.b_f16 != (kernel == GemmKernel::Vec4F16) {
+            let b = if self.b_f16 { "f16" } else { "f32" };
+            return Err(Error::Internal(format!("a GEMM with B stored as {b} cannot run on the {kernel:?} kernel")));
         }
         // The bias is added only when one is given (a view with a bias stride may be run without).
         let flags = u32::from(self.bias_batch_stride.is_some() && bias.is_some())

@@ -17,5 +17,6 @@ pub fn slot_inputs(batch: usize, m: usize, s: usize, d: usize) -> Matmul {
         activation: Activation::None,
         accumulate: false,
         normalize_rows: false,
+        b_f16: false,
     }
 }

@@ -10,7 +10,7 @@ use crate::config::SoftMoeConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer, READBACK, STORAGE};
 use crate::kernels::execute;
-use crate::kernels::matmul::{GemmKernel, Matmul};
+use crate::kernels::matmul::Matmul;
 use crate::kernels::{self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, router_softmax, slot_inputs, Op};
 use crate::reference::check_input;
 use crate::tensor::Tensor;
@@ -277,14 +277,14 @@ impl SoftMoe {
             ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
         }
         ops.push(slot_inputs::slot_inputs(b, m, s, d).op(ctx, dm, x, None, &scratch.slots_in)?);
-        // f16 expert kernels take the f16 vec4 GEMM; f32 ones whichever GEMM fits best.
-        let kernel =
-            |mm: &crate::kernels::matmul::Matmul| if self.options.f16_weights { GemmKernel::Vec4F16 } else { GemmKernel::choose(mm) };
+        // The expert kernels' storage is part of their GEMMs' description, which picks the kernel.
+        let b_f16 = self.options.f16_weights;
         for g in &self.experts {
             let e = g.experts.clone();
-            let (mm0, mm1) = (expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu), expert_mlp::dense1(b, n, p, d, h, e));
-            ops.push(mm0.op_with(kernel(&mm0), ctx, &scratch.slots_in, &g.w0, Some(&g.b0), &scratch.hidden)?);
-            ops.push(mm1.op_with(kernel(&mm1), ctx, &scratch.hidden, &g.w1, Some(&g.b1), &scratch.slots_out)?);
+            let mm0 = Matmul { b_f16, ..expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu) };
+            let mm1 = Matmul { b_f16, ..expert_mlp::dense1(b, n, p, d, h, e) };
+            ops.push(mm0.op(ctx, &scratch.slots_in, &g.w0, Some(&g.b0), &scratch.hidden)?);
+            ops.push(mm1.op(ctx, &scratch.hidden, &g.w1, Some(&g.b1), &scratch.slots_out)?);
         }
         ops.push(combine::combine(b, m, s, d, residual).op(ctx, cm, &scratch.slots_out, None, y)?);
         Ok(ops)

@@ -92,6 +92,7 @@ fn matmul_over_plain_transposed_and_grouped_views() {
                 activation: act,
                 accumulate: false,
                 normalize_rows: false,
+                b_f16: false,
             };
             let a_len = (batch - 1) * av.batch_stride
                 + ((m - 1) / av.row_group) * av.group_stride
@@ -188,6 +189,7 @@ fn tiled_skinny_and_naive_gemms_agree_bit_for_bit() {
             activation: Activation::Gelu(Gelu::Tanh),
             accumulate: false,
             normalize_rows: false,
+            b_f16: false,
         };
         let (a, b, bias) = (upload(&rng.vec(2 * m * k, 1.0)), upload(&rng.vec(2 * k * n, 1.0)), upload(&rng.vec(2 * n, 1.0)));
         let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4]
