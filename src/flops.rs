@@ -3,7 +3,7 @@
 //! move (each input read once, each output written once, f32).
 
 use crate::config::VitConfig;
-use crate::kernels::matmul::Matmul;
+use crate::kernels::gemm::Matmul;
 use crate::routing::Router;
 
 /// FLOPs of one Soft MoE layer on b examples of m tokens: normalisation (3 per value), the logits

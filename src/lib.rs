@@ -54,6 +54,9 @@ pub mod random;
 pub mod reference;
 pub mod routing;
 pub mod tensor;
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod testing;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 pub mod weights;

@@ -14,8 +14,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use softmoe::flops::{gemm_bytes, soft_moe_bytes, soft_moe_flops, vit_flops_per_image};
-use softmoe::kernels::matmul::{GemmKernel, Matmul};
-use softmoe::kernels::{expert_mlp, logits, profile_ops};
+use softmoe::kernels::gemm::{GemmKernel, Matmul};
+use softmoe::kernels::profile_ops;
+use softmoe::layers::stages;
 use softmoe::model::Vit;
 use softmoe::random::{random_input, random_layer, random_vit, LayerShape, Rng};
 use softmoe::weights::VitWeights;
@@ -73,10 +74,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// The GEMMs of a layer, each kernel timed on the GPU (timestamp queries), optimised against naive.
 fn gemms(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
     let mut cases: Vec<(String, Matmul)> = vec![
-        ("logits, ViT-S b=8 (1568×128×384)".into(), logits::logits(8 * 196, 384, 128, 1.0)),
-        ("expert Dense₀, ViT-S b=1 (128 × 1×1536×384)".into(), expert_mlp::dense0(1, 128, 1, 384, 1536, 0..16, Gelu::Tanh)),
-        ("expert Dense₀, ViT-S b=32 (16 × 32×1536×384)".into(), expert_mlp::dense0(32, 128, 1, 384, 1536, 0..16, Gelu::Tanh)),
-        ("combine, demo b=64 (64 × 49×64×16)".into(), softmoe::kernels::combine::combine(64, 49, 16, 64, false)),
+        ("logits, ViT-S b=8 (1568×128×384)".into(), stages::logits(8 * 196, 384, 128, 1.0)),
+        ("expert Dense₀, ViT-S b=1 (128 × 1×1536×384)".into(), stages::dense0(1, 128, 1, 384, 1536, 0..16, Gelu::Tanh)),
+        ("expert Dense₀, ViT-S b=32 (16 × 32×1536×384)".into(), stages::dense0(32, 128, 1, 384, 1536, 0..16, Gelu::Tanh)),
+        ("combine, demo b=64 (64 × 49×64×16)".into(), stages::combine(64, 49, 16, 64, false)),
     ];
     // Only 16 experts of the 128 are timed: one binding's worth on WebGPU's default limits.
     cases[1].1.batch = 16;
@@ -136,7 +137,7 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
             buffer(ctx, &vec![0.0; rows_n * s]),
             buffer(ctx, &vec![0.0; rows_n * s]),
         );
-        let mm = logits::logits(rows_n, d, s, 1.0);
+        let mm = stages::logits(rows_n, d, s, 1.0);
         let separate = vec![
             l2_normalize::rows_op(ctx, &x, &xn, rows_n, d)?,
             mm.op(ctx, &xn, &mu, None, &lg)?,
@@ -150,7 +151,7 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
         }
         for red in reductions {
             let fused = router_softmax::op_with(red, ctx, &lg, &dm, &cm, b, m, s)?;
-            let logits_op = softmoe::kernels::matmul::Matmul { normalize_rows: true, ..mm }.op(ctx, &x, &mu, None, &lg)?;
+            let logits_op = Matmul { normalize_rows: true, ..mm }.op(ctx, &x, &mu, None, &lg)?;
             variants.push((format!("fused ({red:?} row reductions, 2 dispatches)"), vec![logits_op, fused]));
         }
         let bytes = (4 * (rows_n * d + d * s + 2 * rows_n * s)) as f64;

@@ -18,7 +18,7 @@ pub use readback::{read_bytes, read_f32};
 use crate::error::{Error, Result};
 
 /// Splits `total` workgroups into an (x, y) grid with x ≤ `max_per_dim`; shaders rebuild the
-/// linear index as `wid.x + wid.y * num_workgroups.x` (`workgroup_index` in shaders/common.wgsl)
+/// linear index as `wid.x + wid.y * num_workgroups.x` (`workgroup_index` in kernels/common.wgsl)
 /// and skip the overhang.
 pub fn workgroup_grid(total: u64, max_per_dim: u32) -> Result<(u32, u32)> {
     let max = max_per_dim.max(1) as u64;

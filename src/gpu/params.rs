@@ -54,7 +54,7 @@ macro_rules! kernel_params {
 }
 pub(crate) use kernel_params;
 
-/// The WGSL source of a kernel: `shaders/common.wgsl`, then the named files of `shaders/` in order.
+/// The WGSL source of a kernel: `kernels/common.wgsl`, then the named files of `src/kernels/` (paths within it) in order.
 /// `wgsl!(enable f16; ...)` puts the directive first, where WGSL wants it.
 macro_rules! wgsl {
     (enable $ext:ident; $($file:literal),+ $(,)?) => {
@@ -62,8 +62,8 @@ macro_rules! wgsl {
     };
     ($($file:literal),+ $(,)?) => {
         concat!(
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/common.wgsl")),
-            $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file))),+
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/kernels/common.wgsl")),
+            $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/kernels/", $file))),+
         )
     };
 }

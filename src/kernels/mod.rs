@@ -1,24 +1,19 @@
 //! WGSL kernels and the Rust that binds and dispatches them. Shapes travel in a uniform, a typed
 //! params struct per kernel (see `params`); the shaders are shape-agnostic. Every kernel's source
-//! starts with `shaders/common.wgsl` (the workgroup size `WG_SIZE` = `WORKGROUP_SIZE` and the
+//! starts with `kernels/common.wgsl` (the workgroup size `WG_SIZE` = `WORKGROUP_SIZE` and the
 //! flattened index of a folded grid). Each `Op` is one recorded dispatch: pipeline, bind group, grid.
 
 pub mod add_position;
 pub mod attention;
-pub mod combine;
 pub mod combine_softmax;
-pub mod dense;
 pub mod dispatch_softmax;
 mod execute;
-pub mod expert_mlp;
+pub mod gemm;
 pub mod l2_normalize;
 pub mod layer_norm;
-pub mod logits;
-pub mod matmul;
 pub mod mean_pool;
 pub mod patchify;
 pub mod router_softmax;
-pub mod slot_inputs;
 pub mod sparse_combine;
 pub mod sparse_gather;
 pub mod sparse_route;
@@ -35,7 +30,7 @@ pub use execute::{execute, Readback};
 
 /// Invocations per workgroup of every kernel but the tiled GEMM and the fused router softmax: one
 /// item each in `Op::per_item` kernels and the naive GEMM, one column (group) each in the skinny and
-/// vec4 GEMMs. `WG_SIZE` in `shaders/common.wgsl`; `tests::common_wgsl_has_the_host_workgroup_size`
+/// vec4 GEMMs. `WG_SIZE` in `kernels/common.wgsl`; `tests::common_wgsl_has_the_host_workgroup_size`
 /// checks the two agree.
 pub const WORKGROUP_SIZE: u32 = 64;
 
@@ -46,11 +41,11 @@ pub const KERNELS: &[Kernel] = &[
     combine_softmax::KERNEL,
     router_softmax::SUBGROUP_KERNEL,
     router_softmax::SHARED_KERNEL,
-    matmul::KERNEL,
-    matmul::SKINNY_KERNEL,
-    matmul::NAIVE_KERNEL,
-    matmul::VEC4_KERNEL,
-    matmul::VEC4_F16_KERNEL,
+    gemm::KERNEL,
+    gemm::SKINNY_KERNEL,
+    gemm::NAIVE_KERNEL,
+    gemm::VEC4_KERNEL,
+    gemm::VEC4_F16_KERNEL,
     patchify::KERNEL,
     add_position::KERNEL,
     layer_norm::KERNEL,
@@ -202,102 +197,4 @@ pub(crate) fn u32_of(v: usize, what: &str) -> Result<u32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{KERNELS, WORKGROUP_SIZE};
-
-    fn parse(name: &str, source: &str) -> naga::Module {
-        naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)))
-    }
-
-    /// The WGSL name of a 4-byte scalar type, as `kernel_params!` records the Rust one.
-    fn scalar_name(inner: &naga::TypeInner) -> String {
-        match inner {
-            naga::TypeInner::Scalar(naga::Scalar { kind: naga::ScalarKind::Uint, width: 4 }) => "u32".into(),
-            naga::TypeInner::Scalar(naga::Scalar { kind: naga::ScalarKind::Sint, width: 4 }) => "i32".into(),
-            naga::TypeInner::Scalar(naga::Scalar { kind: naga::ScalarKind::Float, width: 4 }) => "f32".into(),
-            other => format!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn params_match_the_wgsl_structs() {
-        for k in KERNELS {
-            let module = parse(k.name, k.source);
-            let (_, uniform) = module
-                .global_variables
-                .iter()
-                .find(|(_, v)| v.binding == Some(naga::ResourceBinding { group: 0, binding: 0 }))
-                .unwrap_or_else(|| panic!("{}: nothing at @group(0) @binding(0)", k.name));
-            assert_eq!(uniform.space, naga::AddressSpace::Uniform, "{}: binding 0 is not the uniform", k.name);
-            let ty = &module.types[uniform.ty];
-            assert_eq!(ty.name.as_deref(), Some(k.params.wgsl_struct), "{}: the uniform's struct", k.name);
-            let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{}: the uniform is no struct", k.name) };
-            let wgsl: Vec<(String, usize, String)> = members
-                .iter()
-                .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize, scalar_name(&module.types[m.ty].inner)))
-                .collect();
-            let rust: Vec<(String, usize, String)> = k.params.fields.iter().map(|f| (f.name.into(), f.offset, f.ty.into())).collect();
-            assert_eq!(wgsl, rust, "{}: fields (name, offset, type) of {} in WGSL and in Rust", k.name, k.params.wgsl_struct);
-            assert_eq!(*span as usize, k.params.size, "{}: size of {}", k.name, k.params.wgsl_struct);
-        }
-    }
-
-    #[test]
-    fn common_wgsl_has_the_host_workgroup_size() {
-        let common = include_str!("../../shaders/common.wgsl");
-        let module = parse("common.wgsl", common);
-        let (_, wg) = module.constants.iter().find(|(_, c)| c.name.as_deref() == Some("WG_SIZE")).expect("common.wgsl defines WG_SIZE");
-        let value = match module.global_expressions[wg.init] {
-            naga::Expression::Literal(naga::Literal::U32(v)) => v,
-            ref e => panic!("WG_SIZE is {e:?}, not a u32 literal"),
-        };
-        assert_eq!(value, WORKGROUP_SIZE, "WG_SIZE in common.wgsl and kernels::WORKGROUP_SIZE");
-        // Every kernel starts with the snippet, and all but two (whose grids do not count in
-        // WORKGROUP_SIZE) run WORKGROUP_SIZE invocations per workgroup.
-        for k in KERNELS {
-            assert!(k.source.trim_start_matches("enable f16;\n").starts_with(common), "{} does not start with common.wgsl", k.name);
-            let module = parse(k.name, k.source);
-            let size = module.entry_points.iter().find(|e| e.name == "main").map(|e| e.workgroup_size);
-            let expected = match k.name {
-                "batched_matmul" => [16, 16, 1],
-                "router_softmax_subgroup" | "router_softmax_shared" => [256, 1, 1],
-                _ => [WORKGROUP_SIZE, 1, 1],
-            };
-            assert_eq!(size, Some(expected), "{}: workgroup size", k.name);
-        }
-    }
-
-    #[test]
-    fn every_wgsl_file_parses_and_validates() {
-        for k in KERNELS {
-            let module = naga::front::wgsl::parse_str(k.source).unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.source)));
-            let caps = if k.source.starts_with("enable f16;") {
-                naga::valid::Capabilities::SHADER_FLOAT16
-            } else if k.source.contains("subgroupAdd") {
-                naga::valid::Capabilities::SUBGROUP
-            } else {
-                naga::valid::Capabilities::empty()
-            };
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{}: {:?}", k.name, e));
-            assert!(module.entry_points.iter().any(|e| e.name == "main"), "{} has no `main`", k.name);
-        }
-    }
-
-    #[test]
-    fn every_shader_file_is_part_of_a_registered_kernel() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "wgsl") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                assert!(
-                    KERNELS.iter().any(|k| k.source.contains(&text)),
-                    "{} is in no kernel of KERNELS, so it is never validated",
-                    path.display()
-                );
-            }
-        }
-    }
-}
+mod tests;

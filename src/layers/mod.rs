@@ -2,6 +2,7 @@
 
 pub mod soft_moe;
 pub mod sparse_moe;
+pub mod stages;
 
 pub use soft_moe::{LayerOptions, LayerOutput, SoftMoe};
 pub use sparse_moe::{SparseMoe, SparseOutput};

@@ -10,8 +10,9 @@ use crate::config::SoftMoeConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer, READBACK, STORAGE};
 use crate::kernels::execute;
-use crate::kernels::matmul::Matmul;
-use crate::kernels::{self, combine, combine_softmax, dispatch_softmax, expert_mlp, l2_normalize, logits, router_softmax, slot_inputs, Op};
+use crate::kernels::gemm::Matmul;
+use crate::kernels::{self, combine_softmax, dispatch_softmax, l2_normalize, router_softmax, Op};
+use crate::layers::stages;
 use crate::reference::check_input;
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
@@ -263,7 +264,7 @@ impl SoftMoe {
         // The router: token normalisation fused into the logits GEMM where the vec4 kernel runs it
         // (n·p a multiple of 4), both softmaxes in one kernel where the slots fit it.
         let router = RouterPlan::of(c, b * m);
-        let mm = logits::logits(b * m, d, s, self.scale);
+        let mm = stages::logits(b * m, d, s, self.scale);
         if router.separate_normalisation {
             ops.push(l2_normalize::rows_op(ctx, x, &scratch.xn, b * m, d)?);
             ops.push(mm.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
@@ -276,17 +277,17 @@ impl SoftMoe {
             ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
             ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
         }
-        ops.push(slot_inputs::slot_inputs(b, m, s, d).op(ctx, dm, x, None, &scratch.slots_in)?);
+        ops.push(stages::slot_inputs(b, m, s, d).op(ctx, dm, x, None, &scratch.slots_in)?);
         // The expert kernels' storage is part of their GEMMs' description, which picks the kernel.
         let b_f16 = self.options.f16_weights;
         for g in &self.experts {
             let e = g.experts.clone();
-            let mm0 = Matmul { b_f16, ..expert_mlp::dense0(b, n, p, d, h, e.clone(), c.gelu) };
-            let mm1 = Matmul { b_f16, ..expert_mlp::dense1(b, n, p, d, h, e) };
+            let mm0 = Matmul { b_f16, ..stages::dense0(b, n, p, d, h, e.clone(), c.gelu) };
+            let mm1 = Matmul { b_f16, ..stages::dense1(b, n, p, d, h, e) };
             ops.push(mm0.op(ctx, &scratch.slots_in, &g.w0, Some(&g.b0), &scratch.hidden)?);
             ops.push(mm1.op(ctx, &scratch.hidden, &g.w1, Some(&g.b1), &scratch.slots_out)?);
         }
-        ops.push(combine::combine(b, m, s, d, residual).op(ctx, cm, &scratch.slots_out, None, y)?);
+        ops.push(stages::combine(b, m, s, d, residual).op(ctx, cm, &scratch.slots_out, None, y)?);
         Ok(ops)
     }
 }
@@ -304,7 +305,7 @@ pub(crate) struct RouterPlan {
 
 impl RouterPlan {
     pub(crate) fn of(c: &SoftMoeConfig, rows: usize) -> Self {
-        let vec4_logits = logits::logits(rows, c.d, c.slots(), 1.0).vec4_b();
+        let vec4_logits = stages::logits(rows, c.d, c.slots(), 1.0).vec4_b();
         RouterPlan { separate_normalisation: c.normalize && !vec4_logits, fused_softmax: router_softmax::fits(c.slots()) }
     }
 }

@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer};
 use crate::gpu::{READBACK, STORAGE};
 use crate::kernels::execute;
-use crate::kernels::matmul::Activation;
+use crate::kernels::gemm::Activation;
 use crate::kernels::sparse_route::RouteShape;
-use crate::kernels::{combine_softmax, dense::dense, expert_mlp, sparse_combine, sparse_gather, sparse_route, Op};
+use crate::kernels::{combine_softmax, sparse_combine, sparse_gather, sparse_route, Op};
+use crate::layers::stages::{self, dense};
 use crate::routing::RouteStats;
 use crate::tensor::Tensor;
 use crate::weights::SparseMoeWeights;
@@ -211,20 +212,14 @@ impl SparseMoe {
             combine_softmax::op(ctx, &scratch.logits, gates, rows, n)?,
             sparse_route::op(ctx, &c.router, &s, gates, slots)?,
             sparse_gather::op(ctx, &s, d, slots, x, &scratch.slots_in)?,
-            expert_mlp::dense0(s.groups, n, s.cap_full, d, h, 0..n, c.gelu).op(
+            stages::dense0(s.groups, n, s.cap_full, d, h, 0..n, c.gelu).op(
                 ctx,
                 &scratch.slots_in,
                 &self.w0,
                 Some(&self.b0),
                 &scratch.hidden,
             )?,
-            expert_mlp::dense1(s.groups, n, s.cap_full, d, h, 0..n).op(
-                ctx,
-                &scratch.hidden,
-                &self.w1,
-                Some(&self.b1),
-                &scratch.slots_out,
-            )?,
+            stages::dense1(s.groups, n, s.cap_full, d, h, 0..n).op(ctx, &scratch.hidden, &self.w1, Some(&self.b1), &scratch.slots_out)?,
             sparse_combine::op(ctx, &s, d, gates, slots, &scratch.slots_out, y, residual)?,
         ])
     }

@@ -1,4 +1,6 @@
-//! The f64 CPU reference: every kernel and the whole Soft MoE layer, written for clarity, not speed.
+//! The f64 CPU reference: the whole Soft MoE layer, the sparse MoE layers and the ViT, written for
+//! clarity, not speed, from the kernels' own f64 references (each in its kernel's folder,
+//! `kernels/<op>/reference.rs`, re-exported here).
 //!
 //! It is the oracle of the tests and the `--cpu` backend of the CLI. Matrices are row-major slices.
 
@@ -6,6 +8,16 @@ mod soft_moe;
 mod sparse_moe;
 mod vit;
 
+pub use crate::kernels::add_position::reference::add_position;
+pub use crate::kernels::attention::reference::attention;
+pub use crate::kernels::combine_softmax::reference::combine_softmax;
+pub use crate::kernels::dispatch_softmax::reference::dispatch_softmax;
+pub use crate::kernels::gemm::reference::{dense, erf, gelu, gemm, matmul, transpose};
+pub use crate::kernels::l2_normalize::reference::{l2_normalize, NORM_EPS};
+pub use crate::kernels::layer_norm::reference::layer_norm;
+pub use crate::kernels::mean_pool::reference::mean_pool;
+pub use crate::kernels::patchify::reference::patchify;
+pub use crate::kernels::router_softmax::reference::router_softmax;
 pub use soft_moe::*;
 pub use sparse_moe::*;
 pub use vit::*;

@@ -1,22 +1,13 @@
 //! Shared test helpers: the device, the two backends, SPEC's layers and a seeded generator.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use softmoe::reference;
 use softmoe::{Gelu, GpuContext, SoftMoe, SoftMoeWeights, Tensor};
 
-/// One device for the whole test binary; no adapter is a loud failure, never a skip.
+/// The one device of the test binary (see `softmoe::testing::shared_context`).
 pub fn ctx() -> Arc<GpuContext> {
-    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
-    // SOFTMOE_TEST_WEBGPU_LIMITS=1 runs everything within WebGPU's default limits and without
-    // subgroups, as a browser would.
-    let browser = std::env::var_os("SOFTMOE_TEST_WEBGPU_LIMITS").is_some();
-    let opts = softmoe::GpuOptions { webgpu_default_limits: browser, no_subgroups: browser, ..Default::default() };
-    CTX.get_or_init(|| match pollster::block_on(GpuContext::with_options(opts)) {
-        Ok(c) => c,
-        Err(e) => panic!("GPU tests need a wgpu adapter (CI installs mesa-vulkan-drivers): {e}"),
-    })
-    .clone()
+    softmoe::testing::shared_context()
 }
 
 /// A layer's outputs in f64, whichever backend made them.
@@ -66,37 +57,8 @@ pub fn max_abs<A: Copy + Into<f64>>(what: &str, v: &[A]) -> f64 {
     softmoe::compare::max_abs(v).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-/// Exact equality of the bits (f32 or f64), reporting the first difference rather than both vectors.
-pub fn assert_bits<A: Copy + Into<f64>>(what: &str, got: &[A], want: &[A]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let bits = |v: A| v.into().to_bits();
-    if let Some(i) = (0..got.len()).find(|&i| bits(got[i]) != bits(want[i])) {
-        panic!("{what}: first difference at {i} of {}: {} vs {}", got.len(), got[i].into(), want[i].into());
-    }
-}
-
-/// Every element within `tol` of the reference, none NaN or infinite; the message names the worst one.
-pub fn assert_close<A: Copy + Into<f64>, B: Copy + Into<f64>>(what: &str, got: &[A], want: &[B], tol: f64) {
-    let d = softmoe::compare::max_abs_diff(got, want).unwrap_or_else(|e| panic!("{what}: {e}"));
-    // Printed so that `--nocapture` shows every tolerance's headroom.
-    eprintln!("{what}: max |error| {:.2e}, tolerance {tol:.2e} ({:.1}% used)", d.max, 100.0 * d.max / tol);
-    if let Err(e) = d.within(what, tol) {
-        panic!("{e}");
-    }
-}
-
 pub use softmoe::random::Rng;
-
-/// f32's relative rounding unit, 2⁻²³.
-pub const EPS: f64 = f32::EPSILON as f64;
-
-/// The suite's f32 error model, for outputs of size up to `magnitude` computed through reductions of
-/// length up to `k`: a length-k f32 sum of random-signed terms rounds by about ε·√k times its terms'
-/// size, at most ε·√k·magnitude; the + 8 covers the fixed-cost steps around it (exp, division,
-/// square root, GELU). Measured errors use 1–50 % of it on lavapipe (`--nocapture` prints each).
-pub fn f32_tol(k: usize, magnitude: f64) -> f64 {
-    EPS * ((k as f64).sqrt() + 8.0) * magnitude
-}
+pub use softmoe::testing::{assert_bits, assert_close, f32_tol, to_f64};
 
 /// A random layer (see `softmoe::random`), checked valid.
 #[allow(clippy::too_many_arguments)]
@@ -151,44 +113,14 @@ pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
     (w, x)
 }
 
-/// A storage buffer holding `data` (or zeros of that length).
+/// A storage buffer holding `data` on the shared device.
 pub fn upload(data: &[f32]) -> wgpu::Buffer {
-    upload_on(&ctx(), data)
+    softmoe::testing::upload(&ctx(), data)
 }
 
-/// As `upload`, on another device.
-pub fn upload_on(c: &GpuContext, data: &[f32]) -> wgpu::Buffer {
-    use wgpu::util::DeviceExt;
-    let bytes: &[u8] = bytemuck::cast_slice(data);
-    c.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("test"),
-        contents: if bytes.is_empty() { &[0u8; 4] } else { bytes },
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-    })
-}
-
-/// Runs `ops` in one submit, then reads `len` values of `out`.
+/// Runs `ops` in one submit on the shared device, then reads `len` values of `out`.
 pub fn run_and_read(ops: &[&softmoe::kernels::Op], out: &wgpu::Buffer, len: usize) -> Vec<f64> {
-    run_and_read_on(&ctx(), ops, out, len)
-}
-
-/// As `run_and_read`, on another device.
-pub fn run_and_read_on(c: &GpuContext, ops: &[&softmoe::kernels::Op], out: &wgpu::Buffer, len: usize) -> Vec<f64> {
-    let staging = c.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("test readback"),
-        size: (len.max(1) * 4) as u64,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = softmoe::kernels::encode_ops(c, ops);
-    enc.copy_buffer_to_buffer(out, 0, &staging, 0, (len * 4) as u64);
-    c.queue.submit([enc.finish()]);
-    let v = pollster::block_on(softmoe::gpu::read_f32(c, &staging, len)).expect("readback");
-    v.into_iter().map(|a| a as f64).collect()
-}
-
-pub fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&a| a as f64).collect()
+    softmoe::testing::run_and_read(&ctx(), ops, out, len)
 }
 
 /// A small ViT config for tests.

@@ -84,7 +84,7 @@ fn test() -> Result<(), String> {
     cargo(&["test", "--workspace", "--release"])?;
     // Again under wgpu's strict WebGPU compliance and WebGPU's default limits: what a browser guarantees.
     run(Command::new(env!("CARGO"))
-        .args(["test", "--release", "--test", "gpu", "--test", "endurance"])
+        .args(["test", "--release", "--lib", "--test", "gpu", "--test", "endurance"])
         .env("WGPU_STRICT_WEBGPU_COMPLIANCE", "1")
         .env("SOFTMOE_TEST_WEBGPU_LIMITS", "1"))?;
     web::browser_tests()?;

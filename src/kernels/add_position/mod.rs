@@ -1,0 +1,24 @@
+//! `add_position.wgsl`: x += the position embedding, repeated for every image.
+
+use super::{kernel_params, u32_of, wgsl, Op};
+use crate::error::Result;
+use crate::gpu::{GpuContext, Kernel};
+
+pub mod reference;
+#[cfg(test)]
+mod tests;
+
+pub const KERNEL: Kernel = Kernel::new::<AddPositionParams>("add_position", wgsl!("add_position/add_position.wgsl"));
+
+kernel_params! {
+    pub struct AddPositionParams {
+        total: u32,
+        period: u32,
+    }
+}
+
+/// x [total] += pos [period] cyclically (period = m·d).
+pub fn op(ctx: &GpuContext, pos: &wgpu::Buffer, x: &wgpu::Buffer, total: usize, period: usize) -> Result<Op> {
+    let params = AddPositionParams { total: u32_of(total, "values")?, period: u32_of(period, "period")? };
+    Op::per_item(ctx, &KERNEL, &params, &[pos, x], total)
+}

@@ -1,0 +1,283 @@
+//! The GEMM kernels: C = act(alpha·A·B + bias) over strided, batched views.
+//! `gemm_vec4.wgsl` (8×4 per invocation, vec4 B) wherever B's layout allows vec4 reads;
+//! otherwise `gemm_tiled.wgsl` (64×64 tiles) for many rows and `gemm_skinny.wgsl`
+//! (4×64) for few; `gemm_naive.wgsl` is the baseline. All sit behind `gemm_common.wgsl` and
+//! sum in the same order, so they agree bit for bit.
+
+use super::{kernel_params, u32_of, wgsl, Op, WORKGROUP_SIZE};
+use crate::config::Gelu;
+use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, Kernel};
+
+pub mod reference;
+#[cfg(test)]
+mod tests;
+
+pub const KERNEL: Kernel = Kernel::new::<GemmParams>("gemm_tiled", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_tiled.wgsl"));
+
+pub const SKINNY_KERNEL: Kernel = Kernel::new::<GemmParams>("gemm_skinny", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_skinny.wgsl"));
+
+pub const NAIVE_KERNEL: Kernel = Kernel::new::<GemmParams>("gemm_naive", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_naive.wgsl"));
+
+pub const VEC4_KERNEL: Kernel =
+    Kernel::new::<GemmParams>("gemm_vec4", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4.wgsl"));
+
+/// The vec4 GEMM with B stored as f16 (needs the `shader-f16` feature).
+pub const VEC4_F16_KERNEL: Kernel =
+    Kernel::new::<GemmParams>("gemm_vec4_f16", wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4.wgsl"));
+
+/// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
+pub const SKINNY_MAX_ROWS: usize = 16;
+
+/// Which GEMM kernel runs a `Matmul`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// 64×64 output tiles staged through workgroup memory.
+    Tiled,
+    /// 4 rows × `WORKGROUP_SIZE` (64) columns per workgroup, streaming B.
+    Skinny,
+    /// One invocation per output: the straightforward baseline and reference.
+    Naive,
+    /// 8 rows × 4 columns per invocation with vec4 reads of B (needs a vec4-aligned B).
+    Vec4,
+    /// The vec4 kernel with B stored as f16.
+    Vec4F16,
+}
+
+impl GemmKernel {
+    /// The kernel for `rows` output rows when B cannot be read as vec4.
+    pub fn for_rows(rows: usize) -> Self {
+        if rows <= SKINNY_MAX_ROWS {
+            GemmKernel::Skinny
+        } else {
+            GemmKernel::Tiled
+        }
+    }
+
+    /// The fastest kernel that can run `mm`.
+    pub fn choose(mm: &Matmul) -> Self {
+        if mm.b_f16 {
+            GemmKernel::Vec4F16
+        } else if mm.vec4_b() {
+            GemmKernel::Vec4
+        } else {
+            GemmKernel::for_rows(mm.m)
+        }
+    }
+
+    fn kernel(self) -> &'static Kernel {
+        match self {
+            GemmKernel::Tiled => &KERNEL,
+            GemmKernel::Skinny => &SKINNY_KERNEL,
+            GemmKernel::Naive => &NAIVE_KERNEL,
+            GemmKernel::Vec4 => &VEC4_KERNEL,
+            GemmKernel::Vec4F16 => &VEC4_F16_KERNEL,
+        }
+    }
+
+    /// Output tile (rows, columns) of one workgroup for an output `n` columns wide.
+    pub fn tile(self, n: usize) -> (usize, usize) {
+        match self {
+            GemmKernel::Tiled => (64, 64),
+            GemmKernel::Skinny => (4, WORKGROUP_SIZE as usize),
+            GemmKernel::Naive => (1, 1),
+            GemmKernel::Vec4 | GemmKernel::Vec4F16 => {
+                let g = 1usize << vec4_groups_log2(n);
+                (8 * (WORKGROUP_SIZE as usize / g), 4 * g)
+            }
+        }
+    }
+}
+
+/// log2 of the column groups of a vec4 workgroup: enough to cover n columns, at most one per
+/// invocation.
+fn vec4_groups_log2(n: usize) -> u32 {
+    n.div_ceil(4).next_power_of_two().min(WORKGROUP_SIZE as usize).trailing_zeros()
+}
+
+/// Where element (row r, col c) of batch z lives:
+/// `offset + z·batch_stride + (r / row_group)·group_stride + (r % row_group)·row_stride + c·col_stride`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatrixView {
+    pub offset: usize,
+    pub batch_stride: usize,
+    pub row_group: usize,
+    pub group_stride: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl MatrixView {
+    /// The same view starting `offset` elements into its buffer.
+    pub const fn at(self, offset: usize) -> Self {
+        MatrixView { offset, ..self }
+    }
+
+    /// A row-major rows×cols matrix per batch entry.
+    pub const fn row_major(rows: usize, cols: usize) -> Self {
+        MatrixView { offset: 0, batch_stride: rows * cols, row_group: u32::MAX as usize, group_stride: 0, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose of a row-major rows×cols matrix (so the view is cols×rows).
+    pub const fn transposed(rows: usize, cols: usize) -> Self {
+        MatrixView { offset: 0, batch_stride: rows * cols, row_group: u32::MAX as usize, group_stride: 0, row_stride: 1, col_stride: cols }
+    }
+
+    /// Rows in groups of `row_group` rows, each group `group_stride` apart (rows of width `cols`).
+    pub const fn grouped(row_group: usize, group_stride: usize, cols: usize, batch_stride: usize) -> Self {
+        MatrixView { offset: 0, batch_stride, row_group, group_stride, row_stride: cols, col_stride: 1 }
+    }
+}
+
+/// The nonlinearity applied after the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Gelu(Gelu),
+}
+
+/// One batched GEMM: for z < batch, C_z (m×n) = act(alpha · A_z (m×k) · B_z (k×n) + bias_z).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Matmul {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub a: MatrixView,
+    pub b: MatrixView,
+    pub c: MatrixView,
+    pub alpha: f32,
+    /// Batch stride of the bias vector (length n per batch entry) when there is a bias.
+    pub bias_batch_stride: Option<usize>,
+    pub activation: Activation,
+    /// Add the result into C (a residual connection) instead of overwriting it.
+    pub accumulate: bool,
+    /// Scale each output row by 1/sqrt(‖A's row‖² + 1e-6): the router's token normalisation fused
+    /// into the logits GEMM. Only the vec4 kernels do this.
+    pub normalize_rows: bool,
+    /// B is stored as f16 (expert kernels with `LayerOptions { f16_weights }`): only the f16 vec4
+    /// kernel reads it, so the dtype decides the kernel here, in one place.
+    pub b_f16: bool,
+}
+
+kernel_params! {
+    /// The uniform of every GEMM kernel (`gemm_common.wgsl`): sizes, the three views' strides (bs
+    /// batch, rg row group, gs group, rs row, cs column) and offsets, flags and the tile grid.
+    pub struct GemmParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        batch: u32,
+        a_bs: u32,
+        a_rg: u32,
+        a_gs: u32,
+        a_rs: u32,
+        a_cs: u32,
+        b_bs: u32,
+        b_rs: u32,
+        b_cs: u32,
+        c_bs: u32,
+        c_rg: u32,
+        c_gs: u32,
+        c_rs: u32,
+        bias_bs: u32,
+        /// Bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C; bit 4:
+        /// L2-normalise A's rows (vec4 only); bits 8..11: log2 of the vec4 column groups.
+        flags: u32,
+        alpha: f32,
+        tiles_m: u32,
+        tiles_n: u32,
+        a_off: u32,
+        b_off: u32,
+        c_off: u32,
+    }
+}
+
+impl Matmul {
+    /// Floating-point operations (multiply and add counted apart).
+    pub fn flops(&self) -> u64 {
+        2 * (self.m * self.n * self.k * self.batch) as u64
+    }
+
+    /// Whether B can be read as vec4: unit column stride, everything else a multiple of 4.
+    pub fn vec4_b(&self) -> bool {
+        let b = &self.b;
+        b.col_stride == 1 && [self.n, b.row_stride, b.batch_stride, b.offset].iter().all(|v| v.is_multiple_of(4))
+    }
+
+    /// Binds the operands to the fastest kernel that can run this GEMM; `bias` must be given exactly
+    /// when `bias_batch_stride` is.
+    pub fn op(&self, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
+        self.op_with(GemmKernel::choose(self), ctx, a, b, bias, c)
+    }
+
+    /// As `op`, with the kernel chosen by the caller.
+    pub fn op_with(
+        &self,
+        kernel: GemmKernel,
+        ctx: &GpuContext,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        c: &wgpu::Buffer,
+    ) -> Result<Op> {
+        if self.normalize_rows && !matches!(kernel, GemmKernel::Vec4 | GemmKernel::Vec4F16) {
+            return Err(Error::Input(format!("row normalisation is fused into the vec4 GEMM only, not {kernel:?}")));
+        }
+        if self.b_f16 != (kernel == GemmKernel::Vec4F16) {
+            let b = if self.b_f16 { "f16" } else { "f32" };
+            return Err(Error::Internal(format!("a GEMM with B stored as {b} cannot run on the {kernel:?} kernel")));
+        }
+        // The bias is added only when one is given (a view with a bias stride may be run without).
+        let flags = u32::from(self.bias_batch_stride.is_some() && bias.is_some())
+            | match self.activation {
+                Activation::None => 0,
+                Activation::Gelu(Gelu::Tanh) => 1 << 1,
+                Activation::Gelu(Gelu::Erf) => 2 << 1,
+            }
+            | (u32::from(self.accumulate) << 3)
+            | (u32::from(self.normalize_rows) << 4)
+            | (vec4_groups_log2(self.n) << 8);
+        let (tm, tn) = kernel.tile(self.n);
+        let tiles_m = self.m.div_ceil(tm);
+        let tiles_n = self.n.div_ceil(tn);
+        let params = GemmParams {
+            m: u32_of(self.m, "rows")?,
+            n: u32_of(self.n, "columns")?,
+            k: u32_of(self.k, "depth")?,
+            batch: u32_of(self.batch, "batch")?,
+            a_bs: u32_of(self.a.batch_stride, "A batch stride")?,
+            a_rg: u32_of(self.a.row_group, "A row group")?,
+            a_gs: u32_of(self.a.group_stride, "A group stride")?,
+            a_rs: u32_of(self.a.row_stride, "A row stride")?,
+            a_cs: u32_of(self.a.col_stride, "A column stride")?,
+            b_bs: u32_of(self.b.batch_stride, "B batch stride")?,
+            b_rs: u32_of(self.b.row_stride, "B row stride")?,
+            b_cs: u32_of(self.b.col_stride, "B column stride")?,
+            c_bs: u32_of(self.c.batch_stride, "C batch stride")?,
+            c_rg: u32_of(self.c.row_group, "C row group")?,
+            c_gs: u32_of(self.c.group_stride, "C group stride")?,
+            c_rs: u32_of(self.c.row_stride, "C row stride")?,
+            bias_bs: u32_of(self.bias_batch_stride.unwrap_or(0), "bias batch stride")?,
+            flags,
+            alpha: self.alpha,
+            tiles_m: u32_of(tiles_m, "row tiles")?,
+            tiles_n: u32_of(tiles_n, "column tiles")?,
+            a_off: u32_of(self.a.offset, "A offset")?,
+            b_off: u32_of(self.b.offset, "B offset")?,
+            c_off: u32_of(self.c.offset, "C offset")?,
+        };
+        // Without a bias the binding still needs a buffer; A is never read through it.
+        let bias = bias.unwrap_or(a);
+        let mut workgroups = (tiles_m * tiles_n) as u64 * self.batch as u64;
+        if kernel == GemmKernel::Naive {
+            workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
+        }
+        match kernel {
+            GemmKernel::Vec4 | GemmKernel::Vec4F16 => {
+                Op::with_bindings(ctx, kernel.kernel(), &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
+            }
+            _ => Op::new(ctx, kernel.kernel(), &params, &[a, b, bias, c], workgroups),
+        }
+    }
+}

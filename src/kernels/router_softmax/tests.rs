@@ -1,0 +1,61 @@
+//! The fused router softmax with either row reduction against its f64 reference.
+
+use std::sync::Arc;
+
+use super::reference::router_softmax;
+use super::{op, op_with, RowReduction, MAX_SLOTS};
+use crate::gpu::{GpuContext, GpuOptions};
+use crate::random::Rng;
+use crate::testing::{assert_close, f32_tol, run_and_read, shared_context, to_f64, upload};
+
+/// A device with subgroups enabled, or a failure naming the adapter.
+fn subgroup_ctx() -> Arc<GpuContext> {
+    let c = pollster::block_on(GpuContext::new()).unwrap();
+    assert!(
+        c.features.contains(wgpu::Features::SUBGROUP),
+        "adapter {:?} offers no subgroups: the subgroup reduction is untested",
+        c.info.name
+    );
+    c
+}
+
+#[test]
+fn matches_the_reference_with_either_reduction() {
+    let mut rng = Rng::new(6);
+    let c = shared_context();
+    // The subgroup path is tested on its own device when the shared one hides subgroups (as the
+    // browser-limits run does). Only under wgpu's strict WebGPU compliance, where WebGPU itself has no
+    // subgroups, is it left to the plain run; anywhere else an adapter without them is a failure:
+    // every Vulkan 1.1, Metal and DX12 adapter has them, so missing ones mean a broken set-up.
+    let strict_webgpu = std::env::var_os("WGPU_STRICT_WEBGPU_COMPLIANCE").is_some();
+    let with_subgroups = if c.features.contains(wgpu::Features::SUBGROUP) {
+        Some(c.clone())
+    } else if strict_webgpu {
+        eprintln!("strict WebGPU compliance: no subgroups; the subgroup reduction is tested by the plain run");
+        None
+    } else {
+        Some(subgroup_ctx())
+    };
+    let without = pollster::block_on(GpuContext::with_options(GpuOptions { no_subgroups: true, ..Default::default() })).unwrap();
+    let one = upload(&without, &[0.0]);
+    let refused = op_with(RowReduction::Subgroup, &without, &one, &one, &one, 1, 1, 1).err().expect("subgroups without the feature");
+    assert!(refused.to_string().contains("`subgroups`"), "{refused}");
+    let mut reductions = vec![(RowReduction::Shared, c.clone())];
+    reductions.extend(with_subgroups.map(|s| (RowReduction::Subgroup, s)));
+    // Slot counts below, at and past 64 (the column step) and 256 (the workgroup), and the largest.
+    for (b, m, s) in [(1, 1, 1), (1, 4, 2), (3, 17, 5), (2, 300, 1), (5, 49, 130), (1, 196, 128), (2, 3, 257), (1, 9, 1024)] {
+        let l = rng.vec(b * m * s, 30.0);
+        let (want_d, want_c) = router_softmax(&to_f64(&l), b, m, s);
+        for (red, dev) in &reductions {
+            let (src, dm, cm) = (upload(dev, &l), upload(dev, &vec![0.0; l.len()]), upload(dev, &vec![0.0; l.len()]));
+            let fused = op_with(*red, dev, &src, &dm, &cm, b, m, s).unwrap();
+            let got_d = run_and_read(dev, &[&fused], &dm, l.len());
+            let got_c = run_and_read(dev, &[], &cm, l.len());
+            assert_close(&format!("{red:?} dispatch {b}x{m}x{s}"), &got_d, &want_d, f32_tol(m, 1.0));
+            assert_close(&format!("{red:?} combine {b}x{m}x{s}"), &got_c, &want_c, f32_tol(s, 1.0));
+        }
+    }
+    let b = upload(&c, &[0.0]);
+    let err = op(&c, &b, &b, &b, 1, 2, MAX_SLOTS + 1).err().expect("too many slots").to_string();
+    assert!(err.contains("slots"), "{err}");
+}
