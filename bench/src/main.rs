@@ -2,12 +2,13 @@
 //! (feature `burn`) against burn on wgpu on the same adapter, side by side in one run. Writes
 //! docs/benchmarks.md and docs/benchmarks.svg.
 //!
-//! softmoe-bench [--quick] [--out DIR]
+//! softmoe-bench [--quick] [--limits] [--out DIR] (--limits: measure and print the adapter's limits only)
 
 #[cfg(feature = "burn")]
 mod burn_layer;
 mod candle_layer;
 mod chart;
+mod limits;
 mod timing;
 
 use std::fmt::Write as _;
@@ -56,6 +57,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_default();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     eprintln!("device: {device}; CPU: {cpu}, {threads} threads; timestamps: {}", ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY));
+    let lim = limits::measure(&ctx, quick)?;
+    eprintln!(
+        "limits: copy kernel {:.2} GB/s, copy_buffer_to_buffer {:.2} GB/s, FMA {:.2} GFLOP/s ({})",
+        lim.copy_kernel_gbs, lim.copy_buffer_gbs, lim.fma_gflops, lim.how
+    );
+    if args.iter().any(|a| a == "--limits") {
+        return Ok(());
+    }
 
     let mut rows = Vec::new();
     gemms(&ctx, quick, &mut rows)?;
@@ -63,7 +72,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     layers(&ctx, quick, budget, &mut rows)?;
     model(&ctx, budget, &mut rows)?;
 
-    let md = report(&rows, &device, &cpu, threads);
+    let md = report(&rows, &device, &cpu, threads, &lim);
     std::fs::create_dir_all(&out)?;
     std::fs::write(format!("{out}/benchmarks.md"), &md)?;
     chart::layer_chart(&rows, &format!("{out}/benchmarks.svg"), &device)?;
@@ -369,7 +378,7 @@ fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>
 const DEMO_CONFIG: &str = r#"{"image_size": 28, "channels": 1, "patch_size": 4, "hidden_size": 64, "num_layers": 4, "num_heads": 4,
  "mlp_dim": 128, "num_classes": 10, "moe_layers": [2, 3], "num_experts": 8, "slots_per_expert": 2, "expert_mlp_dim": 128}"#;
 
-fn report(rows: &[Row], device: &str, cpu: &str, threads: usize) -> String {
+fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::Limits) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(s, "Produced by `cargo xtask bench` (bench/src/main.rs); every ratio below comes from one run, side by side.\n");
@@ -385,6 +394,11 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize) -> String {
         writeln!(s, "- FLOPs and bytes are counted in `src/flops.rs` (multiply and add = 2 FLOPs; bytes = the least a kernel must move).");
     let _ = writeln!(s, "- Times are medians. GEMM and router rows are GPU time from timestamp queries; layer and model rows are wall time of a whole call, upload and readback included.");
     let _ = writeln!(s, "- Peak: the share of the device's peak is not given for software rasterisers, whose peak is not defined.\n");
+    let _ = writeln!(s, "## Adapter limits (measured in this run)\n");
+    let _ = writeln!(s, "- vec4 copy kernel: {:.2} GB/s (the shader-visible bandwidth; bytes read + written)", lim.copy_kernel_gbs);
+    let _ = writeln!(s, "- copy_buffer_to_buffer: {:.2} GB/s (bytes read + written)", lim.copy_buffer_gbs);
+    let _ = writeln!(s, "- FMA chain: {:.2} GFLOP/s", lim.fma_gflops);
+    let _ = writeln!(s, "- How: {}\n", lim.how);
     for (suite, title) in [
         ("gemm", "GEMM kernels: optimised against the straightforward kernel"),
         ("router", "Router (normalise, logits, dispatch and combine softmaxes): fused against separate kernels"),
