@@ -47,6 +47,8 @@ pub mod flops;
 pub mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod images;
+// The kernels' bindings: what the layers, the benchmark and the tests build on, not the API.
+#[doc(hidden)]
 pub mod kernels;
 pub mod layers;
 pub mod model;

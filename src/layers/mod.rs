@@ -2,6 +2,7 @@
 
 pub mod soft_moe;
 pub mod sparse_moe;
+#[doc(hidden)]
 pub mod stages;
 
 pub use soft_moe::{LayerOptions, LayerOutput, SoftMoe};

@@ -228,58 +228,65 @@ impl VitWeights {
     /// Serialises the weights under SPEC §2's names (q, k and v split again).
     pub fn to_safetensors(&self) -> Vec<u8> {
         let c = &self.config;
-        let (d, heads, hd, p) = (c.hidden_size, c.num_heads, c.head_dim(), c.patch_size);
-        let mut out: Vec<(String, Tensor)> = Vec::new();
-        let mut put = |name: String, shape: Vec<usize>, data: &[f32]| out.push((name, Tensor { shape, data: data.to_vec() }));
-        put("embedding/kernel".into(), vec![p, p, c.channels, d], &self.embedding_kernel);
-        put("embedding/bias".into(), vec![d], &self.embedding_bias);
-        put("Encoder/posembed_input/pos_embedding".into(), vec![1, c.tokens(), d], &self.pos_embedding);
+        let d = c.hidden_size;
+        // Each field under its name; the shapes come from `vit_tensor_shapes`, the one list.
+        let mut data: HashMap<String, Vec<f32>> = HashMap::new();
+        let mut put = |name: String, v: &[f32]| data.insert(name, v.to_vec());
+        put("embedding/kernel".into(), &self.embedding_kernel);
+        put("embedding/bias".into(), &self.embedding_bias);
+        put("Encoder/posembed_input/pos_embedding".into(), &self.pos_embedding);
         for (k, b) in self.blocks.iter().enumerate() {
             let pre = format!("Encoder/encoderblock_{k}/");
             let att = format!("{pre}MultiHeadDotProductAttention_1/");
             for (part, name) in ["query", "key", "value"].iter().enumerate() {
                 let kernel: Vec<f32> =
                     (0..d).flat_map(|row| b.qkv_kernel[row * 3 * d + part * d..row * 3 * d + (part + 1) * d].to_vec()).collect();
-                put(format!("{att}{name}/kernel"), vec![d, heads, hd], &kernel);
-                put(format!("{att}{name}/bias"), vec![heads, hd], &b.qkv_bias[part * d..(part + 1) * d]);
+                put(format!("{att}{name}/kernel"), &kernel);
+                put(format!("{att}{name}/bias"), &b.qkv_bias[part * d..(part + 1) * d]);
             }
-            put(format!("{att}out/kernel"), vec![heads, hd, d], &b.out_kernel);
-            put(format!("{att}out/bias"), vec![d], &b.out_bias);
-            put(format!("{pre}LayerNorm_0/scale"), vec![d], &b.ln0_scale);
-            put(format!("{pre}LayerNorm_0/bias"), vec![d], &b.ln0_bias);
-            put(format!("{pre}LayerNorm_2/scale"), vec![d], &b.ln2_scale);
-            put(format!("{pre}LayerNorm_2/bias"), vec![d], &b.ln2_bias);
-            match &b.mlp {
+            put(format!("{att}out/kernel"), &b.out_kernel);
+            put(format!("{att}out/bias"), &b.out_bias);
+            put(format!("{pre}LayerNorm_0/scale"), &b.ln0_scale);
+            put(format!("{pre}LayerNorm_0/bias"), &b.ln0_bias);
+            put(format!("{pre}LayerNorm_2/scale"), &b.ln2_scale);
+            put(format!("{pre}LayerNorm_2/bias"), &b.ln2_bias);
+            let experts = match &b.mlp {
                 BlockMlp::Dense { w0, b0, w1, b1 } => {
-                    put(format!("{pre}MlpBlock_3/Dense_0/kernel"), vec![d, c.mlp_dim], w0);
-                    put(format!("{pre}MlpBlock_3/Dense_0/bias"), vec![c.mlp_dim], b0);
-                    put(format!("{pre}MlpBlock_3/Dense_1/kernel"), vec![c.mlp_dim, d], w1);
-                    put(format!("{pre}MlpBlock_3/Dense_1/bias"), vec![d], b1);
+                    put(format!("{pre}MlpBlock_3/Dense_0/kernel"), w0);
+                    put(format!("{pre}MlpBlock_3/Dense_0/bias"), b0);
+                    put(format!("{pre}MlpBlock_3/Dense_1/kernel"), w1);
+                    put(format!("{pre}MlpBlock_3/Dense_1/bias"), b1);
+                    None
                 }
                 BlockMlp::SoftMoe(w) => {
-                    let (n, pp, h) = (w.n, w.p, w.h);
-                    put(format!("{pre}Moe/Router/mu"), vec![d, n, pp], &w.mu);
-                    put(format!("{pre}Moe/Router/scale"), vec![], &[w.scale]);
-                    put(format!("{pre}Moe/Mlp/Dense_0/kernel"), vec![n, d, h], &w.w0);
-                    put(format!("{pre}Moe/Mlp/Dense_0/bias"), vec![n, h], &w.b0);
-                    put(format!("{pre}Moe/Mlp/Dense_1/kernel"), vec![n, h, d], &w.w1);
-                    put(format!("{pre}Moe/Mlp/Dense_1/bias"), vec![n, d], &w.b1);
+                    put(format!("{pre}Moe/{}", soft_moe::MU), &w.mu);
+                    put(format!("{pre}Moe/{}", soft_moe::SCALE), &[w.scale]);
+                    Some([&w.w0, &w.b0, &w.w1, &w.b1])
                 }
                 BlockMlp::Sparse(w) => {
-                    let (n, h) = (w.n, w.h);
-                    put(format!("{pre}Moe/{ROUTER_KERNEL}"), vec![d, n], &w.wr);
-                    put(format!("{pre}Moe/Mlp/Dense_0/kernel"), vec![n, d, h], &w.w0);
-                    put(format!("{pre}Moe/Mlp/Dense_0/bias"), vec![n, h], &w.b0);
-                    put(format!("{pre}Moe/Mlp/Dense_1/kernel"), vec![n, h, d], &w.w1);
-                    put(format!("{pre}Moe/Mlp/Dense_1/bias"), vec![n, d], &w.b1);
+                    put(format!("{pre}Moe/{ROUTER_KERNEL}"), &w.wr);
+                    Some([&w.w0, &w.b0, &w.w1, &w.b1])
                 }
+            };
+            for (name, v) in [soft_moe::W0, soft_moe::B0, soft_moe::W1, soft_moe::B1].into_iter().zip(experts.into_iter().flatten()) {
+                put(format!("{pre}Moe/{name}"), v);
             }
         }
-        put("Encoder/encoder_norm/scale".into(), vec![d], &self.norm_scale);
-        put("Encoder/encoder_norm/bias".into(), vec![d], &self.norm_bias);
-        put("head/kernel".into(), vec![d, c.num_classes], &self.head_kernel);
-        put("head/bias".into(), vec![c.num_classes], &self.head_bias);
-        let refs: Vec<(&str, &Tensor)> = out.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        put("Encoder/encoder_norm/scale".into(), &self.norm_scale);
+        put("Encoder/encoder_norm/bias".into(), &self.norm_bias);
+        put("head/kernel".into(), &self.head_kernel);
+        put("head/bias".into(), &self.head_bias);
+        // A field missing from the list (or the list naming one not here) is a bug, caught by the
+        // round-trip tests; an empty tensor then fails every loader's shape check loudly.
+        let tensors: Vec<(String, Tensor)> = vit_tensor_shapes(c)
+            .into_iter()
+            .map(|(name, shape)| {
+                let data = data.remove(&name).unwrap_or_default();
+                (name, Tensor { shape, data })
+            })
+            .collect();
+        debug_assert!(data.is_empty(), "tensors outside vit_tensor_shapes: {:?}", data.keys());
+        let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
         crate::weights::safetensors::serialize(&refs, &Default::default())
     }
 

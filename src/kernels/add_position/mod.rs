@@ -17,7 +17,7 @@ kernel_params! {
     }
 }
 
-/// x [total] += pos [period] cyclically (period = m·d).
+/// x (`total` values) += pos (`period` values) cyclically, period = m·d.
 pub fn op(ctx: &GpuContext, pos: &wgpu::Buffer, x: &wgpu::Buffer, total: usize, period: usize) -> Result<Op> {
     let params = AddPositionParams { total: u32_of(total, "values")?, period: u32_of(period, "period")? };
     Op::per_item(ctx, &KERNEL, &params, &[pos, x], total)
