@@ -31,9 +31,19 @@ pub fn soft_moe_bytes(d: usize, n: usize, p: usize, h: usize, b: usize, m: usize
     4 * (weights + 2 * b * m * d) as u64
 }
 
-/// The least bytes a GEMM moves: A and B read once, C written once.
+/// The least bytes a GEMM moves: A and B read once (B at 2 bytes per value when stored as f16),
+/// C written once (and read too when the GEMM adds into it), the bias read once.
 pub fn gemm_bytes(mm: &Matmul) -> u64 {
-    4 * (mm.batch * (mm.m * mm.k + mm.k * mm.n + mm.m * mm.n)) as u64
+    let b_bytes = if mm.b_f16 { 2 } else { 4 };
+    let c_passes = if mm.accumulate { 2 } else { 1 };
+    let bias = if mm.bias_batch_stride.is_some() { mm.n } else { 0 };
+    (mm.batch * (4 * mm.m * mm.k + b_bytes * mm.k * mm.n + 4 * c_passes * mm.m * mm.n + 4 * bias)) as u64
+}
+
+/// Bytes a ViT forward of `b` images must move: every weight once, the images in, the logits out.
+pub fn vit_bytes(c: &VitConfig, b: usize) -> u64 {
+    let weights: usize = crate::weights::vit_tensor_shapes(c).iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+    4 * (weights + b * (c.image_size * c.image_size * c.channels + c.num_classes)) as u64
 }
 
 /// Forward FLOPs of the ViT for one image.

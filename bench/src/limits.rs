@@ -35,8 +35,6 @@ pub struct Limits {
     pub how: String,
 }
 
-// The rows' roofline shares use these; until main.rs's rows do, nothing calls them.
-#[allow(dead_code)]
 impl Limits {
     /// The least time `flops` FLOPs and `bytes` bytes can take at the measured peaks (the roofline).
     pub fn roofline_secs(&self, flops: f64, bytes: f64) -> f64 {

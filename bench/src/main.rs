@@ -14,7 +14,7 @@ mod timing;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use softmoe::flops::{gemm_bytes, soft_moe_bytes, soft_moe_flops, vit_flops_per_image};
+use softmoe::flops::{gemm_bytes, soft_moe_bytes, soft_moe_flops, vit_bytes, vit_flops_per_image};
 use softmoe::kernels::gemm::{GemmKernel, Matmul};
 use softmoe::kernels::profile_ops;
 use softmoe::layers::stages;
@@ -34,6 +34,8 @@ pub struct Row {
     pub secs: f64,
     pub gflops: f64,
     pub gbs: f64,
+    /// Ran on the adapter whose limits were measured (so its roofline share is meaningful).
+    pub on_adapter: bool,
     pub note: String,
 }
 
@@ -80,47 +82,101 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The GEMMs of a layer, each kernel timed on the GPU (timestamp queries), optimised against naive.
-fn gemms(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
-    let mut cases: Vec<(String, Matmul)> = vec![
-        ("logits, ViT-S b=8 (1568×128×384)".into(), stages::logits(8 * 196, 384, 128, 1.0)),
-        ("expert Dense₀, ViT-S b=1 (128 × 1×1536×384)".into(), stages::dense0(1, 128, 1, 384, 1536, 0..16, Gelu::Tanh)),
-        ("expert Dense₀, ViT-S b=32 (16 × 32×1536×384)".into(), stages::dense0(32, 128, 1, 384, 1536, 0..16, Gelu::Tanh)),
-        ("combine, demo b=64 (64 × 49×64×16)".into(), stages::combine(64, 49, 16, 64, false)),
-    ];
-    // Only 16 experts of the 128 are timed: one binding's worth on WebGPU's default limits.
-    cases[1].1.batch = 16;
-    if quick {
-        cases.truncate(2);
+/// The GEMMs of real layers, taken from the layer's own plan (`SoftMoe::stage_gemms`: the kernels,
+/// views and expert groups its forward launches), each timed with every kernel that can run it.
+fn gemms(ctx: &std::sync::Arc<GpuContext>, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
+    let mut layers = vec![("demo", shape(64, 8, 2, 128), 49, vec![64])];
+    if !quick {
+        layers.push(("ViT-S/16", shape(384, 128, 1, 1536), 196, vec![1, 32]));
     }
     let mut rng = Rng::new(1);
-    for (name, mm) in cases {
-        let a_len = mm.batch * mm.m * mm.k * 4;
-        let (a, b, bias, c) = (
-            buffer(ctx, &rng.vec(a_len, 1.0)),
-            buffer(ctx, &rng.vec(mm.batch * mm.k * mm.n, 1.0)),
-            buffer(ctx, &rng.vec(mm.batch * mm.n, 1.0)),
-            buffer(ctx, &vec![0.0; a_len.max(mm.batch * mm.m * mm.n * 4)]),
-        );
-        let mut naive = None;
-        for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Vec4] {
-            let op = mm.op_with(kernel, ctx, &a, &b, mm.bias_batch_stride.map(|_| &bias), &c)?;
-            let secs = gpu_time(ctx, &op)?;
-            let gflops = mm.flops() as f64 / secs / 1e9;
-            let chosen = if kernel == GemmKernel::choose(&mm) { "; chosen by the layer" } else { "" };
-            let speedup = naive.map(|n: f64| format!("{:.1}× naive{chosen}", n / secs)).unwrap_or_else(|| "baseline".into());
-            naive.get_or_insert(secs);
-            eprintln!("gemm {name} {kernel:?}: {:.3} ms, {gflops:.2} GFLOP/s", secs * 1e3);
-            rows.push(Row {
-                suite: "gemm",
-                case: name.clone(),
-                variant: format!("{kernel:?}"),
-                secs,
-                gflops,
-                gbs: gemm_bytes(&mm) as f64 / secs / 1e9,
-                note: speedup,
-            });
+    for (name, s, m, batches) in layers {
+        let w = random_layer(&mut rng, s);
+        let layer = pollster::block_on(SoftMoe::new(ctx.clone(), &w))?;
+        for b in batches {
+            let g = layer.stage_gemms(b, m, false);
+            let groups = g.experts.len();
+            let dense0: Vec<Matmul> = g.experts.iter().map(|e| e.0).collect();
+            let dense1: Vec<Matmul> = g.experts.iter().map(|e| e.1).collect();
+            let experts = |mm: &Matmul| format!("{} experts × ({}×{} · {}×{})", s.n, mm.m, mm.k, mm.k, mm.n);
+            let cases: Vec<(String, Vec<Matmul>)> = vec![
+                (
+                    format!(
+                        "{name} b={b} logits ({}×{} · {}×{}, tokens normalised: {})",
+                        g.logits.m, g.logits.k, g.logits.k, g.logits.n, g.logits.normalize_rows
+                    ),
+                    vec![g.logits],
+                ),
+                (
+                    format!(
+                        "{name} b={b} X̃ = DᵀX ({} × {}×{} · {}×{})",
+                        b, g.slot_inputs.m, g.slot_inputs.k, g.slot_inputs.k, g.slot_inputs.n
+                    ),
+                    vec![g.slot_inputs],
+                ),
+                (format!("{name} b={b} expert Dense₀: {}, {groups} dispatch(es)", experts(&dense0[0])), dense0),
+                (format!("{name} b={b} expert Dense₁: {}, {groups} dispatch(es)", experts(&dense1[0])), dense1),
+                (
+                    format!("{name} b={b} Y = CỸ ({} × {}×{} · {}×{})", b, g.combine.m, g.combine.k, g.combine.k, g.combine.n),
+                    vec![g.combine],
+                ),
+            ];
+            for (case, mms) in cases {
+                time_gemm_case(ctx, &mut rng, &case, &mms, rows)?;
+            }
         }
+    }
+    Ok(())
+}
+
+/// Times one stage (one GEMM per expert group) with each kernel that accepts it, on buffers exactly
+/// as long as the views need (`Matmul::spans`); the naive kernel is the baseline.
+fn time_gemm_case(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    case: &str,
+    mms: &[Matmul],
+    rows: &mut Vec<Row>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let span = |i: usize| mms.iter().map(|mm| mm.spans()[i]).max().unwrap_or(0).max(1);
+    let (a, c) = (buffer(ctx, &rng.vec(span(0), 1.0)), buffer(ctx, &vec![0.0; span(2)]));
+    // Each group has its own weights, as the layer's groups do.
+    let bs: Vec<(wgpu::Buffer, wgpu::Buffer)> =
+        mms.iter().map(|mm| (buffer(ctx, &rng.vec(mm.spans()[1].max(1), 1.0)), buffer(ctx, &rng.vec(mm.spans()[3].max(1), 1.0)))).collect();
+    let flops: f64 = mms.iter().map(|mm| mm.flops() as f64).sum();
+    let bytes: f64 = mms.iter().map(|mm| gemm_bytes(mm) as f64).sum();
+    let chosen = GemmKernel::choose(&mms[0]);
+    let mut naive = None;
+    for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Vec4] {
+        // The kernels that cannot run this description (vec4 B, fused normalisation) are skipped.
+        let mut ops = Vec::new();
+        for (mm, (b, bias)) in mms.iter().zip(&bs) {
+            let mm = if kernel == GemmKernel::Vec4 || !mm.normalize_rows { *mm } else { Matmul { normalize_rows: false, ..*mm } };
+            match mm.op_with(kernel, ctx, &a, b, mm.bias_batch_stride.map(|_| bias), &c) {
+                Ok(op) if kernel != GemmKernel::Vec4 || mm.vec4_b() => ops.push(op),
+                _ => break,
+            }
+        }
+        if ops.len() < mms.len() {
+            continue;
+        }
+        let secs = gpu_time_ops(ctx, &ops.iter().collect::<Vec<_>>())?;
+        let mark = if kernel == chosen { "; chosen by the layer" } else { "" };
+        let unfused = if mms[0].normalize_rows && kernel != GemmKernel::Vec4 { "; without the fused normalisation" } else { "" };
+        let note =
+            naive.map(|n: f64| format!("{:.1}× naive{mark}{unfused}", n / secs)).unwrap_or_else(|| format!("baseline{mark}{unfused}"));
+        naive.get_or_insert(secs);
+        eprintln!("gemm {case} {kernel:?}: {:.3} ms, {:.2} GFLOP/s", secs * 1e3, flops / secs / 1e9);
+        rows.push(Row {
+            suite: "gemm",
+            case: case.to_string(),
+            variant: format!("{kernel:?}"),
+            secs,
+            gflops: flops / secs / 1e9,
+            gbs: bytes / secs / 1e9,
+            on_adapter: true,
+            note,
+        });
     }
     Ok(())
 }
@@ -171,7 +227,16 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
             let note = base.map(|b: f64| format!("{:.2}× the separate kernels", b / secs)).unwrap_or_else(|| "baseline".into());
             base.get_or_insert(secs);
             eprintln!("router {name} {variant}: {:.3} ms", secs * 1e3);
-            rows.push(Row { suite: "router", case: name.into(), variant, secs, gflops: flops / secs / 1e9, gbs: bytes / secs / 1e9, note });
+            rows.push(Row {
+                suite: "router",
+                case: name.into(),
+                variant,
+                secs,
+                gflops: flops / secs / 1e9,
+                gbs: bytes / secs / 1e9,
+                on_adapter: true,
+                note,
+            });
         }
     }
     Ok(())
@@ -183,11 +248,6 @@ fn buffer(ctx: &GpuContext, data: &[f32]) -> wgpu::Buffer {
         contents: bytemuck::cast_slice(data),
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
     })
-}
-
-/// Median GPU seconds of one op (timestamps), or of a submit-and-wait when there are none.
-fn gpu_time(ctx: &GpuContext, op: &softmoe::kernels::Op) -> Result<f64, Box<dyn std::error::Error>> {
-    gpu_time_ops(ctx, &[op])
 }
 
 /// Median summed GPU seconds of a sequence of ops, each timed alone.
@@ -237,7 +297,24 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
             let ours = median_secs(budget, 3, || {
                 pollster::block_on(layer.forward(&x)).expect("forward");
             });
-            let gpu: Option<f64> = pollster::block_on(layer.profile(&x))?.map(|t| t.iter().map(|(_, s)| s).sum());
+            let profile = pollster::block_on(layer.profile(&x))?;
+            let gpu: Option<f64> = profile.as_ref().map(|t| t.iter().map(|(_, s)| s).sum());
+            // Inside one forward: each dispatch's GPU time; the wall time's rest is gaps and host work.
+            if let (Some(t), 1) = (&profile, b) {
+                let total: f64 = t.iter().map(|(_, s)| s).sum();
+                for (i, (label, secs)) in t.iter().enumerate() {
+                    rows.push(Row {
+                        suite: "dispatch",
+                        case: format!("{name}, b=1: dispatch {i}"),
+                        variant: label.to_string(),
+                        secs: *secs,
+                        gflops: f64::NAN,
+                        gbs: 0.0,
+                        on_adapter: false,
+                        note: format!("{:.1} % of the dispatches' {:.2} ms", 100.0 * secs / total, total * 1e3),
+                    });
+                }
+            }
             let xc = candle_layer::input(&x)?;
             let theirs = median_secs(budget, 3, || {
                 peer.forward(&xc).expect("candle forward");
@@ -261,6 +338,7 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                 secs: ours,
                 gflops: flops / ours / 1e9,
                 gbs: bytes / ours / 1e9,
+                on_adapter: true,
                 note: overhead,
             });
             if let Some(f16) = &f16 {
@@ -277,6 +355,7 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                     secs,
                     gflops: flops / secs / 1e9,
                     gbs: half_bytes / secs / 1e9,
+                    on_adapter: true,
                     note: format!("{:.2}× the f32 layer; max |Δy| vs f32 {dh:.1e}", ours / secs),
                 });
             }
@@ -297,6 +376,7 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                             secs,
                             gflops: flops / secs / 1e9,
                             gbs: bytes / secs / 1e9,
+                            on_adapter: true,
                             note: format!("ours/burn speed {:.2}×; max |Δy| {db:.1e}", secs / ours),
                         });
                     }
@@ -310,6 +390,7 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                             secs: f64::NAN,
                             gflops: f64::NAN,
                             gbs: 0.0,
+                            on_adapter: true,
                             note: format!("failed: {e}"),
                         });
                     }
@@ -322,6 +403,7 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                 secs: theirs,
                 gflops: flops / theirs / 1e9,
                 gbs: bytes / theirs / 1e9,
+                on_adapter: false,
                 note: format!("ours/candle speed {:.2}×; max |Δy| {diff:.1e}", theirs / ours),
             });
         }
@@ -359,14 +441,16 @@ fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>
                 softmoe::reference::vit_forward(&weights, &images).expect("reference");
             });
             eprintln!("model {which} b={b}: {:.1} images/s GPU, {:.1} images/s f64 CPU reference", b as f64 / secs, b as f64 / cpu);
-            for (variant, t) in [("softmoe (GPU)", secs), ("f64 reference (CPU)", cpu)] {
+            let bytes = vit_bytes(&weights.config, b) as f64;
+            for (variant, t, on_adapter) in [("softmoe (GPU)", secs, true), ("f64 reference (CPU)", cpu, false)] {
                 rows.push(Row {
                     suite: "model",
                     case: format!("{which}, b={b}"),
                     variant: variant.into(),
                     secs: t,
                     gflops: flops * b as f64 / t / 1e9,
-                    gbs: 0.0,
+                    gbs: bytes / t / 1e9,
+                    on_adapter,
                     note: format!("{:.1} images/s", b as f64 / t),
                 });
             }
@@ -393,7 +477,7 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::L
     let _ =
         writeln!(s, "- FLOPs and bytes are counted in `src/flops.rs` (multiply and add = 2 FLOPs; bytes = the least a kernel must move).");
     let _ = writeln!(s, "- Times are medians. GEMM and router rows are GPU time from timestamp queries; layer and model rows are wall time of a whole call, upload and readback included.");
-    let _ = writeln!(s, "- Peak: the share of the device's peak is not given for software rasterisers, whose peak is not defined.\n");
+    let _ = writeln!(s, "- Roofline share: max(FLOPs ÷ the measured FMA rate, bytes ÷ the measured copy-kernel rate) ÷ time, for rows that ran on this adapter; 100 % is as fast as this adapter's own measured limits allow.\n");
     let _ = writeln!(s, "## Adapter limits (measured in this run)\n");
     let _ = writeln!(s, "- vec4 copy kernel: {:.2} GB/s (the shader-visible bandwidth; bytes read + written)", lim.copy_kernel_gbs);
     let _ = writeln!(s, "- copy_buffer_to_buffer: {:.2} GB/s (bytes read + written)", lim.copy_buffer_gbs);
@@ -404,16 +488,23 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::L
         ("router", "Router (normalise, logits, dispatch and combine softmaxes): fused against separate kernels"),
         ("layer", "Soft MoE layer: softmoe on the GPU against burn on the same GPU and candle on the CPU"),
         ("model", "The shipped models"),
+        ("dispatch", "Inside one forward at b = 1: GPU time of each dispatch (timestamp queries)"),
     ] {
-        let _ = writeln!(s, "## {title}\n\n| case | implementation | time (ms) | GFLOP/s | GB/s | note |\n|---|---|---:|---:|---:|---|");
+        let _ = writeln!(s, "## {title}\n\n| case | implementation | time (ms) | GFLOP/s | GB/s | roofline share | note |\n|---|---|---:|---:|---:|---:|---|");
         for r in rows.iter().filter(|r| r.suite == suite) {
             let gbs = if r.gbs > 0.0 { format!("{:.2}", r.gbs) } else { "".into() };
             let (ms, gflops) = if r.secs.is_finite() {
-                (format!("{:.3}", r.secs * 1e3), format!("{:.2}", r.gflops))
+                (format!("{:.3}", r.secs * 1e3), if r.gflops.is_finite() { format!("{:.2}", r.gflops) } else { "".into() })
             } else {
                 ("—".into(), "—".into())
             };
-            let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", r.case, r.variant, ms, gflops, gbs, r.note);
+            // max(FLOPs/peak, bytes/bandwidth) ÷ time, against this adapter's measured limits.
+            let share = if r.on_adapter && r.secs.is_finite() {
+                format!("{:.1} %", 100.0 * lim.share(r.gflops * r.secs * 1e9, r.gbs * r.secs * 1e9, r.secs))
+            } else {
+                "".into()
+            };
+            let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} | {} |", r.case, r.variant, ms, gflops, gbs, share, r.note);
         }
         let _ = writeln!(s);
     }

@@ -57,6 +57,17 @@ struct ExpertGroup {
     b1: wgpu::Buffer,
 }
 
+/// The GEMM descriptions of one forward plan (see `SoftMoe::stage_gemms`).
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct StageGemms {
+    pub logits: Matmul,
+    pub slot_inputs: Matmul,
+    /// (Dense₀, Dense₁) per group of experts whose weights share a binding.
+    pub experts: Vec<(Matmul, Matmul)>,
+    pub combine: Matmul,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct PlanKey {
     batch: usize,
@@ -243,6 +254,34 @@ impl SoftMoe {
         Ok(Plan { x, y, dispatch, combine, staging, ops, _scratch: scratch })
     }
 
+    /// The GEMMs a forward of `b` examples of `m` tokens runs, as `encode` binds them: the logits
+    /// (with the token normalisation fused where `RouterPlan` says so), X̃ = DᵀX, both expert Dense
+    /// layers per group of experts that share a binding, and Y = CỸ. The benchmark times exactly these.
+    #[doc(hidden)]
+    pub fn stage_gemms(&self, b: usize, m: usize, residual: bool) -> StageGemms {
+        let c = &self.config;
+        let (d, n, p, h, s) = (c.d, c.n, c.p, c.h, c.slots());
+        let fused_norm = c.normalize && !RouterPlan::of(c, b * m).separate_normalisation;
+        // The expert kernels' storage is part of their GEMMs' description, which picks the kernel.
+        let b_f16 = self.options.f16_weights;
+        StageGemms {
+            logits: Matmul { normalize_rows: fused_norm, ..stages::logits(b * m, d, s, self.scale) },
+            slot_inputs: stages::slot_inputs(b, m, s, d),
+            experts: self
+                .experts
+                .iter()
+                .map(|g| {
+                    let e = g.experts.clone();
+                    (
+                        Matmul { b_f16, ..stages::dense0(b, n, p, d, h, e.clone(), c.gelu) },
+                        Matmul { b_f16, ..stages::dense1(b, n, p, d, h, e) },
+                    )
+                })
+                .collect(),
+            combine: stages::combine(b, m, s, d, residual),
+        }
+    }
+
     /// The layer's dispatches from `x` [b, m, d] to `y` (or `y +=` with `residual`), writing the
     /// dispatch and combine weights to `dm` and `cm`; a model encodes these inside its own pass.
     #[allow(clippy::too_many_arguments)]
@@ -259,17 +298,17 @@ impl SoftMoe {
     ) -> Result<Vec<Op>> {
         let ctx = &self.ctx;
         let c = &self.config;
-        let (d, n, p, h, s) = (c.d, c.n, c.p, c.h, c.slots());
+        let (d, s) = (c.d, c.slots());
         let mut ops = Vec::with_capacity(8);
         // The router: token normalisation fused into the logits GEMM where the vec4 kernel runs it
         // (n·p a multiple of 4), both softmaxes in one kernel where the slots fit it.
         let router = RouterPlan::of(c, b * m);
-        let mm = stages::logits(b * m, d, s, self.scale);
+        let g = self.stage_gemms(b, m, residual);
         if router.separate_normalisation {
             ops.push(l2_normalize::rows_op(ctx, x, &scratch.xn, b * m, d)?);
-            ops.push(mm.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
+            ops.push(g.logits.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
         } else {
-            ops.push(Matmul { normalize_rows: c.normalize, ..mm }.op(ctx, x, &self.mu_hat, None, &scratch.logits)?);
+            ops.push(g.logits.op(ctx, x, &self.mu_hat, None, &scratch.logits)?);
         }
         if router.fused_softmax {
             ops.push(router_softmax::op(ctx, &scratch.logits, dm, cm, b, m, s)?);
@@ -277,17 +316,12 @@ impl SoftMoe {
             ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
             ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
         }
-        ops.push(stages::slot_inputs(b, m, s, d).op(ctx, dm, x, None, &scratch.slots_in)?);
-        // The expert kernels' storage is part of their GEMMs' description, which picks the kernel.
-        let b_f16 = self.options.f16_weights;
-        for g in &self.experts {
-            let e = g.experts.clone();
-            let mm0 = Matmul { b_f16, ..stages::dense0(b, n, p, d, h, e.clone(), c.gelu) };
-            let mm1 = Matmul { b_f16, ..stages::dense1(b, n, p, d, h, e) };
-            ops.push(mm0.op(ctx, &scratch.slots_in, &g.w0, Some(&g.b0), &scratch.hidden)?);
-            ops.push(mm1.op(ctx, &scratch.hidden, &g.w1, Some(&g.b1), &scratch.slots_out)?);
+        ops.push(g.slot_inputs.op(ctx, dm, x, None, &scratch.slots_in)?);
+        for (group, (mm0, mm1)) in self.experts.iter().zip(&g.experts) {
+            ops.push(mm0.op(ctx, &scratch.slots_in, &group.w0, Some(&group.b0), &scratch.hidden)?);
+            ops.push(mm1.op(ctx, &scratch.hidden, &group.w1, Some(&group.b1), &scratch.slots_out)?);
         }
-        ops.push(stages::combine(b, m, s, d, residual).op(ctx, cm, &scratch.slots_out, None, y)?);
+        ops.push(g.combine.op(ctx, cm, &scratch.slots_out, None, y)?);
         Ok(ops)
     }
 }

@@ -123,6 +123,21 @@ impl MatrixView {
         MatrixView { offset: 0, batch_stride: rows * cols, row_group: u32::MAX as usize, group_stride: 0, row_stride: 1, col_stride: cols }
     }
 
+    /// Elements a buffer must hold for `batch` rows×cols matrices through this view: one past the
+    /// last element it addresses (0 for an empty matrix).
+    pub fn span(&self, rows: usize, cols: usize, batch: usize) -> usize {
+        if rows == 0 || cols == 0 || batch == 0 {
+            return 0;
+        }
+        let (r, c) = (rows - 1, cols - 1);
+        self.offset
+            + (batch - 1) * self.batch_stride
+            + (r / self.row_group) * self.group_stride
+            + (r % self.row_group) * self.row_stride
+            + c * self.col_stride
+            + 1
+    }
+
     /// Rows in groups of `row_group` rows, each group `group_stride` apart (rows of width `cols`).
     pub const fn grouped(row_group: usize, group_stride: usize, cols: usize, batch_stride: usize) -> Self {
         MatrixView { offset: 0, batch_stride, row_group, group_stride, row_stride: cols, col_stride: 1 }
@@ -199,6 +214,12 @@ impl Matmul {
         2 * (self.m * self.n * self.k * self.batch) as u64
     }
 
+    /// Elements of A, B, C and the bias that buffers bound to this GEMM must hold.
+    pub fn spans(&self) -> [usize; 4] {
+        let bias = self.bias_batch_stride.map_or(0, |bs| (self.batch - 1) * bs + self.n);
+        [self.a.span(self.m, self.k, self.batch), self.b.span(self.k, self.n, self.batch), self.c.span(self.m, self.n, self.batch), bias]
+    }
+
     /// Whether B can be read as vec4: unit column stride, everything else a multiple of 4.
     pub fn vec4_b(&self) -> bool {
         let b = &self.b;
@@ -227,6 +248,24 @@ impl Matmul {
         if self.b_f16 != (kernel == GemmKernel::Vec4F16) {
             let b = if self.b_f16 { "f16" } else { "f32" };
             return Err(Error::Internal(format!("a GEMM with B stored as {b} cannot run on the {kernel:?} kernel")));
+        }
+        // A view past its buffer's end would read (or write) whatever lies there on some backends and
+        // zeros on others: refused, naming the operand, wherever a description and its buffers meet.
+        let [a_len, b_len, c_len, bias_len] = self.spans();
+        let b_bytes = if self.b_f16 { 2 } else { 4 };
+        for (name, buf, need) in
+            [("A", Some(a), 4 * a_len), ("B", Some(b), b_bytes * b_len), ("C", Some(c), 4 * c_len), ("bias", bias, 4 * bias_len)]
+        {
+            if let Some(buf) = buf.filter(|buf| buf.size() < need as u64) {
+                return Err(Error::Internal(format!(
+                    "GEMM {}×{}×{} (batch {}): {name} needs {need} bytes, its buffer holds {}",
+                    self.m,
+                    self.n,
+                    self.k,
+                    self.batch,
+                    buf.size()
+                )));
+            }
         }
         // The bias is added only when one is given (a view with a bias stride may be run without).
         let flags = u32::from(self.bias_batch_stride.is_some() && bias.is_some())

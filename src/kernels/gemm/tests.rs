@@ -112,3 +112,18 @@ fn fused_row_normalisation_matches_the_reference() {
         assert!(err.contains("vec4"), "{err}");
     }
 }
+
+#[test]
+fn a_view_past_its_buffer_is_refused_naming_the_operand() {
+    let c = shared_context();
+    // 8 rows of A in groups of 2, each group 4 rows apart: A must hold 3·4·5 + 1·5 + 5 = 70 values.
+    let mm = plain(8, 4, 5, 1, MatrixView::grouped(2, 4 * 5, 5, 0));
+    assert_eq!(mm.spans(), [70, 20, 32, 0]);
+    let (short, b, out) = (upload(&c, &[0.0; 69]), upload(&c, &[0.0; 20]), upload(&c, &[0.0; 32]));
+    let err = mm.op(&c, &short, &b, None, &out).err().expect("A one element short").to_string();
+    assert!(err.contains("A needs 280 bytes") && err.contains("276"), "{err}");
+    let a = upload(&c, &[0.0; 70]);
+    let err = mm.op(&c, &a, &b, None, &b).err().expect("C too short").to_string();
+    assert!(err.contains("C needs 128 bytes"), "{err}");
+    assert!(mm.op(&c, &a, &b, None, &out).is_ok());
+}
