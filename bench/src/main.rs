@@ -2,7 +2,8 @@
 //! (feature `burn`) against burn on wgpu on the same adapter, side by side in one run. Writes
 //! docs/benchmarks.md and docs/benchmarks.svg.
 //!
-//! softmoe-bench [--quick] [--limits] [--out DIR] (--limits: measure and print the adapter's limits only)
+//! softmoe-bench [--quick] [--limits] [--only gemm,router,layer,model] [--out DIR]
+//! (--limits: measure and print the adapter's limits only; --only: run just those suites)
 
 #[cfg(feature = "burn")]
 mod burn_layer;
@@ -69,10 +70,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let mut rows = Vec::new();
-    gemms(&ctx, quick, &mut rows)?;
-    routers(&ctx, quick, &mut rows)?;
-    layers(&ctx, quick, budget, &mut rows)?;
-    model(&ctx, budget, &mut rows)?;
+    // --only gemm,router,layer,model runs those suites alone (the report then holds only them).
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let runs = |suite: &str| only.as_deref().is_none_or(|o| o.split(',').any(|s| s == suite));
+    if runs("gemm") {
+        gemms(&ctx, quick, &mut rows)?;
+    }
+    if runs("router") {
+        routers(&ctx, quick, &mut rows)?;
+    }
+    if runs("layer") {
+        layers(&ctx, quick, budget, &mut rows)?;
+    }
+    if runs("model") {
+        model(&ctx, budget, &mut rows)?;
+    }
 
     let md = report(&rows, &device, &cpu, threads, &lim);
     std::fs::create_dir_all(&out)?;

@@ -35,6 +35,12 @@ fn main(invocation: Invocation) {
     let o7 = a_at(z, min(row0 + 7u, last), 0u);
     var bi = b_at(z, 0u, col) / 4u;
     let b_step = p.b_rs / 4u;
+    // Flag bit 4: also sum the squares of the A rows (the router's token norms), in k order.
+    let norm = (p.flags & 16u) != 0u;
+    if (row0 == last) {
+        single_row(z, row0, col, o0, bi, b_step, norm);
+        return;
+    }
     var ak = 0u;
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
@@ -44,8 +50,6 @@ fn main(invocation: Invocation) {
     var c5 = vec4<f32>(0.0);
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
-    // Flag bit 4: also sum the squares of the 8 A rows (the router's token norms), in k order.
-    let norm = (p.flags & 16u) != 0u;
     var sq_lo = vec4<f32>(0.0);
     var sq_hi = vec4<f32>(0.0);
     for (var k = 0u; k < p.k; k++) {
@@ -89,4 +93,51 @@ fn store_vec4(z: u32, r: u32, c: u32, v: vec4<f32>) {
     store(z, r, c + 1u, v.y);
     store(z, r, c + 2u, v.z);
     store(z, r, c + 3u, v.w);
+}
+
+// The last row alone (M = 1 is batch 1 with one slot per expert: the inference case, bound by
+// reading B once): the same fma sequence per output as the 8-row loop, without its seven clamped
+// duplicates, with four B rows loaded before their FMAs so several loads are in flight.
+fn single_row(z: u32, row: u32, col: u32, o0: u32, b0: u32, b_step: u32, norm: bool) {
+    var bi = b0;
+    var ak = o0;
+    var acc = vec4<f32>(0.0);
+    var sq = 0.0;
+    var k = 0u;
+    for (; k + 4u <= p.k; k += 4u) {
+        let w0 = load_b4(bi);
+        let w1 = load_b4(bi + b_step);
+        let w2 = load_b4(bi + 2u * b_step);
+        let w3 = load_b4(bi + 3u * b_step);
+        let x0 = a[ak];
+        let x1 = a[ak + p.a_cs];
+        let x2 = a[ak + 2u * p.a_cs];
+        let x3 = a[ak + 3u * p.a_cs];
+        acc = fma(vec4<f32>(x0), w0, acc);
+        acc = fma(vec4<f32>(x1), w1, acc);
+        acc = fma(vec4<f32>(x2), w2, acc);
+        acc = fma(vec4<f32>(x3), w3, acc);
+        if (norm) {
+            sq = fma(x0, x0, sq);
+            sq = fma(x1, x1, sq);
+            sq = fma(x2, x2, sq);
+            sq = fma(x3, x3, sq);
+        }
+        ak += 4u * p.a_cs;
+        bi += 4u * b_step;
+    }
+    for (; k < p.k; k++) {
+        let x = a[ak];
+        acc = fma(vec4<f32>(x), load_b4(bi), acc);
+        if (norm) {
+            sq = fma(x, x, sq);
+        }
+        ak += p.a_cs;
+        bi += b_step;
+    }
+    var r = 1.0;
+    if (norm) {
+        r = inverseSqrt(sq + 1e-6);
+    }
+    store_vec4(z, row, col, acc * r);
 }
