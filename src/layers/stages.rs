@@ -10,51 +10,16 @@ use std::ops::Range;
 use crate::config::Gelu;
 use crate::kernels::gemm::{Activation, Matmul, MatrixView};
 
-/// The fields every stage leaves at their plain values.
-const PLAIN: Matmul = Matmul {
-    m: 0,
-    n: 0,
-    k: 0,
-    batch: 1,
-    a: MatrixView::row_major(0, 0),
-    b: MatrixView::row_major(0, 0),
-    c: MatrixView::row_major(0, 0),
-    alpha: 1.0,
-    bias_batch_stride: None,
-    activation: Activation::None,
-    accumulate: false,
-    normalize_rows: false,
-    b_f16: false,
-};
-
 /// Router logits L [rows, s] = scale · X̂ [rows, d] · Φ̂ [d, s], rows = batch·tokens (examples stay
 /// independent: each row is its own dot products).
 pub fn logits(rows: usize, d: usize, s: usize, scale: f32) -> Matmul {
-    Matmul {
-        m: rows,
-        n: s,
-        k: d,
-        a: MatrixView::row_major(rows, d),
-        b: MatrixView::row_major(d, s),
-        c: MatrixView::row_major(rows, s),
-        alpha: scale,
-        ..PLAIN
-    }
+    Matmul { alpha: scale, ..Matmul::new(rows, s, d) }
 }
 
 /// Slot inputs X̃ [batch, s, d] = D [batch, m, s]ᵀ · X [batch, m, d], from the dispatch weights and
 /// the un-normalised tokens.
 pub fn slot_inputs(batch: usize, m: usize, s: usize, d: usize) -> Matmul {
-    Matmul {
-        m: s,
-        n: d,
-        k: m,
-        batch,
-        a: MatrixView::transposed(m, s),
-        b: MatrixView::row_major(m, d),
-        c: MatrixView::row_major(s, d),
-        ..PLAIN
-    }
+    Matmul { batch, a: MatrixView::transposed(m, s), ..Matmul::new(s, d, m) }
 }
 
 /// Expert Dense₀: H [n, batch·p, h] = GELU(X̃_e · W0_e + b0_e) for e in `experts`; W0 and b0 hold just
@@ -63,16 +28,12 @@ pub fn slot_inputs(batch: usize, m: usize, s: usize, d: usize) -> Matmul {
 /// many as one storage binding holds).
 pub fn dense0(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Range<usize>, gelu: Gelu) -> Matmul {
     Matmul {
-        m: batch * p,
-        n: h,
-        k: d,
         batch: experts.len(),
         a: MatrixView::grouped(p, n * p * d, d, p * d).at(experts.start * p * d),
-        b: MatrixView::row_major(d, h),
         c: MatrixView::row_major(batch * p, h).at(experts.start * batch * p * h),
         bias_batch_stride: Some(h),
         activation: Activation::Gelu(gelu),
-        ..PLAIN
+        ..Matmul::new(batch * p, h, d)
     }
 }
 
@@ -80,45 +41,20 @@ pub fn dense0(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Ran
 /// experts.
 pub fn dense1(batch: usize, n: usize, p: usize, d: usize, h: usize, experts: Range<usize>) -> Matmul {
     Matmul {
-        m: batch * p,
-        n: d,
-        k: h,
         batch: experts.len(),
         a: MatrixView::row_major(batch * p, h).at(experts.start * batch * p * h),
-        b: MatrixView::row_major(h, d),
         c: MatrixView::grouped(p, n * p * d, d, p * d).at(experts.start * p * d),
         bias_batch_stride: Some(d),
-        ..PLAIN
+        ..Matmul::new(batch * p, d, h)
     }
 }
 
 /// Layer output Y [batch, m, d] = C [batch, m, s] · Ỹ [batch, s, d]; with `residual`, Y += C Ỹ.
 pub fn combine(batch: usize, m: usize, s: usize, d: usize, residual: bool) -> Matmul {
-    Matmul {
-        m,
-        n: d,
-        k: s,
-        batch,
-        a: MatrixView::row_major(m, s),
-        b: MatrixView::row_major(s, d),
-        c: MatrixView::row_major(m, d),
-        accumulate: residual,
-        ..PLAIN
-    }
+    Matmul { batch, accumulate: residual, ..Matmul::new(m, d, s) }
 }
 
 /// A dense layer: Y [rows, n] = act(X [rows, k] · W [k, n] + b), or Y += … as a residual.
 pub fn dense(rows: usize, k: usize, n: usize, activation: Activation, residual: bool) -> Matmul {
-    Matmul {
-        m: rows,
-        n,
-        k,
-        a: MatrixView::row_major(rows, k),
-        b: MatrixView::row_major(k, n),
-        c: MatrixView::row_major(rows, n),
-        bias_batch_stride: Some(0),
-        activation,
-        accumulate: residual,
-        ..PLAIN
-    }
+    Matmul { bias_batch_stride: Some(0), activation, accumulate: residual, ..Matmul::new(rows, n, k) }
 }

@@ -209,6 +209,26 @@ kernel_params! {
 }
 
 impl Matmul {
+    /// C [m, n] = A [m, k] · B [k, n], all row-major, one batch entry, no bias, activation or flags:
+    /// the description the others are written as changes to (`Matmul { .., ..Matmul::new(m, n, k) }`).
+    pub const fn new(m: usize, n: usize, k: usize) -> Matmul {
+        Matmul {
+            m,
+            n,
+            k,
+            batch: 1,
+            a: MatrixView::row_major(m, k),
+            b: MatrixView::row_major(k, n),
+            c: MatrixView::row_major(m, n),
+            alpha: 1.0,
+            bias_batch_stride: None,
+            activation: Activation::None,
+            accumulate: false,
+            normalize_rows: false,
+            b_f16: false,
+        }
+    }
+
     /// Floating-point operations (multiply and add counted apart).
     pub fn flops(&self) -> u64 {
         2 * (self.m * self.n * self.k * self.batch) as u64

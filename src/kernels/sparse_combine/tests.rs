@@ -3,34 +3,10 @@
 use super::op;
 use super::reference::sparse_combine;
 use crate::kernels::sparse_route::reference::sparse_route;
+use crate::kernels::sparse_route::tests::{random_gates, ROUTERS, SHAPES};
 use crate::kernels::sparse_route::RouteShape;
 use crate::random::Rng;
-use crate::routing::Router;
 use crate::testing::{assert_close, f32_tol, run_and_read, shared_context, to_f64, upload, upload_u32};
-
-/// The shapes of the tests: (b, m, n, group images), groups that do and do not divide the batch.
-const SHAPES: [(usize, usize, usize, usize); 4] = [(3, 7, 3, 2), (4, 49, 8, 2), (5, 1, 2, 3), (2, 65, 4, 1)];
-
-/// vmoe's rounded capacity, the unrounded one, two choices per token, and Experts Choice.
-const ROUTERS: [Router; 4] = [
-    Router::tokens_choice(1, 1.0),
-    Router::TokensChoice { k: 2, capacity_factor: 0.75, capacity_multiple_of: 1 },
-    Router::experts_choice(1.0),
-    Router::ExpertsChoice { capacity_factor: 1.0, capacity_multiple_of: 1 },
-];
-
-/// Gates [rows, n]: a softmax over experts of random logits, as the router makes them.
-fn random_gates(rng: &mut Rng, rows: usize, n: usize) -> Vec<f32> {
-    let l = rng.vec(rows * n, 3.0);
-    l.chunks(n)
-        .flat_map(|r| {
-            let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let e: Vec<f32> = r.iter().map(|v| (v - max).exp()).collect();
-            let s: f32 = e.iter().sum();
-            e.into_iter().map(move |v| v / s)
-        })
-        .collect()
-}
 
 #[test]
 fn sums_the_gated_expert_outputs() {

@@ -7,7 +7,7 @@ use crate::routing::Router;
 
 pub mod reference;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub const KERNEL: Kernel = Kernel::new::<SparseRouteParams>("sparse_route", wgsl!("sparse_route/sparse_route.wgsl"));
 

@@ -1,4 +1,5 @@
-//! `sparse_route` against the CPU routing rules applied to the same f32 gates: exact.
+//! `sparse_route` against the CPU routing rules applied to the same f32 gates: exact. The shapes,
+//! routers and gates here serve the gather and combine tests too.
 
 use super::reference::sparse_route;
 use super::{op, RouteShape};
@@ -7,10 +8,10 @@ use crate::routing::Router;
 use crate::testing::{run_and_read_f32, shared_context, upload, upload_u32};
 
 /// The shapes of the tests: (b, m, n, group images), groups that do and do not divide the batch.
-const SHAPES: [(usize, usize, usize, usize); 4] = [(3, 7, 3, 2), (4, 49, 8, 2), (5, 1, 2, 3), (2, 65, 4, 1)];
+pub(crate) const SHAPES: [(usize, usize, usize, usize); 4] = [(3, 7, 3, 2), (4, 49, 8, 2), (5, 1, 2, 3), (2, 65, 4, 1)];
 
 /// vmoe's rounded capacity, the unrounded one, two choices per token, and Experts Choice.
-const ROUTERS: [Router; 4] = [
+pub(crate) const ROUTERS: [Router; 4] = [
     Router::tokens_choice(1, 1.0),
     Router::TokensChoice { k: 2, capacity_factor: 0.75, capacity_multiple_of: 1 },
     Router::experts_choice(1.0),
@@ -18,7 +19,7 @@ const ROUTERS: [Router; 4] = [
 ];
 
 /// Gates [rows, n]: a softmax over experts of random logits, as the router makes them.
-fn random_gates(rng: &mut Rng, rows: usize, n: usize) -> Vec<f32> {
+pub(crate) fn random_gates(rng: &mut Rng, rows: usize, n: usize) -> Vec<f32> {
     let l = rng.vec(rows * n, 3.0);
     l.chunks(n)
         .flat_map(|r| {
