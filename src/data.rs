@@ -61,15 +61,19 @@ pub fn load(dir: &Path) -> Result<FashionMnist> {
 
 /// Loads with `train` images per class for training and the last `test` for testing.
 fn load_split(dir: &Path, train: usize, test: usize) -> Result<FashionMnist> {
-    let clothes =
-        clothes_dir(dir).ok_or_else(|| Error::Input(format!("{}: no Fashion-MNIST class files (0.json … 9.json) found", dir.display())))?;
+    let clothes = clothes_dir(dir).ok_or_else(|| {
+        Error::input(dir.display().to_string(), "a folder holding Fashion-MNIST's 0.json … 9.json", "no Fashion-MNIST class files")
+    })?;
     let mut out = FashionMnist::default();
     for class in 0..10u8 {
         let path = clothes.join(format!("{class}.json"));
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: not JSON: {e}", path.display())))?;
-        let entries =
-            v.get("data").and_then(Value::as_array).ok_or_else(|| Error::Input(format!("{}: no `data` array", path.display())))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::input(path.display().to_string(), "JSON", format!("text that is not JSON ({e})")))?;
+        let entries = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::input(path.display().to_string(), "an object with a `data` array", "no `data` array"))?;
         let mut images: Vec<Vec<f32>> = Vec::with_capacity(entries.len());
         for e in entries {
             match parse_image(e) {
@@ -78,7 +82,11 @@ fn load_split(dir: &Path, train: usize, test: usize) -> Result<FashionMnist> {
             }
         }
         if images.len() < train + test {
-            return Err(Error::Input(format!("{}: {} valid images, fewer than the split needs", path.display(), images.len())));
+            return Err(Error::input(
+                path.display().to_string(),
+                format!("at least {} valid images", train + test),
+                format!("{}, fewer than the split needs", images.len()),
+            ));
         }
         let test_start = images.len() - test;
         for (i, img) in images.into_iter().enumerate() {

@@ -10,7 +10,7 @@ use crate::weights::SafeTensors;
 pub fn png_to_gray(path: &Path, side: usize) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
-        .map_err(|e| Error::Input(format!("{}: not a readable PNG image: {e}", path.display())))?;
+        .map_err(|e| Error::input(path.display().to_string(), "a PNG image", format!("bytes that are not a readable PNG image ({e})")))?;
     let gray = img.to_luma8();
     let resized = image::imageops::resize(&gray, side as u32, side as u32, image::imageops::FilterType::Triangle);
     Ok(resized.pixels().map(|p| p.0[0] as f32 / 255.0).collect())
@@ -35,7 +35,7 @@ pub fn read_image_tensor(path: &Path, side: usize) -> Result<Tensor> {
 /// Pixels must be finite and in [0, 1], the range the models were trained on.
 pub fn check_pixels(data: &[f32], context: &str) -> Result<()> {
     if let Some(i) = data.iter().position(|v| !v.is_finite() || !(0.0..=1.0).contains(v)) {
-        return Err(Error::Input(format!("{context}: pixel {i} is {}, outside [0, 1]", data[i])));
+        return Err(Error::input(context, "pixels in [0, 1]", format!("pixel {i} is {}", data[i])));
     }
     Ok(())
 }

@@ -97,15 +97,15 @@ impl Router {
     pub fn validate(&self, n: usize) -> Result<()> {
         let cf = self.capacity_factor();
         if !(cf.is_finite() && cf > 0.0 && cf <= 64.0) {
-            return Err(Error::Config(format!("capacity_factor {cf} is outside (0, 64]")));
+            return Err(Error::config("router", "capacity_factor", "a number in (0, 64]", cf));
         }
         let mult = self.capacity_multiple_of();
         if mult > MAX_CAPACITY_MULTIPLE_OF {
-            return Err(Error::Config(format!("capacity_multiple_of = {mult} is outside 0..={MAX_CAPACITY_MULTIPLE_OF}")));
+            return Err(Error::config("router", "capacity_multiple_of", format!("an integer in 0..={MAX_CAPACITY_MULTIPLE_OF}"), mult));
         }
         if let Router::TokensChoice { k, .. } = *self {
             if k == 0 || k > n {
-                return Err(Error::Config(format!("router_k = {k} must be in 1..={n} (the number of experts)")));
+                return Err(Error::config("router", "router_k", format!("in 1..={n} (the number of experts)"), k));
             }
         }
         Ok(())
@@ -135,10 +135,12 @@ pub fn compute_capacity(num_tokens: usize, num_experts: usize, capacity_factor: 
     let x = num_tokens as f64 * capacity_factor / num_experts as f64;
     let c = x.ceil();
     if !(c >= 1.0 && c.is_finite()) {
-        return Err(Error::Config(format!(
-            "num_tokens = {num_tokens}, num_experts = {num_experts} and capacity_factor = {capacity_factor} give capacity {c}, \
-             but it must be at least 1"
-        )));
+        return Err(Error::config(
+            format!("capacity of {num_tokens} tokens over {num_experts} experts"),
+            "capacity_factor",
+            "a factor giving a capacity of at least 1",
+            format!("{capacity_factor} (capacity {c})"),
+        ));
     }
     let c = c as usize;
     Ok(if multiple_of > 0 { c.div_ceil(multiple_of) * multiple_of } else { c })

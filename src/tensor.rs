@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 /// let x = Tensor::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
 /// assert_eq!(x.numel(), 6);
 /// let e = Tensor::new(vec![2, 3], vec![0.0; 5]).unwrap_err().to_string();
-/// assert!(e.contains("needs 6 values, got 5"));
+/// assert!(e.contains("tensor of shape [2, 3]: expected 6 values, found 5 values"));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
@@ -20,9 +20,10 @@ pub struct Tensor {
 impl Tensor {
     /// Wraps `data` as a tensor of `shape`, checking that the sizes agree.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
-        let numel = numel(&shape).ok_or_else(|| Error::Input(format!("shape {shape:?} overflows the address space")))?;
+        let numel =
+            numel(&shape).ok_or_else(|| Error::input("tensor shape", "a size that fits the address space", format!("{shape:?}")))?;
         if numel != data.len() {
-            return Err(Error::Input(format!("shape {shape:?} needs {numel} values, got {}", data.len())));
+            return Err(Error::input(format!("tensor of shape {shape:?}"), format!("{numel} values"), format!("{} values", data.len())));
         }
         Ok(Tensor { shape, data })
     }

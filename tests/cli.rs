@@ -151,7 +151,7 @@ fn zero_slots_are_refused() {
         }
     });
     let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
-    assert_refused("n·p = 0", &weights, &input, "n (experts) is 0");
+    assert_refused("n·p = 0", &weights, &input, "`n` is 0, expected a positive number of experts");
 }
 
 #[test]

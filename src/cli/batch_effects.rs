@@ -98,7 +98,7 @@ pub fn measure(backend: &Backend, x: &Tensor, batch: usize, arrangements: usize)
             for (j, &i) in idx.iter().enumerate() {
                 let logits = &out.logits[j * k..(j + 1) * k];
                 let diff = softmoe::compare::max_abs_diff(logits, &alone[i].0)
-                    .map_err(|e| Error::Device(format!("logits of image {i}: {e}")))?
+                    .map_err(|e| Error::Internal(format!("logits of image {i}: {e}")))?
                     .max as f32;
                 e.cases += 1;
                 e.changed += usize::from(logits != alone[i].0.as_slice());

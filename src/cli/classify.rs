@@ -66,7 +66,11 @@ fn json_line(index: usize, label: usize, config: &VitConfig, probs: &[f32], logi
 fn read_images(files: &[String], config: &VitConfig) -> Result<Tensor, Error> {
     let side = config.image_size;
     if config.channels != 1 {
-        return Err(Error::Input(format!("classify reads grayscale images; the model wants {} channels", config.channels)));
+        return Err(Error::Input {
+            what: "the model's channels".into(),
+            expected: "1 (classify reads grayscale images)".into(),
+            found: config.channels.to_string(),
+        });
     }
     if files.len() == 1 && !files[0].to_ascii_lowercase().ends_with(".png") {
         return read_image_tensor(&PathBuf::from(&files[0]), side);

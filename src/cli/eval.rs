@@ -48,7 +48,11 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let config = backend.config().clone();
     let side = config.image_size;
     if side * side != PIXELS {
-        return Err(Error::Input(format!("the model takes {side}×{side} images, Fashion-MNIST is 28×28")));
+        return Err(Error::Input {
+            what: "the model's image_size".into(),
+            expected: "28 (Fashion-MNIST images are 28×28)".into(),
+            found: side.to_string(),
+        });
     }
     let router = config.router;
     // Routing groups of consecutive test images, as the trainer's evaluation forms them (Soft MoE

@@ -70,60 +70,55 @@ pub struct VitConfig {
 impl VitConfig {
     /// Parses and checks a `config.json` text; `context` (the path) prefixes errors.
     pub fn from_json(text: &str, context: &str) -> Result<Self> {
-        let bad = |m: String| Error::Config(format!("{context}: {m}"));
-        let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
+        let bad = |key: &str, expected: &str, found: &dyn std::fmt::Display| Error::config(context, key, expected, found);
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| Error::input(context, "a JSON object", format!("text that is not valid JSON ({e})")))?;
+        let obj = v.as_object().ok_or_else(|| Error::input(context, "a JSON object", "JSON that is not an object"))?;
         if let Some(k) = obj.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
-            return Err(bad(format!("unknown key `{k}` (known keys: {})", KNOWN_KEYS.join(", "))));
+            return Err(bad(k, &format!("one of the known keys ({})", KNOWN_KEYS.join(", ")), &"an unknown key"));
         }
+        let in_range = format!("an integer in 1..={MAX_DIM}");
         let size = |key: &str| -> Result<usize> {
-            let n = obj
-                .get(key)
-                .ok_or_else(|| bad(format!("missing key `{key}`")))?
-                .as_u64()
-                .ok_or_else(|| bad(format!("`{key}` is not a non-negative integer")))?;
-            if n == 0 || n as usize > MAX_DIM {
-                return Err(bad(format!("`{key}` = {n} is outside 1..={MAX_DIM}")));
+            let v = obj.get(key).ok_or_else(|| bad(key, &in_range, &"missing"))?;
+            match v.as_u64() {
+                Some(n) if n > 0 && n as usize <= MAX_DIM => Ok(n as usize),
+                _ => Err(bad(key, &in_range, v)),
             }
-            Ok(n as usize)
         };
         let moe_layers = match obj.get("moe_layers") {
             None => Vec::new(),
             Some(l) => l
                 .as_array()
-                .ok_or_else(|| bad("`moe_layers` is not an array".into()))?
-                .iter()
-                .map(|x| x.as_u64().map(|x| x as usize))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| bad("`moe_layers` holds something other than block indices".into()))?,
+                .and_then(|a| a.iter().map(|x| x.as_u64().map(|x| x as usize)).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| bad("moe_layers", "an array of block indices", l))?,
         };
         let has_moe = !moe_layers.is_empty();
         let capacity_factor = match obj.get("capacity_factor") {
             None => 1.0,
-            Some(v) => v.as_f64().ok_or_else(|| bad("`capacity_factor` is not a number".into()))?,
+            Some(v) => v.as_f64().ok_or_else(|| bad("capacity_factor", "a number", v))?,
         };
         let capacity_multiple_of = match obj.get("capacity_multiple_of") {
             None => VMOE_CAPACITY_MULTIPLE_OF,
             Some(v) => match v.as_u64() {
                 Some(m) if m as usize <= MAX_CAPACITY_MULTIPLE_OF => m as usize,
                 _ => {
-                    return Err(bad(format!(
-                        "`capacity_multiple_of` is {v}, expected an integer in 0..={MAX_CAPACITY_MULTIPLE_OF} (0 and 1: capacities not rounded)"
-                    )))
+                    let expected = format!("an integer in 0..={MAX_CAPACITY_MULTIPLE_OF} (0 and 1: capacities not rounded)");
+                    return Err(bad("capacity_multiple_of", &expected, v));
                 }
             },
         };
-        let router = match obj.get("moe_type").map(|v| v.as_str().ok_or_else(|| bad("`moe_type` is not a string".into()))).transpose()? {
+        const MOE_TYPES: &str = "`soft`, `tokens_choice` or `experts_choice`";
+        let router = match obj.get("moe_type").map(|v| v.as_str().ok_or_else(|| bad("moe_type", MOE_TYPES, v))).transpose()? {
             None | Some("soft") => None,
             Some("tokens_choice") => Some(Router::TokensChoice { k: size("router_k")?, capacity_factor, capacity_multiple_of }),
             Some("experts_choice") => Some(Router::ExpertsChoice { capacity_factor, capacity_multiple_of }),
-            Some(t) => return Err(bad(format!("`moe_type` is `{t}`, expected `soft`, `tokens_choice` or `experts_choice`"))),
+            Some(t) => return Err(bad("moe_type", MOE_TYPES, &format!("`{t}`"))),
         };
         let sparse = has_moe && router.is_some();
         let moe_size = |key: &str| if has_moe { size(key) } else { Ok(obj.get(key).and_then(Value::as_u64).unwrap_or(0) as usize) };
         let gelu = match obj.get("gelu").and_then(Value::as_str) {
             None => Gelu::Tanh,
-            Some(s) => Gelu::parse(s).ok_or_else(|| bad(format!("`gelu` is `{s}`, expected `tanh` or `erf`")))?,
+            Some(s) => Gelu::parse(s).ok_or_else(|| bad("gelu", "`tanh` or `erf`", &format!("`{s}`")))?,
         };
         let cfg = VitConfig {
             image_size: size("image_size")?,
@@ -143,7 +138,7 @@ impl VitConfig {
             gelu,
             normalize: obj
                 .get("normalize")
-                .map(|v| v.as_bool().ok_or_else(|| bad("`normalize` is not a boolean".into())))
+                .map(|v| v.as_bool().ok_or_else(|| bad("normalize", "a boolean", v)))
                 .transpose()?
                 .unwrap_or(true),
             layer_norm_eps: obj.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(LAYER_NORM_EPS) as f32,
@@ -152,34 +147,40 @@ impl VitConfig {
                 Some(l) => l
                     .as_array()
                     .and_then(|a| a.iter().map(|s| s.as_str().map(String::from)).collect::<Option<Vec<_>>>())
-                    .ok_or_else(|| bad("`class_names` is not an array of strings".into()))?,
+                    .ok_or_else(|| bad("class_names", "an array of strings", l))?,
             },
         };
-        cfg.check().map_err(bad)?;
+        cfg.check(context)?;
         Ok(cfg)
     }
 
-    fn check(&self) -> std::result::Result<(), String> {
+    /// Checks the keys against each other; `context` (the path) names the file in errors.
+    fn check(&self, context: &str) -> Result<()> {
+        let bad = |key: &str, expected: String, found: String| Err(Error::config(context, key, expected, found));
         if !self.image_size.is_multiple_of(self.patch_size) {
-            return Err(format!("image_size {} is not a multiple of patch_size {}", self.image_size, self.patch_size));
+            let found = format!("{} (not a multiple of patch_size {})", self.image_size, self.patch_size);
+            return bad("image_size", "a multiple of patch_size".into(), found);
         }
         if !self.hidden_size.is_multiple_of(self.num_heads) {
-            return Err(format!("hidden_size {} is not a multiple of num_heads {}", self.hidden_size, self.num_heads));
+            let found = format!("{} (not a multiple of num_heads {})", self.hidden_size, self.num_heads);
+            return bad("hidden_size", "a multiple of num_heads".into(), found);
         }
         if self.head_dim() > 256 {
-            return Err(format!("head dimension {} exceeds the attention kernel's 256", self.head_dim()));
+            let found = format!("{} (head dimension {} with num_heads {})", self.hidden_size, self.head_dim(), self.num_heads);
+            return bad("hidden_size", "at most 256 per head (the attention kernel's limit)".into(), found);
         }
         if let Some(&k) = self.moe_layers.iter().find(|&&k| k >= self.num_layers) {
-            return Err(format!("moe_layers names block {k} but there are {} blocks", self.num_layers));
+            let found = format!("{:?} (block {k})", self.moe_layers);
+            return bad("moe_layers", format!("block indices below num_layers {}", self.num_layers), found);
         }
         if !self.class_names.is_empty() && self.class_names.len() != self.num_classes {
-            return Err(format!("{} class_names for {} classes", self.class_names.len(), self.num_classes));
+            return bad("class_names", format!("{} names (num_classes)", self.num_classes), format!("{} names", self.class_names.len()));
         }
         if let Some(r) = self.router {
-            r.validate(self.num_experts).map_err(|e| e.to_string())?;
+            r.validate(self.num_experts).map_err(|e| e.in_context(context))?;
         }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
-            return Err(format!("layer_norm_eps {} is not a positive number", self.layer_norm_eps));
+            return bad("layer_norm_eps", "a positive number".into(), self.layer_norm_eps.to_string());
         }
         Ok(())
     }
@@ -294,7 +295,7 @@ mod tests {
             assert!(e.contains("config.json") && e.contains("`capacity_multiple_of`"), "{bad}: {e}");
         }
         let e = parse(r#", "capacity_multiple": 4"#).unwrap_err().to_string();
-        assert!(e.contains("unknown key `capacity_multiple`"), "{e}");
+        assert!(e.contains("`capacity_multiple` is an unknown key"), "{e}");
         assert!(parse(r#", "training": {"seed": 42}"#).is_ok());
     }
 

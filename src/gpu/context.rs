@@ -78,7 +78,7 @@ impl GpuContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::Device(format!("request_device failed: {e}")))?;
+            .map_err(|e| Error::device("requesting the device (request_device)", e))?;
         // Errors outside our error scopes are reported, never turned into a panic.
         device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
             eprintln!("softmoe: uncaptured wgpu error: {e}");

@@ -53,12 +53,12 @@ pub async fn read_bytes(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: u64) -> 
     });
     // Natively nothing drives the callback but a poll; in the browser the event loop does.
     #[cfg(not(target_arch = "wasm32"))]
-    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Device(format!("waiting for the GPU failed: {e}")))?;
+    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::device("waiting for the GPU", e))?;
     #[cfg(target_arch = "wasm32")]
     let _ = ctx;
-    MapFuture(slot).await.map_err(|e| Error::Device(format!("reading results back failed: {e}")))?;
+    MapFuture(slot).await.map_err(|e| Error::device("reading results back", e))?;
     let out = {
-        let view = buffer.get_mapped_range(..bytes).map_err(|e| Error::Device(format!("mapped range unavailable: {e}")))?;
+        let view = buffer.get_mapped_range(..bytes).map_err(|e| Error::device("mapping the results for reading", e))?;
         view.to_vec()
     };
     buffer.unmap();

@@ -28,7 +28,7 @@ pub async fn execute(
     }
     ctx.queue.submit([encoder.finish()]);
     if let Some(e) = scope.pop().await {
-        return Err(Error::Device(format!("forward failed: {e}")));
+        return Err(Error::device("running the forward pass", e));
     }
     let out = read_f32(ctx, staging, (offset / 4) as usize).await;
     ctx.check_alive()?;

@@ -193,7 +193,7 @@ pub async fn profile_ops(ctx: &GpuContext, ops: &[&Op]) -> Result<Option<Vec<f64
 
 /// Converts a size or stride to the u32 a uniform holds, naming it when it does not fit.
 pub(crate) fn u32_of(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Input(format!("{what} = {v} exceeds the 32-bit indices of the kernels")))
+    u32::try_from(v).map_err(|_| Error::input(what, "at most u32::MAX (the 32-bit indices of the kernels)", v))
 }
 
 #[cfg(test)]

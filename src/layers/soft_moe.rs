@@ -99,8 +99,8 @@ impl SoftMoe {
             if !ctx.features.contains(wgpu::Features::SHADER_F16) {
                 return Err(Error::MissingFeature { feature: "shader-f16", needed_for: "f16 weights", adapter: ctx.info.name.clone() });
             }
-            if !weights.d.is_multiple_of(4) || !weights.h.is_multiple_of(4) {
-                return Err(Error::Config(format!("f16 weights need d and h to be multiples of 4 (d = {}, h = {})", weights.d, weights.h)));
+            if let Some((key, v)) = [("d", weights.d), ("h", weights.h)].into_iter().find(|(_, v)| !v.is_multiple_of(4)) {
+                return Err(Error::config("f16 weights", key, "a multiple of 4 (f16 weights need d and h to be multiples of 4)", v));
             }
         }
         let w = weights;
@@ -153,7 +153,7 @@ impl SoftMoe {
             mu
         };
         if let Some(e) = scope.pop().await {
-            return Err(Error::Device(format!("uploading the layer failed: {e}")));
+            return Err(Error::device("uploading the layer", e));
         }
         Ok(SoftMoe { ctx, config: weights.config(), scale: weights.scale, options, mu_hat, experts, plans: PlanCache::new(MAX_PLANS) })
     }
@@ -216,8 +216,9 @@ impl SoftMoe {
     /// None when the device has none.
     pub async fn profile(&self, x: &Tensor) -> Result<Option<Vec<(&'static str, f64)>>> {
         let (b, m) = check_input(self.config.d, x)?;
-        if b > self.chunk_size(b, m, false)? {
-            return Err(Error::Input(format!("profile takes one chunk; {b} examples need several")));
+        let chunk = self.chunk_size(b, m, false)?;
+        if b > chunk {
+            return Err(Error::input("x", format!("at most {chunk} examples (profile takes one chunk)"), format!("{b} examples")));
         }
         let key = PlanKey { batch: b, tokens: m, maps: false };
         let plan = self.plans.get_or_build(key, || self.build_plan(key))?;

@@ -126,7 +126,7 @@ impl SparseMoe {
             ctx: ctx.clone(),
         };
         if let Some(e) = scope.pop().await {
-            return Err(Error::Device(format!("uploading the layer failed: {e}")));
+            return Err(Error::device("uploading the layer", e));
         }
         Ok(layer)
     }
@@ -140,13 +140,16 @@ impl SparseMoe {
     pub async fn forward(&self, x: &Tensor) -> Result<SparseOutput> {
         let c = &self.config;
         let [b, m, d] = x.shape[..] else {
-            return Err(Error::Input(format!("x has shape {:?}, expected [batch, tokens, {}]", x.shape, c.d)));
+            return Err(Error::input("x", format!("shape [batch, tokens, {}]", c.d), format!("shape {:?}", x.shape)));
         };
-        if d != c.d || m == 0 || b == 0 || x.data.len() != b * m * d {
-            return Err(Error::Input(format!("x has shape {:?}, expected [batch ≥ 1, tokens ≥ 1, {}]", x.shape, c.d)));
+        if d != c.d || m == 0 || b == 0 {
+            return Err(Error::input("x", format!("shape [batch ≥ 1, tokens ≥ 1, {}]", c.d), format!("shape {:?}", x.shape)));
+        }
+        if x.data.len() != b * m * d {
+            return Err(Error::input("x", format!("{} values (shape {:?})", b * m * d, x.shape), format!("{} values", x.data.len())));
         }
         if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Input(format!("x holds a non-finite value at flat index {i}")));
+            return Err(Error::input("x", "finite values", format!("a non-finite value at flat index {i}")));
         }
         let chunk = self.chunk_size(b, m)?;
         let (mut y, mut gates, mut slots) = (Vec::new(), Vec::new(), Vec::new());

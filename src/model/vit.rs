@@ -142,7 +142,7 @@ impl Vit {
             ctx: ctx.clone(),
         };
         if let Some(e) = scope.pop().await {
-            return Err(Error::Device(format!("uploading the model failed: {e}")));
+            return Err(Error::device("uploading the model", e));
         }
         Ok(vit)
     }

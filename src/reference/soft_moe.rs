@@ -92,19 +92,23 @@ pub fn soft_moe_f64(w: &SoftMoeWeights, x: &[f64], b: usize, m: usize) -> Refere
 /// Checks that `x` is [b, m, d] with the layer's d, m ≥ 1 and finite values; returns (b, m).
 pub fn check_input(layer_d: usize, x: &Tensor) -> Result<(usize, usize)> {
     let [b, m, d] = x.shape[..] else {
-        return Err(Error::Input(format!("x has shape {:?}, expected [batch, tokens, {layer_d}]", x.shape)));
+        return Err(Error::input("x", format!("shape [batch, tokens, {layer_d}]"), format!("shape {:?}", x.shape)));
     };
     if d != layer_d {
-        return Err(Error::Input(format!("x has d = {d} but the layer has d = {layer_d}")));
+        return Err(Error::input("x", format!("d = {layer_d} (the layer's)"), format!("d = {d} (shape {:?})", x.shape)));
     }
     if m == 0 {
-        return Err(Error::Input("x has 0 tokens per example; the softmax over tokens needs at least one".into()));
+        return Err(Error::input(
+            "x",
+            "at least one token per example (the softmax over tokens needs one)",
+            format!("shape {:?}", x.shape),
+        ));
     }
     if x.data.len() != b * m * d {
-        return Err(Error::Input(format!("x holds {} values, shape {:?} needs {}", x.data.len(), x.shape, b * m * d)));
+        return Err(Error::input("x", format!("{} values (shape {:?})", b * m * d, x.shape), format!("{} values", x.data.len())));
     }
     if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Input(format!("x holds a non-finite value at flat index {i}")));
+        return Err(Error::input("x", "finite values", format!("a non-finite value at flat index {i}")));
     }
     Ok((b, m))
 }

@@ -25,11 +25,16 @@ pub fn check_images(c: &VitConfig, images: &Tensor) -> Result<usize> {
         [_, h, w, ch] => h == s && w == s && ch == c.channels,
         _ => false,
     };
-    if !ok || images.data.len() != images.shape.iter().product::<usize>() {
-        return Err(Error::Input(format!("images have shape {:?}, expected [b, {s}, {s}] or [b, {s}, {s}, {}]", images.shape, c.channels)));
+    if !ok {
+        let expected = format!("shape [b, {s}, {s}] or [b, {s}, {s}, {}]", c.channels);
+        return Err(Error::input("images", expected, format!("shape {:?}", images.shape)));
+    }
+    let numel = images.shape.iter().product::<usize>();
+    if images.data.len() != numel {
+        return Err(Error::input("images", format!("{numel} values (shape {:?})", images.shape), format!("{} values", images.data.len())));
     }
     if let Some(i) = images.data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Input(format!("image pixel at flat index {i} is not finite")));
+        return Err(Error::input("images", "finite pixels", format!("a non-finite pixel at flat index {i}")));
     }
     Ok(images.shape[0])
 }

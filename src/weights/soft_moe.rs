@@ -57,16 +57,22 @@ impl SoftMoeWeights {
     /// Checks sizes and values; every constructor ends here.
     pub fn validate(&self) -> Result<()> {
         let (d, n, p, h) = (self.d, self.n, self.p, self.h);
-        for (what, v) in [("d", d), ("n (experts)", n), ("p (slots per expert)", p), ("h", h)] {
+        let sizes = [
+            ("d", d, "model width"),
+            ("n", n, "number of experts"),
+            ("p", p, "number of slots per expert"),
+            ("h", h, "expert hidden width"),
+        ];
+        for (key, v, what) in sizes {
             if v == 0 {
-                return Err(Error::Config(format!("{what} is 0; n·p, d and h must be positive")));
+                return Err(Error::config("layer weights", key, format!("a positive {what} (n·p, d and h must be positive)"), v));
             }
         }
         let checks: [(&str, &[f32], usize); 5] =
             [(MU, &self.mu, d * n * p), (W0, &self.w0, n * d * h), (B0, &self.b0, n * h), (W1, &self.w1, n * h * d), (B1, &self.b1, n * d)];
         for (name, data, want) in checks {
             if data.len() != want {
-                return Err(Error::Config(format!("`{name}` holds {} values, expected {want}", data.len())));
+                return Err(Error::config("layer weights", name, format!("{want} values"), format!("{} values", data.len())));
             }
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(Error::NonFinite { context: "layer weights".into(), name: name.into(), index: i });
@@ -118,12 +124,14 @@ impl SoftMoeWeights {
         let meta = st.metadata();
         let gelu = match meta.get("gelu") {
             None => Gelu::Tanh,
-            Some(s) => Gelu::parse(s).ok_or_else(|| Error::Config(format!("{ctx}: metadata `gelu` is `{s}`, expected `tanh` or `erf`")))?,
+            Some(s) => {
+                Gelu::parse(s).ok_or_else(|| Error::config(format!("{ctx} metadata"), "gelu", "`tanh` or `erf`", format!("`{s}`")))?
+            }
         };
         let normalize = match meta.get("normalize").map(String::as_str) {
             None | Some("true") => true,
             Some("false") => false,
-            Some(s) => return Err(Error::Config(format!("{ctx}: metadata `normalize` is `{s}`, expected `true` or `false`"))),
+            Some(s) => return Err(Error::config(format!("{ctx} metadata"), "normalize", "`true` or `false`", format!("`{s}`"))),
         };
         let w = SoftMoeWeights {
             d,
@@ -141,8 +149,9 @@ impl SoftMoeWeights {
         };
         w.validate().map_err(|e| match e {
             Error::NonFinite { name, index, .. } => Error::NonFinite { context: ctx.clone(), name: format!("{prefix}{name}"), index },
-            Error::Config(m) => Error::Config(format!("{ctx}: {m}")),
-            other => other,
+            other => {
+                other.in_context(if prefix.is_empty() { ctx.clone() } else { format!("{ctx}: layer {}", prefix.trim_end_matches('/')) })
+            }
         })?;
         Ok(w)
     }

@@ -32,8 +32,10 @@ impl SparseMoeWeights {
     /// Checks sizes, router parameters and values.
     pub fn validate(&self) -> Result<()> {
         let (d, n, h) = (self.d, self.n, self.h);
-        if d == 0 || n == 0 || h == 0 || self.group_size == 0 {
-            return Err(Error::Config(format!("d = {d}, n = {n}, h = {h} and group_size = {} must be positive", self.group_size)));
+        for (key, v) in [("d", d), ("n", n), ("h", h), ("group_size", self.group_size)] {
+            if v == 0 {
+                return Err(Error::config("layer weights", key, "positive (d, n, h and group_size must be positive)", v));
+            }
         }
         self.router.validate(n)?;
         let checks: [(&str, &[f32], usize); 5] = [
@@ -45,7 +47,7 @@ impl SparseMoeWeights {
         ];
         for (name, data, want) in checks {
             if data.len() != want {
-                return Err(Error::Config(format!("`{name}` holds {} values, expected {want}", data.len())));
+                return Err(Error::config("layer weights", name, format!("{want} values"), format!("{} values", data.len())));
             }
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(Error::NonFinite { context: "layer weights".into(), name: name.into(), index: i });

@@ -111,7 +111,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn get(&self, name: &str) -> Result<Vec<f32>> {
-        let shape = self.shapes.get(name).ok_or_else(|| Error::Config(format!("`{name}` is not a tensor of this config")))?;
+        let shape = self.shapes.get(name).ok_or_else(|| Error::Internal(format!("`{name}` is not a tensor of this config")))?;
         let t: Tensor = self.st.tensor_f32(name)?;
         if t.shape != *shape {
             return Err(Error::Shape {
@@ -176,7 +176,7 @@ impl VitWeights {
                     b1: r.get(&format!("{mp}Mlp/Dense_1/bias"))?,
                     gelu: c.gelu,
                 };
-                w.validate()?;
+                w.validate().map_err(|e| e.in_context(format!("{}: layer {}", st.context(), mp.trim_end_matches('/'))))?;
                 BlockMlp::Sparse(w)
             } else if c.is_moe(k) {
                 let moe_pre = format!("{pre}Moe/");

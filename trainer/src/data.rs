@@ -11,7 +11,7 @@ pub use softmoe::data::{FashionMnist, Split};
 pub fn load(dir: Option<&Path>) -> Result<FashionMnist, String> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(default_dir);
     let set = softmoe::data::load(&dir).map_err(|e| match e {
-        softmoe::Error::Input(m) if !dir.exists() => format!("{m} (run `cargo xtask data` to fetch Fashion-MNIST)"),
+        e @ softmoe::Error::Input { .. } if !dir.exists() => format!("{e} (run `cargo xtask data` to fetch Fashion-MNIST)"),
         e => e.to_string(),
     })?;
     eprintln!(

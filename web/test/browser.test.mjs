@@ -535,7 +535,7 @@ async function runApi(base, webgpu) {
   check(r.layerType.includes('a URL or a Uint8Array') && r.layerType.endsWith('got a number'), `${pre}: layer from a number: ${r.layerType}`);
   check(r.layerBackend.includes('`GPU`') && r.layerBackend.includes('auto, webgpu, cpu'), `${pre}: layer with a bad backend: ${r.layerBackend}`);
   check(r.layerMissing.includes('Router/mu'), `${pre}: layer without Router/mu: ${r.layerMissing}`);
-  check(r.forwardSize.includes('[1, 4, 2] needs 8 values, got 7'), `${pre}: layer input of the wrong size: ${r.forwardSize}`);
+  check(r.forwardSize.includes('tensor of shape [1, 4, 2]: expected 8 values, found 7 values'), `${pre}: layer input of the wrong size: ${r.forwardSize}`);
   check(r.forwardInt32.includes('x (batch·tokens·2 values) must be a Float32Array, got Int32Array'), `${pre}: layer input as Int32Array: ${r.forwardInt32}`);
   check(r.forwardArray.includes('must be a Float32Array, got Array'), `${pre}: layer input as an array: ${r.forwardArray}`);
   // Chromium logs each failed fetch; the four 404s asked for above (model folder: both files; the

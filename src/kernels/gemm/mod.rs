@@ -263,7 +263,7 @@ impl Matmul {
         c: &wgpu::Buffer,
     ) -> Result<Op> {
         if self.normalize_rows && !matches!(kernel, GemmKernel::Vec4 | GemmKernel::Vec4F16) {
-            return Err(Error::Input(format!("row normalisation is fused into the vec4 GEMM only, not {kernel:?}")));
+            return Err(Error::Internal(format!("row normalisation is fused into the vec4 GEMM only, not {kernel:?}")));
         }
         if self.b_f16 != (kernel == GemmKernel::Vec4F16) {
             let b = if self.b_f16 { "f16" } else { "f32" };

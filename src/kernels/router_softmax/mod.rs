@@ -99,7 +99,7 @@ pub fn op_with(
     slots: usize,
 ) -> Result<Op> {
     if !fits(slots) || tokens == 0 {
-        return Err(Error::Input(format!(
+        return Err(Error::Internal(format!(
             "the fused router softmax takes 1..={MAX_SLOTS} slots and at least one token, not {slots} slots and {tokens} tokens"
         )));
     }
