@@ -2,8 +2,9 @@
 //! (feature `burn`) against burn on wgpu on the same adapter, side by side in one run. Writes
 //! docs/benchmarks.md and docs/benchmarks.svg.
 //!
-//! softmoe-bench [--quick] [--limits] [--only gemm,router,layer,model] [--out DIR]
-//! (--limits: measure and print the adapter's limits only; --only: run just those suites)
+//! softmoe-bench [--quick] [--limits] [--only gemm,router,layer,model] [--per-adapter] [--out DIR]
+//! (--limits: measure and print the adapter's limits only; --only: run just those suites;
+//! --per-adapter: write benchmarks-<adapter>.md instead of benchmarks.md)
 
 #[cfg(feature = "burn")]
 mod burn_layer;
@@ -86,10 +87,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         model(&ctx, budget, &mut rows)?;
     }
 
-    let md = report(&rows, &device, &cpu, threads, &lim);
+    // --per-adapter: benchmarks-<adapter>.md, so runs on several devices sit side by side in docs/.
+    let stem = if args.iter().any(|a| a == "--per-adapter") { format!("benchmarks-{}", slug(&ctx.info.name)) } else { "benchmarks".into() };
+    let md = report(&rows, &device, &cpu, threads, &lim, &stem);
     std::fs::create_dir_all(&out)?;
-    std::fs::write(format!("{out}/benchmarks.md"), &md)?;
-    chart::layer_chart(&rows, &format!("{out}/benchmarks.svg"), &device)?;
+    std::fs::write(format!("{out}/{stem}.md"), &md)?;
+    chart::layer_chart(&rows, &format!("{out}/{stem}.svg"), &device)?;
     println!("{md}");
     Ok(())
 }
@@ -478,7 +481,13 @@ fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>
 const DEMO_CONFIG: &str = r#"{"image_size": 28, "channels": 1, "patch_size": 4, "hidden_size": 64, "num_layers": 4, "num_heads": 4,
  "mlp_dim": 128, "num_classes": 10, "moe_layers": [2, 3], "num_experts": 8, "slots_per_expert": 2, "expert_mlp_dim": 128}"#;
 
-fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::Limits) -> String {
+/// The adapter's name as a file-name part: lower-case letters and digits, runs of others as one `-`.
+fn slug(name: &str) -> String {
+    let s: String = name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
+}
+
+fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::Limits, stem: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(s, "Produced by `cargo xtask bench` (bench/src/main.rs); every ratio below comes from one run, side by side.\n");
@@ -524,6 +533,6 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::L
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(s, "![layer times](benchmarks.svg)");
+    let _ = writeln!(s, "![layer times]({stem}.svg)");
     s
 }

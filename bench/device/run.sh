@@ -1,0 +1,21 @@
+#!/bin/sh
+# The benchmark on a machine with a real GPU and no Rust toolchain: runs the bundle that
+# `cargo xtask device-bundle` leaves in target/device-bench (the bench binary and the Vulkan loader)
+# and writes docs/benchmarks-<adapter>.md and .svg, or into the folder given as $1.
+# The quick suite first (seconds on a GPU), then the full one, which replaces it if it ends in time:
+# under 5 minutes in all. `--quick` as $2 stops after the quick suite.
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bundle="$root/target/device-bench"
+out="${1:-$root/docs}"
+[ -x "$bundle/softmoe-bench" ] || { echo "run.sh: no bundle in $bundle (cargo xtask device-bundle)" >&2; exit 2; }
+cd "$root" # the shipped models are read from weights/
+export LD_LIBRARY_PATH="$bundle${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+timeout 90 "$bundle/softmoe-bench" --quick --per-adapter --out "$out" > /dev/null
+[ "${2:-}" = "--quick" ] && exit 0
+tmp=$(mktemp -d)
+if timeout 190 "$bundle/softmoe-bench" --per-adapter --out "$tmp" > /dev/null; then
+    cp "$tmp"/benchmarks-* "$out"/
+else
+    echo "run.sh: the full suite did not finish in time; $out keeps the quick one" >&2
+fi
