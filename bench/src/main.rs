@@ -162,13 +162,19 @@ fn time_gemm_case(
     let bytes: f64 = mms.iter().map(|mm| gemm_bytes(mm) as f64).sum();
     let chosen = GemmKernel::choose(&mms[0]);
     let mut naive = None;
-    for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Vec4] {
+    // Vec4Blocked: the vec4 kernel as it was before its single-row path, kept as a baseline row.
+    let vec4 = |k: GemmKernel| matches!(k, GemmKernel::Vec4 | GemmKernel::Vec4Blocked);
+    for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Vec4Blocked, GemmKernel::Vec4] {
+        // Only a lone last row (m ≡ 1 mod 8) tells Vec4Blocked from Vec4.
+        if kernel == GemmKernel::Vec4Blocked && mms[0].m % 8 != 1 {
+            continue;
+        }
         // The kernels that cannot run this description (vec4 B, fused normalisation) are skipped.
         let mut ops = Vec::new();
         for (mm, (b, bias)) in mms.iter().zip(&bs) {
-            let mm = if kernel == GemmKernel::Vec4 || !mm.normalize_rows { *mm } else { Matmul { normalize_rows: false, ..*mm } };
+            let mm = if vec4(kernel) || !mm.normalize_rows { *mm } else { Matmul { normalize_rows: false, ..*mm } };
             match mm.op_with(kernel, ctx, &a, b, mm.bias_batch_stride.map(|_| bias), &c) {
-                Ok(op) if kernel != GemmKernel::Vec4 || mm.vec4_b() => ops.push(op),
+                Ok(op) if !vec4(kernel) || mm.vec4_b() => ops.push(op),
                 _ => break,
             }
         }
@@ -177,7 +183,7 @@ fn time_gemm_case(
         }
         let secs = gpu_time_ops(ctx, &ops.iter().collect::<Vec<_>>())?;
         let mark = if kernel == chosen { "; chosen by the layer" } else { "" };
-        let unfused = if mms[0].normalize_rows && kernel != GemmKernel::Vec4 { "; without the fused normalisation" } else { "" };
+        let unfused = if mms[0].normalize_rows && !vec4(kernel) { "; without the fused normalisation" } else { "" };
         let note =
             naive.map(|n: f64| format!("{:.1}× naive{mark}{unfused}", n / secs)).unwrap_or_else(|| format!("baseline{mark}{unfused}"));
         naive.get_or_insert(secs);

@@ -27,7 +27,8 @@ struct GemmParams {
     c_rs: u32,
     bias_bs: u32,
     flags: u32,      // bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C (residual);
-                     // bit 4: L2-normalise A's rows (vec4 kernel only); bits 8..11: vec4 column groups
+                     // bit 4: L2-normalise A's rows (vec4 kernel only); bits 8..11: vec4 column groups;
+                     // bit 12: no single-row path (vec4)
     alpha: f32,
     tiles_m: u32,
     tiles_n: u32,

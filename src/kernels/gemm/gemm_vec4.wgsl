@@ -37,7 +37,8 @@ fn main(invocation: Invocation) {
     let b_step = p.b_rs / 4u;
     // Flag bit 4: also sum the squares of the A rows (the router's token norms), in k order.
     let norm = (p.flags & 16u) != 0u;
-    if (row0 == last) {
+    // Flag bit 12 turns the single-row path off (the benchmark's baseline).
+    if (row0 == last && (p.flags & 4096u) == 0u) {
         single_row(z, row0, col, o0, bi, b_step, norm);
         return;
     }

@@ -38,8 +38,12 @@ pub enum GemmKernel {
     Skinny,
     /// One invocation per output: the straightforward baseline and reference.
     Naive,
-    /// 8 rows × 4 columns per invocation with vec4 reads of B (needs a vec4-aligned B).
+    /// 8 rows × 4 columns per invocation with vec4 reads of B (needs a vec4-aligned B); a lone last
+    /// row takes the single-row path.
     Vec4,
+    /// The vec4 kernel without its single-row path (flag bit 12): a lone row runs with seven clamped
+    /// duplicates, as before that path existed. The benchmark's baseline for M = 1; never chosen.
+    Vec4Blocked,
     /// The vec4 kernel with B stored as f16.
     Vec4F16,
 }
@@ -70,7 +74,7 @@ impl GemmKernel {
             GemmKernel::Tiled => &KERNEL,
             GemmKernel::Skinny => &SKINNY_KERNEL,
             GemmKernel::Naive => &NAIVE_KERNEL,
-            GemmKernel::Vec4 => &VEC4_KERNEL,
+            GemmKernel::Vec4 | GemmKernel::Vec4Blocked => &VEC4_KERNEL,
             GemmKernel::Vec4F16 => &VEC4_F16_KERNEL,
         }
     }
@@ -81,7 +85,7 @@ impl GemmKernel {
             GemmKernel::Tiled => (64, 64),
             GemmKernel::Skinny => (4, WORKGROUP_SIZE as usize),
             GemmKernel::Naive => (1, 1),
-            GemmKernel::Vec4 | GemmKernel::Vec4F16 => {
+            GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 => {
                 let g = 1usize << vec4_groups_log2(n);
                 (8 * (WORKGROUP_SIZE as usize / g), 4 * g)
             }
@@ -197,7 +201,8 @@ kernel_params! {
         c_rs: u32,
         bias_bs: u32,
         /// Bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C; bit 4:
-        /// L2-normalise A's rows (vec4 only); bits 8..11: log2 of the vec4 column groups.
+        /// L2-normalise A's rows (vec4 only); bits 8..11: log2 of the vec4 column groups; bit 12: no
+        /// single-row path (vec4).
         flags: u32,
         alpha: f32,
         tiles_m: u32,
@@ -262,7 +267,7 @@ impl Matmul {
         bias: Option<&wgpu::Buffer>,
         c: &wgpu::Buffer,
     ) -> Result<Op> {
-        if self.normalize_rows && !matches!(kernel, GemmKernel::Vec4 | GemmKernel::Vec4F16) {
+        if self.normalize_rows && !matches!(kernel, GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16) {
             return Err(Error::Internal(format!("row normalisation is fused into the vec4 GEMM only, not {kernel:?}")));
         }
         if self.b_f16 != (kernel == GemmKernel::Vec4F16) {
@@ -296,7 +301,8 @@ impl Matmul {
             }
             | (u32::from(self.accumulate) << 3)
             | (u32::from(self.normalize_rows) << 4)
-            | (vec4_groups_log2(self.n) << 8);
+            | (vec4_groups_log2(self.n) << 8)
+            | (u32::from(kernel == GemmKernel::Vec4Blocked) << 12);
         let (tm, tn) = kernel.tile(self.n);
         let tiles_m = self.m.div_ceil(tm);
         let tiles_n = self.n.div_ceil(tn);
@@ -333,7 +339,7 @@ impl Matmul {
             workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
         }
         match kernel {
-            GemmKernel::Vec4 | GemmKernel::Vec4F16 => {
+            GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 => {
                 Op::with_bindings(ctx, kernel.kernel(), &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
             }
             _ => Op::new(ctx, kernel.kernel(), &params, &[a, b, bias, c], workgroups),

@@ -58,7 +58,7 @@ fn every_kernel_gives_the_same_bits() {
             ..plain(m, n, k, 2, MatrixView::row_major(m, k))
         };
         let (a, b, bias) = (upload(&c, &rng.vec(2 * m * k, 1.0)), upload(&c, &rng.vec(2 * k * n, 1.0)), upload(&c, &rng.vec(2 * n, 1.0)));
-        let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4]
+        let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::Vec4Blocked]
             .iter()
             .map(|&g| {
                 let out = upload(&c, &vec![0.0; 2 * m * n]);
@@ -69,6 +69,7 @@ fn every_kernel_gives_the_same_bits() {
         assert_bits(&format!("{m}x{n}x{k}: tiled vs skinny"), &outs[0], &outs[1]);
         assert_bits(&format!("{m}x{n}x{k}: tiled vs naive"), &outs[0], &outs[2]);
         assert_bits(&format!("{m}x{n}x{k}: tiled vs vec4"), &outs[0], &outs[3]);
+        assert_bits(&format!("{m}x{n}x{k}: tiled vs vec4 without the single-row path"), &outs[0], &outs[4]);
     }
 }
 
