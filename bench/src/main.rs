@@ -467,6 +467,7 @@ fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>
             });
             eprintln!("model {which} b={b}: {:.1} images/s GPU, {:.1} images/s f64 CPU reference", b as f64 / secs, b as f64 / cpu);
             let bytes = vit_bytes(&weights.config, b) as f64;
+            let dispatches = vit.dispatches(b)?;
             for (variant, t, on_adapter) in [("softmoe (GPU)", secs, true), ("f64 reference (CPU)", cpu, false)] {
                 rows.push(Row {
                     suite: "model",
@@ -476,7 +477,11 @@ fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>
                     gflops: flops * b as f64 / t / 1e9,
                     gbs: bytes / t / 1e9,
                     on_adapter,
-                    note: format!("{:.1} images/s", b as f64 / t),
+                    note: if on_adapter {
+                        format!("{:.1} images/s, {dispatches} dispatches", b as f64 / t)
+                    } else {
+                        format!("{:.1} images/s", b as f64 / t)
+                    },
                 });
             }
         }

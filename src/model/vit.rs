@@ -160,6 +160,14 @@ impl Vit {
         self.run(images, false).await
     }
 
+    /// The dispatches one forward of `b` images (one chunk) records: what the benchmark reports
+    /// beside each model's time.
+    #[doc(hidden)]
+    pub fn dispatches(&self, b: usize) -> Result<usize> {
+        let b = b.min(self.chunk_size(b, false)?).max(1);
+        Ok(self.plans.get_or_build((b, false), || self.build_plan(b, false))?.ops.len())
+    }
+
     /// As `classify`, also reading back every Soft MoE block's dispatch and combine weights.
     pub async fn classify_with_maps(&self, images: &Tensor) -> Result<VitOutput> {
         self.run(images, true).await
