@@ -61,6 +61,8 @@ struct ExpertGroup {
 #[doc(hidden)]
 #[derive(Clone, Debug)]
 pub struct StageGemms {
+    /// The router decision the logits GEMM was described for; `encode` follows the same one.
+    pub(crate) router: RouterPlan,
     pub logits: Matmul,
     pub slot_inputs: Matmul,
     /// (Dense₀, Dense₁) per group of experts whose weights share a binding.
@@ -262,10 +264,12 @@ impl SoftMoe {
     pub fn stage_gemms(&self, b: usize, m: usize, residual: bool) -> StageGemms {
         let c = &self.config;
         let (d, n, p, h, s) = (c.d, c.n, c.p, c.h, c.slots());
-        let fused_norm = c.normalize && !RouterPlan::of(c, b * m).separate_normalisation;
+        let router = RouterPlan::of(c, b * m);
+        let fused_norm = c.normalize && !router.separate_normalisation;
         // The expert kernels' storage is part of their GEMMs' description, which picks the kernel.
         let b_f16 = self.options.f16_weights;
         StageGemms {
+            router,
             logits: Matmul { normalize_rows: fused_norm, ..stages::logits(b * m, d, s, self.scale) },
             slot_inputs: stages::slot_inputs(b, m, s, d),
             experts: self
@@ -303,15 +307,14 @@ impl SoftMoe {
         let mut ops = Vec::with_capacity(8);
         // The router: token normalisation fused into the logits GEMM where the vec4 kernel runs it
         // (n·p a multiple of 4), both softmaxes in one kernel where the slots fit it.
-        let router = RouterPlan::of(c, b * m);
         let g = self.stage_gemms(b, m, residual);
-        if router.separate_normalisation {
+        if g.router.separate_normalisation {
             ops.push(l2_normalize::rows_op(ctx, x, &scratch.xn, b * m, d)?);
             ops.push(g.logits.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
         } else {
             ops.push(g.logits.op(ctx, x, &self.mu_hat, None, &scratch.logits)?);
         }
-        if router.fused_softmax {
+        if g.router.fused_softmax {
             ops.push(router_softmax::op(ctx, &scratch.logits, dm, cm, b, m, s)?);
         } else {
             ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
