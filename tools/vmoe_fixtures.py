@@ -79,6 +79,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -429,10 +430,21 @@ def build_torch(case, out_dir):
                 prm.copy_(0.2 * torch.randn(prm.shape, generator=g))
             # slot_embeds (randn) and the Linear weights (kaiming uniform) keep torch's init
         x = torch.randn(case["batch"], case["seq"], case["dim"], generator=g)
+        # Intermediates, read with forward hooks (nothing recomputed): the RMSNorm'd tokens
+        # (model.norm's output) and the experts' slot inputs / outputs [B, n, p, d].
+        seen = {}
+        hooks = [
+            model.norm.register_forward_hook(lambda m, i, o: seen.__setitem__("x_norm", o)),
+            model.experts.register_forward_hook(
+                lambda m, i, o: seen.update(slots_in=i[0], slots_out=o)),
+        ]
         y = model(x)
+        for hk in hooks:
+            hk.remove()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     flat = {k: f32(v.numpy()) for k, v in state.items()}
     io = {"x": f32(x.numpy()), "y": f32(y.numpy())}
+    io.update({k: f32(v.detach().numpy()) for k, v in seen.items()})
     softmoe_cfg = {"variant": "soft-moe-pytorch", "n": case["num_experts"], "p": case["num_slots"],
                    "d": case["dim"], "h": int(case["dim"] * case["expert_mult"]), "gelu": "erf"}
     return state, flat, io, cfg, softmoe_cfg
@@ -463,11 +475,51 @@ def save_case(out_root, name, flat, io, vmoe_cfg, softmoe_cfg, torch_state=None)
     elif "logits_f32" in io:
         a, b = io["logits_f32"], io["logits_bf16"]
     else:
-        a = b = io["y"]
+        print(f"{name}: {len(flat)} tensors, max|y| {np.abs(io['y']).max():.4g}")
+        return shapes_table(flat)
     rel = float(np.abs(a - b).max() / np.abs(a).max())
     print(f"{name}: {len(flat)} tensors, max|out| {np.abs(a).max():.4g}, "
           f"max|f32-bf16| {np.abs(a - b).max():.3g} ({100 * rel:.3f} % of max)")
     return shapes_table(flat)
+
+
+TENSORS_BEGIN = "<!-- tensors:begin (written by tools/vmoe_fixtures.py) -->"
+TENSORS_END = "<!-- tensors:end -->"
+
+
+def tensor_section(shapes):
+    """Markdown: each case's model.safetensors names and shapes, blocks / experts collapsed."""
+    lines = [TENSORS_BEGIN, ""]
+    for case, table in shapes.items():
+        groups = {}
+        for name, shape in table:
+            m = re.match(r"^(.*?)(encoderblock_|experts\.experts\.)(\d+)(.*)$", name)
+            if m:
+                key = (m.group(1) + m.group(2) + "{k}" + m.group(4), tuple(shape))
+                groups.setdefault(key, []).append(int(m.group(3)))
+            else:
+                groups.setdefault((name, tuple(shape)), None)
+        lines += [f"**{case}** ({len(table)} tensors)", "", "```"]
+        for (name, shape), ks in sorted(groups.items(), key=lambda kv: kv[0][0]):
+            where = "" if ks is None else "   k = " + ",".join(map(str, sorted(ks)))
+            lines.append(f"{name} {list(shape)}{where}")
+        lines += ["```", ""]
+    lines.append(TENSORS_END)
+    return "\n".join(lines)
+
+
+def write_tensor_section(readme, shapes):
+    """Replaces the generated section of README.md (between the markers), or starts a README."""
+    section = tensor_section(shapes)
+    text = open(readme, encoding="utf-8").read() if os.path.exists(readme) else ""
+    if TENSORS_BEGIN in text and TENSORS_END in text:
+        head, rest = text.split(TENSORS_BEGIN, 1)
+        tail = rest.split(TENSORS_END, 1)[1]
+        text = head + section + tail
+    else:
+        text = text + ("\n" if text else "# vmoe fixtures\n\n") + section + "\n"
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def version(pkg):
@@ -495,20 +547,28 @@ def main():
         sys.path[:0] = [vmoe_root, vit_root]
         os.makedirs(args.out, exist_ok=True)
         V = None
-        shapes = {}
         for name in args.cases:
             case = CASES[name]
             if case["kind"] == "torch":
                 state, flat, io, vcfg, scfg = build_torch(case, args.out)
-                shapes[name] = save_case(args.out, name, flat, io, vcfg, scfg, torch_state=state)
+                save_case(args.out, name, flat, io, vcfg, scfg, torch_state=state)
                 continue
             if V is None:
                 V = Vmoe()
             build = build_layer if case["kind"] == "layer" else build_vit
             flat, io, vcfg, scfg = build(V, case, args.out)
-            shapes[name] = save_case(args.out, name, flat, io, vcfg, scfg)
-        write_json(os.path.join(args.out, "tensors.json"),
-                   {"fixture_version": FIXTURE_VERSION, "model.safetensors": shapes})
+            save_case(args.out, name, flat, io, vcfg, scfg)
+        # The README's table is read back from every case's model.safetensors on disk (also
+        # those that a run with --cases did not rewrite).
+        from safetensors import safe_open
+
+        shapes = {}
+        for name in CASES:
+            path = os.path.join(args.out, name, "model.safetensors")
+            if os.path.exists(path):
+                with safe_open(path, "np") as f:
+                    shapes[name] = [[k, list(f.get_slice(k).get_shape())] for k in sorted(f.keys())]
+        write_tensor_section(os.path.join(args.out, "README.md"), shapes)
         cmd = "python tools/vmoe_fixtures.py " + " ".join(
             a if not os.path.isabs(a) else os.path.basename(a.rstrip("/")) for a in sys.argv[1:])
         lines = [
