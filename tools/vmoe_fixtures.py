@@ -51,16 +51,20 @@ folder) — and, from PyPI, in a virtual environment outside the repository:
     /work/venv-fixtures/bin/pip install jax flax ml_collections absl-py numpy safetensors \\
         torch soft-moe-pytorch==0.1.9
 
-(vmoe's other requirements — tensorflow, clu, tfds — are not imported by the modules used here.)
+(vmoe's other requirements — tensorflow, clu, tfds — are not imported by the modules used here, and
+no shim is needed. torch from PyPI brings its CUDA wheels, some GB; the CPU is all that is used.)
 Then, from the repository root:
 
     /work/venv-fixtures/bin/python tools/vmoe_fixtures.py \\
         --vmoe /path/to/vmoe --vit-jax /path/to/vision_transformer [--out tests/fixtures/vmoe] \\
         [--cases layer vit_gap ...]
 
-CI does not run it; its outputs are committed. Running it twice writes byte-identical files (except
-the date in VERSIONS.txt). tests/fixtures/vmoe/README.md documents the file format and what the
-official code computes; VERSIONS.txt records the versions of the run that wrote the fixtures.
+About two minutes on two CPU cores. CI does not run it; its outputs are committed. Running it
+twice writes byte-identical files (except the date in VERSIONS.txt). tests/fixtures/vmoe/README.md
+documents the file format and what the official code computes; the script rewrites only the part of
+it between the `tensors:begin` / `tensors:end` markers (every case's tensor names and shapes, read
+back from the files). VERSIONS.txt records the versions and the command of the run that wrote the
+fixtures. `tools/vmoe_fixtures_check.py` (NumPy only) checks the README's math against every output.
 
 Files per case (tests/fixtures/vmoe/<case>/)
 --------------------------------------------
@@ -569,8 +573,18 @@ def main():
                 with safe_open(path, "np") as f:
                     shapes[name] = [[k, list(f.get_slice(k).get_shape())] for k in sorted(f.keys())]
         write_tensor_section(os.path.join(args.out, "README.md"), shapes)
-        cmd = "python tools/vmoe_fixtures.py " + " ".join(
-            a if not os.path.isabs(a) else os.path.basename(a.rstrip("/")) for a in sys.argv[1:])
+        # The command, with the two checkouts' local paths replaced by what they are.
+        placeholders = {"--vmoe": "VMOE_CHECKOUT", "--vit-jax": "VISION_TRANSFORMER_CHECKOUT"}
+        argv = []
+        for a in sys.argv[1:]:
+            key = a.split("=", 1)[0]
+            if key in placeholders and "=" in a:
+                argv.append(f"{key}={placeholders[key]}")
+            elif argv and argv[-1] in placeholders:
+                argv.append(placeholders[argv[-1]])
+            else:
+                argv.append(a)
+        cmd = "python tools/vmoe_fixtures.py " + " ".join(argv)
         lines = [
             f"fixture_version {FIXTURE_VERSION}",
             f"vmoe {vmoe_sha or 'unknown'} (google-research/vmoe)",
