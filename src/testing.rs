@@ -31,6 +31,12 @@ pub fn upload_u32(c: &GpuContext, data: &[u32]) -> wgpu::Buffer {
     upload_bytes(c, bytemuck::cast_slice(data))
 }
 
+/// As `upload`, each value rounded to f16 (expert weights with `f16_weights`).
+pub fn upload_f16(c: &GpuContext, data: &[f32]) -> wgpu::Buffer {
+    let halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+    upload_bytes(c, bytemuck::cast_slice(&halves))
+}
+
 fn upload_bytes(c: &GpuContext, bytes: &[u8]) -> wgpu::Buffer {
     use wgpu::util::DeviceExt;
     c.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

@@ -235,9 +235,29 @@ fn eval_matches_candle(name: &str) {
         );
     }
     if config.router.is_some() {
-        assert_eq!(gpu["routing"], cpu["routing"], "{name}: the GPU and the f64 path route differently");
-        let lines = |s: &str| s.lines().filter(|l| l.starts_with("block ")).map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(lines(&gpu_out), lines(&cpu_out), "{name}: routing statistics lines");
+        // Both paths route alike: the same loads and capacities exactly. A token whose gate is within
+        // f32 round-off of an expert's capacity boundary may be picked on one path and dropped on the
+        // other (a top-k near-tie between f32 and f64 gates), so the dropped counts may differ by a
+        // handful: at most one in 10,000 tokens.
+        let (g_blocks, c_blocks) = (gpu["routing"].as_array().unwrap(), cpu["routing"].as_array().unwrap());
+        assert_eq!(g_blocks.len(), c_blocks.len(), "{name}: routing blocks");
+        for (g, c) in g_blocks.iter().zip(c_blocks) {
+            let without = |v: &serde_json::Value| {
+                let mut v = v.clone();
+                v.as_object_mut().unwrap().remove("dropped");
+                v
+            };
+            assert_eq!(without(g), without(c), "{name}: the GPU and the f64 path route differently");
+            let (dg, dc, tokens) = (g["dropped"].as_u64().unwrap(), c["dropped"].as_u64().unwrap(), g["tokens"].as_u64().unwrap());
+            assert!(dg.abs_diff(dc) <= (tokens / 10_000).max(1), "{name} block {}: dropped {dg} (GPU) vs {dc} (f64)", g["block"]);
+        }
+        let lines = |s: &str| {
+            s.lines()
+                .filter(|l| l.starts_with("block "))
+                .map(|l| l.split(", expert load").nth(1).unwrap_or(l).to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines(&gpu_out), lines(&cpu_out), "{name}: routing statistics lines (past the dropped share)");
         assert_eq!(lines(&gpu_out).len(), config.moe_layers.len(), "{name}: one statistics line per MoE block");
         check_routing(name, &gpu, &config);
     } else {

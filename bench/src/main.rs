@@ -2,8 +2,9 @@
 //! (feature `burn`) against burn on wgpu on the same adapter, side by side in one run. Writes
 //! docs/benchmarks.md and docs/benchmarks.svg.
 //!
-//! softmoe-bench [--quick] [--limits] [--only gemm,router,layer,model] [--per-adapter] [--out DIR]
+//! softmoe-bench [--quick] [--limits] [--only gemm,router,layer,model] [--gemm-case TEXT] [--per-adapter] [--out DIR]
 //! (--limits: measure and print the adapter's limits only; --only: run just those suites;
+//! --gemm-case: only the GEMM cases whose name contains TEXT;
 //! --per-adapter: write benchmarks-<adapter>.md instead of benchmarks.md)
 
 #[cfg(feature = "burn")]
@@ -17,7 +18,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use softmoe::flops::{gemm_bytes, soft_moe_bytes, soft_moe_flops, vit_bytes, vit_flops_per_image};
-use softmoe::kernels::gemm::{GemmKernel, Matmul};
+use softmoe::kernels::gemm::{GemmKernel, Matmul, MatrixView};
 use softmoe::kernels::profile_ops;
 use softmoe::layers::stages;
 use softmoe::model::Vit;
@@ -75,7 +76,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let runs = |suite: &str| only.as_deref().is_none_or(|o| o.split(',').any(|s| s == suite));
     if runs("gemm") {
-        gemms(&ctx, quick, &mut rows)?;
+        let case = args.iter().position(|a| a == "--gemm-case").and_then(|i| args.get(i + 1)).map(String::as_str);
+        gemms(&ctx, quick, case.unwrap_or(""), &mut rows)?;
     }
     if runs("router") {
         routers(&ctx, quick, &mut rows)?;
@@ -99,7 +101,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The GEMMs of real layers, taken from the layer's own plan (`SoftMoe::stage_gemms`: the kernels,
 /// views and expert groups its forward launches), each timed with every kernel that can run it.
-fn gemms(ctx: &std::sync::Arc<GpuContext>, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
+fn gemms(ctx: &std::sync::Arc<GpuContext>, quick: bool, case_filter: &str, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
     let mut layers = vec![("demo", shape(64, 8, 2, 128), 49, vec![64])];
     if !quick {
         layers.push(("ViT-S/16", shape(384, 128, 1, 1536), 196, vec![1, 32]));
@@ -136,7 +138,7 @@ fn gemms(ctx: &std::sync::Arc<GpuContext>, quick: bool, rows: &mut Vec<Row>) -> 
                     vec![g.combine],
                 ),
             ];
-            for (case, mms) in cases {
+            for (case, mms) in cases.into_iter().filter(|(case, _)| case.contains(case_filter)) {
                 time_gemm_case(ctx, &mut rng, &case, &mms, rows)?;
             }
         }
@@ -160,22 +162,24 @@ fn time_gemm_case(
         mms.iter().map(|mm| (buffer(ctx, &rng.vec(mm.spans()[1].max(1), 1.0)), buffer(ctx, &rng.vec(mm.spans()[3].max(1), 1.0)))).collect();
     let flops: f64 = mms.iter().map(|mm| mm.flops() as f64).sum();
     let bytes: f64 = mms.iter().map(|mm| gemm_bytes(mm) as f64).sum();
-    let chosen = GemmKernel::choose(&mms[0]);
+    let chosen = GemmKernel::choose(&mms[0], ctx.kernels_for());
     let mut naive = None;
     // Vec4Blocked: the vec4 kernel as it was before its single-row path, kept as a baseline row.
+    // Only the vec4 kernels fuse the router's row normalisation.
     let vec4 = |k: GemmKernel| matches!(k, GemmKernel::Vec4 | GemmKernel::Vec4Blocked);
-    for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Vec4Blocked, GemmKernel::Vec4] {
+    for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Vec4Blocked, GemmKernel::Vec4, GemmKernel::SplitK]
+    {
         // Only a lone last row (m ≡ 1 mod 8) tells Vec4Blocked from Vec4.
         if kernel == GemmKernel::Vec4Blocked && mms[0].m % 8 != 1 {
             continue;
         }
-        // The kernels that cannot run this description (vec4 B, fused normalisation) are skipped.
+        // The kernels that cannot run this description (vec4 B, rows, fused normalisation) are skipped.
         let mut ops = Vec::new();
         for (mm, (b, bias)) in mms.iter().zip(&bs) {
             let mm = if vec4(kernel) || !mm.normalize_rows { *mm } else { Matmul { normalize_rows: false, ..*mm } };
             match mm.op_with(kernel, ctx, &a, b, mm.bias_batch_stride.map(|_| bias), &c) {
-                Ok(op) if !vec4(kernel) || mm.vec4_b() => ops.push(op),
-                _ => break,
+                Ok(op) => ops.push(op),
+                Err(_) => break,
             }
         }
         if ops.len() < mms.len() {
@@ -197,6 +201,31 @@ fn time_gemm_case(
             gbs: bytes / secs / 1e9,
             on_adapter: true,
             note,
+        });
+    }
+    // Expert weights are stored in column panels; the chosen kernel on the same weights row-major is
+    // the side-by-side baseline of that choice.
+    if mms[0].b == MatrixView::panels(mms[0].k, mms[0].n) {
+        let ops: Vec<_> = mms
+            .iter()
+            .zip(&bs)
+            .map(|(mm, (b, bias))| {
+                let mm = Matmul { b: MatrixView::row_major(mm.k, mm.n), ..*mm };
+                mm.op_with(chosen, ctx, &a, b, mm.bias_batch_stride.map(|_| bias), &c)
+            })
+            .collect::<Result<_, _>>()?;
+        let secs = gpu_time_ops(ctx, &ops.iter().collect::<Vec<_>>())?;
+        let panels = rows.iter().rev().find(|r| r.case == case && r.variant == format!("{chosen:?}")).map_or(f64::NAN, |r| r.secs);
+        eprintln!("gemm {case} {chosen:?} on row-major weights: {:.3} ms", secs * 1e3);
+        rows.push(Row {
+            suite: "gemm",
+            case: case.to_string(),
+            variant: format!("{chosen:?}, row-major weights"),
+            secs,
+            gflops: flops / secs / 1e9,
+            gbs: bytes / secs / 1e9,
+            on_adapter: true,
+            note: format!("baseline of the panel layout: panels {:.2}× faster", secs / panels),
         });
     }
     Ok(())

@@ -22,6 +22,9 @@ pub struct GpuOptions {
     /// Leave `shader-f16` unused even where the adapter offers it: f16 weights are then refused,
     /// as on a device without the feature, so the refusal can be tested anywhere.
     pub no_shader_f16: bool,
+    /// Choose kernels as for an adapter of this type instead of the real one: runs the kernels a GPU
+    /// gets on a CPU adapter (lavapipe), so tests and benchmarks cover them there too.
+    pub kernels_for: Option<wgpu::DeviceType>,
 }
 
 /// A device with its queue, what it can do, and the caches shared by every layer on it.
@@ -36,6 +39,7 @@ pub struct GpuContext {
     pub pool: Arc<BufferPool>,
     lost: Arc<Mutex<Option<String>>>,
     binding_cap: u64,
+    kernels_for: wgpu::DeviceType,
 }
 
 impl GpuContext {
@@ -89,10 +93,12 @@ impl GpuContext {
             *lost_flag.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {message}"));
         });
         let limits = device.limits();
+        let info = adapter.get_info();
         Ok(Arc::new(GpuContext {
             lost,
             binding_cap: opts.max_binding_bytes.unwrap_or(u64::MAX),
-            info: adapter.get_info(),
+            kernels_for: opts.kernels_for.unwrap_or(info.device_type),
+            info,
             device,
             queue,
             limits,
@@ -131,6 +137,12 @@ impl GpuContext {
             contents,
             usage: wgpu::BufferUsages::STORAGE,
         }))
+    }
+
+    /// The adapter type kernels are chosen for: the adapter's own unless `GpuOptions::kernels_for`
+    /// says otherwise.
+    pub fn kernels_for(&self) -> wgpu::DeviceType {
+        self.kernels_for
     }
 
     /// The largest buffer one storage binding may hold, in bytes.

@@ -107,8 +107,10 @@ impl SoftMoe {
         }
         let w = weights;
         let upload = |name: &str, data: &[f32]| ctx.upload(name, bytemuck::cast_slice(data));
-        // Expert kernels as f32, or as f16 bits when asked.
-        let upload_kernel = |name: &str, data: &[f32]| {
+        // Expert kernels [experts, k, n] in the layout the expert GEMMs read (`expert_kernel_view`),
+        // as f32, or as f16 bits when asked.
+        let upload_kernel = |name: &str, data: &[f32], k: usize, n: usize| {
+            let data = &stages::expert_kernel_layout(data, data.len() / (k * n), k, n);
             if options.f16_weights {
                 let halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
                 ctx.upload(name, bytemuck::cast_slice(&halves))
@@ -134,9 +136,9 @@ impl SoftMoe {
         for first in (0..w.n).step_by(group_len) {
             let r = first..(first + group_len).min(w.n);
             experts.push(ExpertGroup {
-                w0: upload_kernel("Mlp/Dense_0/kernel", &w.w0[r.start * d * h..r.end * d * h])?,
+                w0: upload_kernel("Mlp/Dense_0/kernel", &w.w0[r.start * d * h..r.end * d * h], d, h)?,
                 b0: upload("Mlp/Dense_0/bias", &w.b0[r.start * h..r.end * h])?,
-                w1: upload_kernel("Mlp/Dense_1/kernel", &w.w1[r.start * h * d..r.end * h * d])?,
+                w1: upload_kernel("Mlp/Dense_1/kernel", &w.w1[r.start * h * d..r.end * h * d], h, d)?,
                 b1: upload("Mlp/Dense_1/bias", &w.b1[r.start * d..r.end * d])?,
                 experts: r,
             });

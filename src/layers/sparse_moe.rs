@@ -117,9 +117,10 @@ impl SparseMoe {
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let layer = SparseMoe {
             wr: upload("Router/dense/kernel", &w.wr)?,
-            w0: upload("Mlp/Dense_0/kernel", &w.w0)?,
+            // The expert kernels in the layout the expert GEMMs read (`stages::expert_kernel_view`).
+            w0: upload("Mlp/Dense_0/kernel", &stages::expert_kernel_layout(&w.w0, w.n, w.d, w.h))?,
             b0: upload("Mlp/Dense_0/bias", &w.b0)?,
-            w1: upload("Mlp/Dense_1/kernel", &w.w1)?,
+            w1: upload("Mlp/Dense_1/kernel", &stages::expert_kernel_layout(&w.w1, w.n, w.h, w.d))?,
             b1: upload("Mlp/Dense_1/bias", &w.b1)?,
             config: SparseMoeWeights { wr: Vec::new(), w0: Vec::new(), b0: Vec::new(), w1: Vec::new(), b1: Vec::new(), ..weights.clone() },
             plans: PlanCache::new(MAX_PLANS),

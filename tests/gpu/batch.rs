@@ -51,3 +51,27 @@ fn ten_thousand_examples_run_within_the_workgroup_limits() {
     let alone = pollster::block_on(layer.forward(&last)).unwrap();
     assert_bits("the last example alone against in the batch", &alone.y.data, &out.y.data[(b - 1) * m * d..]);
 }
+
+#[test]
+fn the_kernels_a_gpu_gets_give_the_same_bits_as_a_cpu_adapters() {
+    // A real GPU runs few-row expert GEMMs on the split-K kernel, a CPU adapter on the vec4 kernel
+    // (GemmKernel::choose). Both follow the one summation order, so an example's bits depend on
+    // neither the batch nor the adapter type the kernels were chosen for.
+    let opts = softmoe::GpuOptions { kernels_for: Some(wgpu::DeviceType::DiscreteGpu), ..Default::default() };
+    let as_gpu = pollster::block_on(softmoe::GpuContext::with_options(opts)).unwrap();
+    let (m, d) = (29, 64);
+    let mut rng = Rng::new(81);
+    let w = random_layer(&mut rng, d, 8, 2, 96, 6.0, Gelu::Tanh, true);
+    let on_gpu_kernels = pollster::block_on(SoftMoe::new(as_gpu, &w)).unwrap();
+    let on_cpu_kernels = pollster::block_on(SoftMoe::new(ctx(), &w)).unwrap();
+    let batch = random_input(&mut rng, 9, m, d);
+    let all = gpu_forward(&on_gpu_kernels, &batch);
+    let want = softmoe::reference::soft_moe_forward(&w, &batch).unwrap();
+    assert_close("split-K layer against the f64 reference", &all.y, &want.y, f32_tol(d.max(96), max_abs("y", &want.y)));
+    for i in [0, 4, 8] {
+        let alone = Tensor::new(vec![1, m, d], example(&batch, i)).unwrap();
+        let (g, c) = (gpu_forward(&on_gpu_kernels, &alone), gpu_forward(&on_cpu_kernels, &alone));
+        assert_bits(&format!("example {i}: GPU kernels alone vs in the batch"), &g.y, &all.y[i * m * d..(i + 1) * m * d]);
+        assert_bits(&format!("example {i}: GPU kernels vs CPU-adapter kernels"), &g.y, &c.y);
+    }
+}

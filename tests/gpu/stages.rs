@@ -58,8 +58,15 @@ fn soft_moe_stages_match_their_references() {
                 if g.is_empty() {
                     continue;
                 }
-                let (w0, b0) = (upload(&w.w0[g.start * d * h..g.end * d * h]), upload(&w.b0[g.start * h..g.end * h]));
-                let (w1, b1) = (upload(&w.w1[g.start * h * d..g.end * h * d]), upload(&w.b1[g.start * d..g.end * d]));
+                // The expert kernels as the layer stores them (column panels where the width allows).
+                let (w0, b0) = (
+                    upload(&stages::expert_kernel_layout(&w.w0[g.start * d * h..g.end * d * h], g.len(), d, h)),
+                    upload(&w.b0[g.start * h..g.end * h]),
+                );
+                let (w1, b1) = (
+                    upload(&stages::expert_kernel_layout(&w.w1[g.start * h * d..g.end * h * d], g.len(), h, d)),
+                    upload(&w.b1[g.start * d..g.end * d]),
+                );
                 ops.push(stages::dense0(b, n, p, d, h, g.clone(), gelu).op(&c, &xsb, &w0, Some(&b0), &hid).unwrap());
                 ops.push(stages::dense1(b, n, p, d, h, g).op(&c, &hid, &w1, Some(&b1), &out).unwrap());
                 keep.push((w0, b0, w1, b1));

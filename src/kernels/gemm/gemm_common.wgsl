@@ -4,9 +4,14 @@
 //
 // Element (row r, col c) of operand V in batch z lives at
 //   off + z·bs + (r / row_group)·group_stride + (r % row_group)·row_stride + c·col_stride,
-// which covers plain, transposed and "p rows per example" (slot-major expert) layouts.
-// Every kernel sums k = 0, 1, … K−1 into one f32 accumulator per output with fma, in that order,
-// so an output's bits do not depend on the batch, the tile it falls in, or which kernel ran.
+// which covers plain, transposed and "p rows per example" (slot-major expert) layouts; B's columns
+// may also come in panels: + (c / b_cg)·b_cgs + (c % b_cg)·b_cs.
+// The canonical summation order, which every kernel follows so that an output's bits do not depend
+// on the batch, the tile it falls in, or which kernel ran: K is cut into chunks of KC consecutive k
+// (the last may be shorter); each chunk's products are fma'd k-ascending into an accumulator that
+// starts at 0; the output is 0 + chunk 0 + chunk 1 + … added in chunk order. Chunks are independent,
+// so a kernel may compute them in parallel (the split-K kernel) and add them in that order after.
+const KC: u32 = 32u;
 
 struct GemmParams {
     m: u32,
@@ -21,6 +26,8 @@ struct GemmParams {
     b_bs: u32,
     b_rs: u32,
     b_cs: u32,
+    b_cg: u32,
+    b_cgs: u32,
     c_bs: u32,
     c_rg: u32,
     c_gs: u32,
@@ -66,8 +73,9 @@ fn a_at(z: u32, r: u32, k: u32) -> u32 {
     return p.a_off + z * p.a_bs + (r / p.a_rg) * p.a_gs + (r % p.a_rg) * p.a_rs + k * p.a_cs;
 }
 
+// B may be stored in column panels of b_cg columns, b_cgs apart (the expert kernels).
 fn b_at(z: u32, k: u32, c: u32) -> u32 {
-    return p.b_off + z * p.b_bs + k * p.b_rs + c * p.b_cs;
+    return p.b_off + z * p.b_bs + k * p.b_rs + (c / p.b_cg) * p.b_cgs + (c % p.b_cg) * p.b_cs;
 }
 
 // alpha · acc + bias, then the activation, then (residual) plus what C held; stored at (z, gr, gc)
@@ -91,4 +99,12 @@ fn store(z: u32, gr: u32, gc: u32, acc: f32) {
         v += c[at];
     }
     c[at] = v;
+}
+
+// Four neighbouring columns of one row (the vec4 kernels' outputs).
+fn store_vec4(z: u32, r: u32, c: u32, v: vec4<f32>) {
+    store(z, r, c, v.x);
+    store(z, r, c + 1u, v.y);
+    store(z, r, c + 2u, v.z);
+    store(z, r, c + 3u, v.w);
 }

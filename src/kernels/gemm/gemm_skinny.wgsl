@@ -24,14 +24,18 @@ fn main(invocation: Invocation) {
     let a3 = a_at(z, min(row0 + 3u, p.m - 1u), 0u);
     var bi = b_at(z, 0u, cc);
     var ak = 0u;
-    var acc = vec4<f32>(0.0);
-    for (var k = 0u; k < p.k; k++) {
-        let av = vec4<f32>(a[a0 + ak], a[a1 + ak], a[a2 + ak], a[a3 + ak]);
-        acc = fma(av, vec4<f32>(b[bi]), acc);
-        ak += p.a_cs;
-        bi += p.b_rs;
+    var total = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < p.k; k0 += KC) {
+        var acc = vec4<f32>(0.0);
+        for (var k = k0; k < min(k0 + KC, p.k); k++) {
+            let av = vec4<f32>(a[a0 + ak], a[a1 + ak], a[a2 + ak], a[a3 + ak]);
+            acc = fma(av, vec4<f32>(b[bi]), acc);
+            ak += p.a_cs;
+            bi += p.b_rs;
+        }
+        total += acc;
     }
     for (var i = 0u; i < ROWS; i++) {
-        store(z, row0 + i, gc, acc[i]);
+        store(z, row0 + i, gc, total[i]);
     }
 }

@@ -25,9 +25,12 @@ fn main(
     let row0 = (t / p.tiles_n) * TM;
     let col0 = (t % p.tiles_n) * TN;
 
+    // acc: the current KC-chunk's sums (KC is a multiple of TK); total: the chunks added so far.
     var acc: array<vec4<f32>, 4>;
+    var total: array<vec4<f32>, 4>;
     for (var i = 0u; i < 4u; i++) {
         acc[i] = vec4<f32>(0.0);
+        total[i] = vec4<f32>(0.0);
     }
 
     // Each invocation loads the same 4 (row, depth) slots of A and (depth, col) slots of B in every
@@ -72,11 +75,18 @@ fn main(
             }
         }
         workgroupBarrier();
+        // A chunk ends here (or K does): its sums join the total in chunk order.
+        if ((k0 + TK) % KC == 0u || k0 + TK >= p.k) {
+            for (var i = 0u; i < 4u; i++) {
+                total[i] += acc[i];
+                acc[i] = vec4<f32>(0.0);
+            }
+        }
     }
 
     for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) {
-            store(z, row0 + lid.y * 4u + i, col0 + lid.x * 4u + j, acc[i][j]);
+            store(z, row0 + lid.y * 4u + i, col0 + lid.x * 4u + j, total[i][j]);
         }
     }
 }

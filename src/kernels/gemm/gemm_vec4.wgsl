@@ -2,7 +2,7 @@
 // value once per 4 outputs; no workgroup memory. The WG_SIZE invocations of a workgroup are laid
 // out as (WG_SIZE / G) row groups × G column groups, G = 2^((flags >> 8) & 15) chosen by the host to
 // fit narrow outputs. Needs N, B's row stride, batch stride and offset to be multiples of 4 (the host checks).
-// Sums k in the same order as the other GEMMs. With flag bit 4 it also normalises the rows of A
+// Sums in the canonical order of gemm_common.wgsl, as the other GEMMs do. With flag bit 4 it also normalises the rows of A
 // (the Soft MoE router's X̂ = X / ‖X‖ fused into the logits GEMM). Needs gemm_common.wgsl and one of gemm_b_f32.wgsl /
 // gemm_b_f16.wgsl (which define `load_b4`) in front.
 
@@ -43,34 +43,53 @@ fn main(invocation: Invocation) {
         return;
     }
     var ak = 0u;
-    var c0 = vec4<f32>(0.0);
-    var c1 = vec4<f32>(0.0);
-    var c2 = vec4<f32>(0.0);
-    var c3 = vec4<f32>(0.0);
-    var c4 = vec4<f32>(0.0);
-    var c5 = vec4<f32>(0.0);
-    var c6 = vec4<f32>(0.0);
-    var c7 = vec4<f32>(0.0);
+    // t*: the chunks summed so far (canonical order, gemm_common.wgsl); c*: the current chunk.
+    var t0 = vec4<f32>(0.0);
+    var t1 = vec4<f32>(0.0);
+    var t2 = vec4<f32>(0.0);
+    var t3 = vec4<f32>(0.0);
+    var t4 = vec4<f32>(0.0);
+    var t5 = vec4<f32>(0.0);
+    var t6 = vec4<f32>(0.0);
+    var t7 = vec4<f32>(0.0);
     var sq_lo = vec4<f32>(0.0);
     var sq_hi = vec4<f32>(0.0);
-    for (var k = 0u; k < p.k; k++) {
-        let bv = load_b4(bi);
-        let lo = vec4<f32>(a[o0 + ak], a[o1 + ak], a[o2 + ak], a[o3 + ak]);
-        let hi = vec4<f32>(a[o4 + ak], a[o5 + ak], a[o6 + ak], a[o7 + ak]);
-        c0 = fma(vec4<f32>(lo.x), bv, c0);
-        c1 = fma(vec4<f32>(lo.y), bv, c1);
-        c2 = fma(vec4<f32>(lo.z), bv, c2);
-        c3 = fma(vec4<f32>(lo.w), bv, c3);
-        c4 = fma(vec4<f32>(hi.x), bv, c4);
-        c5 = fma(vec4<f32>(hi.y), bv, c5);
-        c6 = fma(vec4<f32>(hi.z), bv, c6);
-        c7 = fma(vec4<f32>(hi.w), bv, c7);
-        if (norm) {
-            sq_lo = fma(lo, lo, sq_lo);
-            sq_hi = fma(hi, hi, sq_hi);
+    for (var k0 = 0u; k0 < p.k; k0 += KC) {
+        var c0 = vec4<f32>(0.0);
+        var c1 = vec4<f32>(0.0);
+        var c2 = vec4<f32>(0.0);
+        var c3 = vec4<f32>(0.0);
+        var c4 = vec4<f32>(0.0);
+        var c5 = vec4<f32>(0.0);
+        var c6 = vec4<f32>(0.0);
+        var c7 = vec4<f32>(0.0);
+        for (var k = k0; k < min(k0 + KC, p.k); k++) {
+            let bv = load_b4(bi);
+            let lo = vec4<f32>(a[o0 + ak], a[o1 + ak], a[o2 + ak], a[o3 + ak]);
+            let hi = vec4<f32>(a[o4 + ak], a[o5 + ak], a[o6 + ak], a[o7 + ak]);
+            c0 = fma(vec4<f32>(lo.x), bv, c0);
+            c1 = fma(vec4<f32>(lo.y), bv, c1);
+            c2 = fma(vec4<f32>(lo.z), bv, c2);
+            c3 = fma(vec4<f32>(lo.w), bv, c3);
+            c4 = fma(vec4<f32>(hi.x), bv, c4);
+            c5 = fma(vec4<f32>(hi.y), bv, c5);
+            c6 = fma(vec4<f32>(hi.z), bv, c6);
+            c7 = fma(vec4<f32>(hi.w), bv, c7);
+            if (norm) {
+                sq_lo = fma(lo, lo, sq_lo);
+                sq_hi = fma(hi, hi, sq_hi);
+            }
+            ak += p.a_cs;
+            bi += b_step;
         }
-        ak += p.a_cs;
-        bi += b_step;
+        t0 += c0;
+        t1 += c1;
+        t2 += c2;
+        t3 += c3;
+        t4 += c4;
+        t5 += c5;
+        t6 += c6;
+        t7 += c7;
     }
     // Rows scaled by 1/sqrt(‖row‖² + 1e-6) (vmoe's eps inside the sqrt); 1 without the flag.
     var r_lo = vec4<f32>(1.0);
@@ -79,21 +98,14 @@ fn main(invocation: Invocation) {
         r_lo = inverseSqrt(sq_lo + vec4<f32>(1e-6));
         r_hi = inverseSqrt(sq_hi + vec4<f32>(1e-6));
     }
-    store_vec4(z, row0 + 0u, col, c0 * r_lo.x);
-    store_vec4(z, row0 + 1u, col, c1 * r_lo.y);
-    store_vec4(z, row0 + 2u, col, c2 * r_lo.z);
-    store_vec4(z, row0 + 3u, col, c3 * r_lo.w);
-    store_vec4(z, row0 + 4u, col, c4 * r_hi.x);
-    store_vec4(z, row0 + 5u, col, c5 * r_hi.y);
-    store_vec4(z, row0 + 6u, col, c6 * r_hi.z);
-    store_vec4(z, row0 + 7u, col, c7 * r_hi.w);
-}
-
-fn store_vec4(z: u32, r: u32, c: u32, v: vec4<f32>) {
-    store(z, r, c, v.x);
-    store(z, r, c + 1u, v.y);
-    store(z, r, c + 2u, v.z);
-    store(z, r, c + 3u, v.w);
+    store_vec4(z, row0 + 0u, col, t0 * r_lo.x);
+    store_vec4(z, row0 + 1u, col, t1 * r_lo.y);
+    store_vec4(z, row0 + 2u, col, t2 * r_lo.z);
+    store_vec4(z, row0 + 3u, col, t3 * r_lo.w);
+    store_vec4(z, row0 + 4u, col, t4 * r_hi.x);
+    store_vec4(z, row0 + 5u, col, t5 * r_hi.y);
+    store_vec4(z, row0 + 6u, col, t6 * r_hi.z);
+    store_vec4(z, row0 + 7u, col, t7 * r_hi.w);
 }
 
 // The last row alone (M = 1 is batch 1 with one slot per expert: the inference case, bound by
@@ -102,43 +114,48 @@ fn store_vec4(z: u32, r: u32, c: u32, v: vec4<f32>) {
 fn single_row(z: u32, row: u32, col: u32, o0: u32, b0: u32, b_step: u32, norm: bool) {
     var bi = b0;
     var ak = o0;
-    var acc = vec4<f32>(0.0);
+    var total = vec4<f32>(0.0);
     var sq = 0.0;
-    var k = 0u;
-    for (; k + 4u <= p.k; k += 4u) {
-        let w0 = load_b4(bi);
-        let w1 = load_b4(bi + b_step);
-        let w2 = load_b4(bi + 2u * b_step);
-        let w3 = load_b4(bi + 3u * b_step);
-        let x0 = a[ak];
-        let x1 = a[ak + p.a_cs];
-        let x2 = a[ak + 2u * p.a_cs];
-        let x3 = a[ak + 3u * p.a_cs];
-        acc = fma(vec4<f32>(x0), w0, acc);
-        acc = fma(vec4<f32>(x1), w1, acc);
-        acc = fma(vec4<f32>(x2), w2, acc);
-        acc = fma(vec4<f32>(x3), w3, acc);
-        if (norm) {
-            sq = fma(x0, x0, sq);
-            sq = fma(x1, x1, sq);
-            sq = fma(x2, x2, sq);
-            sq = fma(x3, x3, sq);
+    for (var k0 = 0u; k0 < p.k; k0 += KC) {
+        let end = min(k0 + KC, p.k);
+        var acc = vec4<f32>(0.0);
+        var k = k0;
+        for (; k + 4u <= end; k += 4u) {
+            let w0 = load_b4(bi);
+            let w1 = load_b4(bi + b_step);
+            let w2 = load_b4(bi + 2u * b_step);
+            let w3 = load_b4(bi + 3u * b_step);
+            let x0 = a[ak];
+            let x1 = a[ak + p.a_cs];
+            let x2 = a[ak + 2u * p.a_cs];
+            let x3 = a[ak + 3u * p.a_cs];
+            acc = fma(vec4<f32>(x0), w0, acc);
+            acc = fma(vec4<f32>(x1), w1, acc);
+            acc = fma(vec4<f32>(x2), w2, acc);
+            acc = fma(vec4<f32>(x3), w3, acc);
+            if (norm) {
+                sq = fma(x0, x0, sq);
+                sq = fma(x1, x1, sq);
+                sq = fma(x2, x2, sq);
+                sq = fma(x3, x3, sq);
+            }
+            ak += 4u * p.a_cs;
+            bi += 4u * b_step;
         }
-        ak += 4u * p.a_cs;
-        bi += 4u * b_step;
-    }
-    for (; k < p.k; k++) {
-        let x = a[ak];
-        acc = fma(vec4<f32>(x), load_b4(bi), acc);
-        if (norm) {
-            sq = fma(x, x, sq);
+        for (; k < end; k++) {
+            let x = a[ak];
+            acc = fma(vec4<f32>(x), load_b4(bi), acc);
+            if (norm) {
+                sq = fma(x, x, sq);
+            }
+            ak += p.a_cs;
+            bi += b_step;
         }
-        ak += p.a_cs;
-        bi += b_step;
+        total += acc;
     }
     var r = 1.0;
     if (norm) {
         r = inverseSqrt(sq + 1e-6);
     }
-    store_vec4(z, row, col, acc * r);
+    store_vec4(z, row, col, total * r);
 }

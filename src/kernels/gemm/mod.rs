@@ -1,8 +1,9 @@
 //! The GEMM kernels: C = act(alpha·A·B + bias) over strided, batched views.
-//! `gemm_vec4.wgsl` (8×4 per invocation, vec4 B) wherever B's layout allows vec4 reads;
-//! otherwise `gemm_tiled.wgsl` (64×64 tiles) for many rows and `gemm_skinny.wgsl`
-//! (4×64) for few; `gemm_naive.wgsl` is the baseline. All sit behind `gemm_common.wgsl` and
-//! sum in the same order, so they agree bit for bit.
+//! Where B's layout allows vec4 reads: `gemm_splitk.wgsl` (K split over a 256-invocation workgroup)
+//! for up to `SPLITK_MAX_ROWS` rows, `gemm_vec4.wgsl` (8×4 per invocation) for more; otherwise
+//! `gemm_tiled.wgsl` (64×64 tiles) for many rows and `gemm_skinny.wgsl` (4×64) for few;
+//! `gemm_naive.wgsl` is the baseline. All sit behind `gemm_common.wgsl` and sum in its canonical
+//! order (`SUM_CHUNK`), so they agree bit for bit.
 
 use super::{kernel_params, u32_of, wgsl, Op, WORKGROUP_SIZE};
 use crate::config::Gelu;
@@ -26,6 +27,46 @@ pub const VEC4_KERNEL: Kernel =
 pub const VEC4_F16_KERNEL: Kernel =
     Kernel::new::<GemmParams>("gemm_vec4_f16", wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4.wgsl"));
 
+/// The split-K kernel with `ROWS` rows per workgroup (1, 2 or 4), B as f32 and as f16.
+macro_rules! splitk_kernel {
+    ($name:literal, $rows:literal) => {
+        Kernel::new::<GemmParams>(
+            $name,
+            concat!(wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_splitk.wgsl"), "\nconst ROWS: u32 = ", $rows, "u;\n"),
+        )
+    };
+    (f16 $name:literal, $rows:literal) => {
+        Kernel::new::<GemmParams>(
+            $name,
+            concat!(
+                wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_splitk.wgsl"),
+                "\nconst ROWS: u32 = ",
+                $rows,
+                "u;\n"
+            ),
+        )
+    };
+}
+
+/// The split-K kernels for 1, 2 and 4 rows per workgroup.
+pub const SPLITK_KERNELS: [Kernel; 3] =
+    [splitk_kernel!("gemm_splitk_r1", 1), splitk_kernel!("gemm_splitk_r2", 2), splitk_kernel!("gemm_splitk_r4", 4)];
+
+/// The split-K kernels with B stored as f16.
+pub const SPLITK_F16_KERNELS: [Kernel; 3] =
+    [splitk_kernel!(f16 "gemm_splitk_f16_r1", 1), splitk_kernel!(f16 "gemm_splitk_f16_r2", 2), splitk_kernel!(f16 "gemm_splitk_f16_r4", 4)];
+
+/// Invocations per workgroup of the split-K kernel (`SPLIT_WG` in gemm_splitk.wgsl).
+pub const SPLITK_WORKGROUP: usize = 256;
+
+/// Row counts up to this go to the split-K kernel when B can be read as vec4: a few rows per
+/// expert, where reading the weights once is the whole cost.
+pub const SPLITK_MAX_ROWS: usize = 16;
+
+/// The chunk length of the canonical summation order (`KC` in gemm_common.wgsl): k-ascending fused
+/// multiply-adds within each chunk of K, the chunk sums added in order. Every kernel follows it.
+pub const SUM_CHUNK: usize = 32;
+
 /// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
 pub const SKINNY_MAX_ROWS: usize = 16;
 
@@ -46,6 +87,11 @@ pub enum GemmKernel {
     Vec4Blocked,
     /// The vec4 kernel with B stored as f16.
     Vec4F16,
+    /// Few rows (up to 4 per workgroup, `SPLITK_MAX_ROWS` in all): K split over the workgroup's
+    /// k-groups, chunk sums added in chunk order (needs a vec4-aligned B).
+    SplitK,
+    /// The split-K kernel with B stored as f16.
+    SplitKF16,
 }
 
 impl GemmKernel {
@@ -58,10 +104,24 @@ impl GemmKernel {
         }
     }
 
-    /// The fastest kernel that can run `mm`.
-    pub fn choose(mm: &Matmul) -> Self {
+    /// The fastest kernel that can run `mm` on an adapter of type `device`. Few rows go to the
+    /// split-K kernel on GPUs, which need many warps in flight to hide memory latency; a CPU adapter
+    /// (lavapipe, SwiftShader), where latency hiding is free and barriers are dear, keeps the vec4
+    /// kernel's barrier-free single-row path (docs/ARCHITECTURE.md, "Choosing a GEMM kernel").
+    pub fn choose(mm: &Matmul, device: wgpu::DeviceType) -> Self {
+        let few_rows = mm.m <= SPLITK_MAX_ROWS && device != wgpu::DeviceType::Cpu;
         if mm.b_f16 {
-            GemmKernel::Vec4F16
+            if few_rows {
+                GemmKernel::SplitKF16
+            } else {
+                GemmKernel::Vec4F16
+            }
+        } else if mm.vec4_b() && !mm.normalize_rows {
+            if few_rows {
+                GemmKernel::SplitK
+            } else {
+                GemmKernel::Vec4
+            }
         } else if mm.vec4_b() {
             GemmKernel::Vec4
         } else {
@@ -69,38 +129,52 @@ impl GemmKernel {
         }
     }
 
-    fn kernel(self) -> &'static Kernel {
+    /// The kernel that runs an m×n output.
+    fn kernel(self, m: usize) -> &'static Kernel {
+        // The split-K kernels' rows per workgroup: 1, 2 or 4, as few as cover m.
+        let rows = |m: usize| m.next_power_of_two().clamp(1, 4).trailing_zeros() as usize;
         match self {
             GemmKernel::Tiled => &KERNEL,
             GemmKernel::Skinny => &SKINNY_KERNEL,
             GemmKernel::Naive => &NAIVE_KERNEL,
             GemmKernel::Vec4 | GemmKernel::Vec4Blocked => &VEC4_KERNEL,
             GemmKernel::Vec4F16 => &VEC4_F16_KERNEL,
+            GemmKernel::SplitK => &SPLITK_KERNELS[rows(m)],
+            GemmKernel::SplitKF16 => &SPLITK_F16_KERNELS[rows(m)],
         }
     }
 
-    /// Output tile (rows, columns) of one workgroup for an output `n` columns wide.
-    pub fn tile(self, n: usize) -> (usize, usize) {
+    /// Whether the kernel reads B as vec4 (binding 5, vec4-aligned B).
+    pub fn reads_vec4(self) -> bool {
+        matches!(self, GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 | GemmKernel::SplitK | GemmKernel::SplitKF16)
+    }
+
+    /// Output tile (rows, columns) of one workgroup for an m×n output.
+    pub fn tile(self, m: usize, n: usize) -> (usize, usize) {
         match self {
             GemmKernel::Tiled => (64, 64),
             GemmKernel::Skinny => (4, WORKGROUP_SIZE as usize),
             GemmKernel::Naive => (1, 1),
             GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 => {
-                let g = 1usize << vec4_groups_log2(n);
+                let g = 1usize << self.column_groups_log2(n);
                 (8 * (WORKGROUP_SIZE as usize / g), 4 * g)
             }
+            GemmKernel::SplitK | GemmKernel::SplitKF16 => (m.next_power_of_two().clamp(1, 4), 4 << self.column_groups_log2(n)),
         }
+    }
+
+    /// log2 of the vec4 column lanes of a workgroup (flag bits 8..11): enough to cover n columns,
+    /// at most one per invocation (vec4) or 32 (split-K, whose other lanes split K).
+    fn column_groups_log2(self, n: usize) -> u32 {
+        let most = if matches!(self, GemmKernel::SplitK | GemmKernel::SplitKF16) { 32 } else { WORKGROUP_SIZE as usize };
+        n.div_ceil(4).next_power_of_two().min(most).trailing_zeros()
     }
 }
 
-/// log2 of the column groups of a vec4 workgroup: enough to cover n columns, at most one per
-/// invocation.
-fn vec4_groups_log2(n: usize) -> u32 {
-    n.div_ceil(4).next_power_of_two().min(WORKGROUP_SIZE as usize).trailing_zeros()
-}
-
 /// Where element (row r, col c) of batch z lives:
-/// `offset + z·batch_stride + (r / row_group)·group_stride + (r % row_group)·row_stride + c·col_stride`.
+/// `offset + z·batch_stride + (r / row_group)·group_stride + (r % row_group)·row_stride
+///  + (c / col_group)·col_group_stride + (c % col_group)·col_stride`.
+/// Column groups (only B may have them) are the panel layout of expert weights (`MatrixView::panels`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatrixView {
     pub offset: usize,
@@ -109,7 +183,16 @@ pub struct MatrixView {
     pub group_stride: usize,
     pub row_stride: usize,
     pub col_stride: usize,
+    pub col_group: usize,
+    pub col_group_stride: usize,
 }
+
+/// A group size no index reaches: one group.
+const ONE_GROUP: usize = u32::MAX as usize;
+
+/// Columns per panel of a panel-stored B (`MatrixView::panels`): eight vec4 lanes, so eight
+/// neighbouring lanes read one 128-byte run per k, and one panel's k rows follow each other.
+pub const PANEL: usize = 32;
 
 impl MatrixView {
     /// The same view starting `offset` elements into its buffer.
@@ -119,33 +202,68 @@ impl MatrixView {
 
     /// A row-major rows×cols matrix per batch entry.
     pub const fn row_major(rows: usize, cols: usize) -> Self {
-        MatrixView { offset: 0, batch_stride: rows * cols, row_group: u32::MAX as usize, group_stride: 0, row_stride: cols, col_stride: 1 }
+        MatrixView {
+            offset: 0,
+            batch_stride: rows * cols,
+            row_group: ONE_GROUP,
+            group_stride: 0,
+            row_stride: cols,
+            col_stride: 1,
+            col_group: ONE_GROUP,
+            col_group_stride: 0,
+        }
     }
 
     /// The transpose of a row-major rows×cols matrix (so the view is cols×rows).
     pub const fn transposed(rows: usize, cols: usize) -> Self {
-        MatrixView { offset: 0, batch_stride: rows * cols, row_group: u32::MAX as usize, group_stride: 0, row_stride: 1, col_stride: cols }
+        MatrixView { row_stride: 1, col_stride: cols, ..Self::row_major(rows, cols) }
     }
 
-    /// Elements a buffer must hold for `batch` rows×cols matrices through this view: one past the
-    /// last element it addresses (0 for an empty matrix).
-    pub fn span(&self, rows: usize, cols: usize, batch: usize) -> usize {
-        if rows == 0 || cols == 0 || batch == 0 {
-            return 0;
-        }
-        let (r, c) = (rows - 1, cols - 1);
-        self.offset
-            + (batch - 1) * self.batch_stride
-            + (r / self.row_group) * self.group_stride
-            + (r % self.row_group) * self.row_stride
-            + c * self.col_stride
-            + 1
+    /// A rows×cols matrix stored as cols / `PANEL` column panels, each a row-major rows×`PANEL`
+    /// block (cols a multiple of `PANEL`): how the expert Dense kernels are uploaded
+    /// (`pack_panels`), so that reading them k after k is one contiguous stream per panel.
+    pub const fn panels(rows: usize, cols: usize) -> Self {
+        MatrixView { row_stride: PANEL, col_group: PANEL, col_group_stride: PANEL * rows, ..Self::row_major(rows, cols) }
     }
 
     /// Rows in groups of `row_group` rows, each group `group_stride` apart (rows of width `cols`).
     pub const fn grouped(row_group: usize, group_stride: usize, cols: usize, batch_stride: usize) -> Self {
-        MatrixView { offset: 0, batch_stride, row_group, group_stride, row_stride: cols, col_stride: 1 }
+        MatrixView { row_group, group_stride, batch_stride, ..Self::row_major(0, cols) }
     }
+
+    /// The element offset of (row r, col c) of batch z.
+    pub fn index(&self, z: usize, r: usize, c: usize) -> usize {
+        self.offset
+            + z * self.batch_stride
+            + (r / self.row_group) * self.group_stride
+            + (r % self.row_group) * self.row_stride
+            + (c / self.col_group) * self.col_group_stride
+            + (c % self.col_group) * self.col_stride
+    }
+
+    /// Elements a buffer must hold for `batch` rows×cols matrices through this view: one past the
+    /// last element it addresses (0 for an empty matrix). Offsets grow with z, r and c, so the last
+    /// one is at the last corner.
+    pub fn span(&self, rows: usize, cols: usize, batch: usize) -> usize {
+        if rows == 0 || cols == 0 || batch == 0 {
+            return 0;
+        }
+        self.index(batch - 1, rows - 1, cols - 1) + 1
+    }
+}
+
+/// `batch` row-major rows×cols matrices rewritten in the panel layout of `MatrixView::panels`.
+pub fn pack_panels(data: &[f32], batch: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let view = MatrixView::panels(rows, cols);
+    let mut out = vec![0.0; data.len()];
+    for z in 0..batch {
+        for r in 0..rows {
+            for c in 0..cols {
+                out[view.index(z, r, c)] = data[(z * rows + r) * cols + c];
+            }
+        }
+    }
+    out
 }
 
 /// The nonlinearity applied after the bias.
@@ -181,7 +299,8 @@ pub struct Matmul {
 
 kernel_params! {
     /// The uniform of every GEMM kernel (`gemm_common.wgsl`): sizes, the three views' strides (bs
-    /// batch, rg row group, gs group, rs row, cs column) and offsets, flags and the tile grid.
+    /// batch, rg row group, gs group, rs row, cs column, cg/cgs B's column group and its stride) and
+    /// offsets, flags and the tile grid.
     pub struct GemmParams {
         m: u32,
         n: u32,
@@ -195,6 +314,8 @@ kernel_params! {
         b_bs: u32,
         b_rs: u32,
         b_cs: u32,
+        b_cg: u32,
+        b_cgs: u32,
         c_bs: u32,
         c_rg: u32,
         c_gs: u32,
@@ -248,13 +369,15 @@ impl Matmul {
     /// Whether B can be read as vec4: unit column stride, everything else a multiple of 4.
     pub fn vec4_b(&self) -> bool {
         let b = &self.b;
-        b.col_stride == 1 && [self.n, b.row_stride, b.batch_stride, b.offset].iter().all(|v| v.is_multiple_of(4))
+        b.col_stride == 1
+            && [self.n, b.row_stride, b.batch_stride, b.offset, b.col_group_stride].iter().all(|v| v.is_multiple_of(4))
+            && (b.col_group == ONE_GROUP || b.col_group.is_multiple_of(4))
     }
 
     /// Binds the operands to the fastest kernel that can run this GEMM; `bias` must be given exactly
     /// when `bias_batch_stride` is.
     pub fn op(&self, ctx: &GpuContext, a: &wgpu::Buffer, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, c: &wgpu::Buffer) -> Result<Op> {
-        self.op_with(GemmKernel::choose(self), ctx, a, b, bias, c)
+        self.op_with(GemmKernel::choose(self, ctx.kernels_for()), ctx, a, b, bias, c)
     }
 
     /// As `op`, with the kernel chosen by the caller.
@@ -270,7 +393,16 @@ impl Matmul {
         if self.normalize_rows && !matches!(kernel, GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16) {
             return Err(Error::Internal(format!("row normalisation is fused into the vec4 GEMM only, not {kernel:?}")));
         }
-        if self.b_f16 != (kernel == GemmKernel::Vec4F16) {
+        if self.a.col_group != ONE_GROUP || self.c.col_group != ONE_GROUP {
+            return Err(Error::Internal("only B may be stored in column panels".into()));
+        }
+        if kernel.reads_vec4() && !self.vec4_b() {
+            return Err(Error::Internal(format!("the {kernel:?} GEMM reads B as vec4, which this B's layout does not allow")));
+        }
+        if matches!(kernel, GemmKernel::SplitK | GemmKernel::SplitKF16) && self.m > SPLITK_MAX_ROWS {
+            return Err(Error::Internal(format!("the split-K GEMM runs up to {SPLITK_MAX_ROWS} rows, not {}", self.m)));
+        }
+        if self.b_f16 != matches!(kernel, GemmKernel::Vec4F16 | GemmKernel::SplitKF16) {
             let b = if self.b_f16 { "f16" } else { "f32" };
             return Err(Error::Internal(format!("a GEMM with B stored as {b} cannot run on the {kernel:?} kernel")));
         }
@@ -301,9 +433,9 @@ impl Matmul {
             }
             | (u32::from(self.accumulate) << 3)
             | (u32::from(self.normalize_rows) << 4)
-            | (vec4_groups_log2(self.n) << 8)
+            | (kernel.column_groups_log2(self.n) << 8)
             | (u32::from(kernel == GemmKernel::Vec4Blocked) << 12);
-        let (tm, tn) = kernel.tile(self.n);
+        let (tm, tn) = kernel.tile(self.m, self.n);
         let tiles_m = self.m.div_ceil(tm);
         let tiles_n = self.n.div_ceil(tn);
         let params = GemmParams {
@@ -319,6 +451,8 @@ impl Matmul {
             b_bs: u32_of(self.b.batch_stride, "B batch stride")?,
             b_rs: u32_of(self.b.row_stride, "B row stride")?,
             b_cs: u32_of(self.b.col_stride, "B column stride")?,
+            b_cg: u32_of(self.b.col_group, "B column group")?,
+            b_cgs: u32_of(self.b.col_group_stride, "B column group stride")?,
             c_bs: u32_of(self.c.batch_stride, "C batch stride")?,
             c_rg: u32_of(self.c.row_group, "C row group")?,
             c_gs: u32_of(self.c.group_stride, "C group stride")?,
@@ -338,11 +472,10 @@ impl Matmul {
         if kernel == GemmKernel::Naive {
             workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
         }
-        match kernel {
-            GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 => {
-                Op::with_bindings(ctx, kernel.kernel(), &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
-            }
-            _ => Op::new(ctx, kernel.kernel(), &params, &[a, b, bias, c], workgroups),
+        if kernel.reads_vec4() {
+            Op::with_bindings(ctx, kernel.kernel(self.m), &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
+        } else {
+            Op::new(ctx, kernel.kernel(self.m), &params, &[a, b, bias, c], workgroups)
         }
     }
 }

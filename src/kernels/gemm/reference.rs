@@ -1,7 +1,7 @@
 //! The GEMM engine in f64: plain loops over a `Matmul`'s views, and the dense products and GELU the
 //! f64 layers are written with.
 
-use super::{Activation, Matmul, MatrixView};
+use super::{Activation, Matmul, MatrixView, SUM_CHUNK};
 use crate::config::Gelu;
 use crate::kernels::l2_normalize::reference::NORM_EPS;
 
@@ -9,9 +9,7 @@ use crate::kernels::l2_normalize::reference::NORM_EPS;
 /// `mm.normalize_rows`, else A), into a zeroed `c_len`-long C (elements its view does not cover stay
 /// 0); with `mm.accumulate`, onto zeros as well.
 pub fn gemm(mm: &Matmul, a: &[f32], b: &[f32], bias: Option<&[f32]>, c_len: usize) -> Vec<f64> {
-    let at = |v: &MatrixView, z: usize, row: usize, col: usize| {
-        v.offset + z * v.batch_stride + (row / v.row_group) * v.group_stride + (row % v.row_group) * v.row_stride + col * v.col_stride
-    };
+    let at = |v: &MatrixView, z: usize, row: usize, col: usize| v.index(z, row, col);
     let mut c = vec![0.0; c_len];
     for z in 0..mm.batch {
         for i in 0..mm.m {
@@ -28,6 +26,30 @@ pub fn gemm(mm: &Matmul, a: &[f32], b: &[f32], bias: Option<&[f32]>, c_len: usiz
                     v = gelu(v, g);
                 }
                 c[at(&mm.c, z, i, j)] = v;
+            }
+        }
+    }
+    c
+}
+
+/// C = A·B in f32 exactly as the GPU kernels sum it (the canonical order of gemm_common.wgsl: fused
+/// multiply-adds k-ascending within chunks of `SUM_CHUNK`, chunk sums added in order onto 0): the bits
+/// every kernel must give for a plain GEMM (alpha 1, no bias, activation or flags), into a zeroed
+/// `c_len`-long C. WGSL lets `fma` round once or twice: `fused` picks which (lavapipe rounds twice).
+pub fn gemm_canonical_f32(mm: &Matmul, a: &[f32], b: &[f32], c_len: usize, fused: bool) -> Vec<f32> {
+    let fma = |x: f32, y: f32, acc: f32| if fused { x.mul_add(y, acc) } else { x * y + acc };
+    let at = |v: &MatrixView, z: usize, row: usize, col: usize| v.index(z, row, col);
+    let mut c = vec![0.0f32; c_len];
+    for z in 0..mm.batch {
+        for i in 0..mm.m {
+            for j in 0..mm.n {
+                let mut total = 0.0f32;
+                for k0 in (0..mm.k).step_by(SUM_CHUNK) {
+                    let chunk =
+                        (k0..(k0 + SUM_CHUNK).min(mm.k)).fold(0.0f32, |acc, t| fma(a[at(&mm.a, z, i, t)], b[at(&mm.b, z, t, j)], acc));
+                    total += chunk;
+                }
+                c[at(&mm.c, z, i, j)] = total;
             }
         }
     }

@@ -1,11 +1,11 @@
 //! The GEMM kernels against the f64 `gemm` reference over plain, transposed and grouped views, at
 //! shapes that do and do not divide the tiles, and against each other bit for bit.
 
-use super::reference::gemm;
-use super::{Activation, GemmKernel, Matmul, MatrixView};
+use super::reference::{gemm, gemm_canonical_f32};
+use super::{Activation, GemmKernel, Matmul, MatrixView, SPLITK_MAX_ROWS};
 use crate::config::Gelu;
 use crate::random::Rng;
-use crate::testing::{assert_bits, assert_close, f32_tol, run_and_read, shared_context, upload};
+use crate::testing::{assert_bits, assert_close, f32_tol, run_and_read, shared_context, upload, upload_f16};
 
 /// C = A·B through the given view of A, no bias, no activation.
 fn plain(m: usize, n: usize, k: usize, batch: usize, a: MatrixView) -> Matmul {
@@ -16,7 +16,8 @@ fn plain(m: usize, n: usize, k: usize, batch: usize, a: MatrixView) -> Matmul {
 fn views_activations_and_bias_match_the_reference() {
     let mut rng = Rng::new(3);
     let c = shared_context();
-    let shapes = [(1, 1, 1, 1), (63, 65, 17, 2), (64, 64, 64, 1), (129, 3, 70, 3), (5, 130, 1, 2), (2, 7, 200, 4)];
+    let shapes =
+        [(1, 1, 1, 1), (63, 65, 17, 2), (64, 64, 64, 1), (129, 3, 70, 3), (5, 130, 1, 2), (2, 7, 200, 4), (3, 132, 45, 2), (13, 8, 70, 1)];
     for (i, &(m, n, k, batch)) in shapes.iter().enumerate() {
         // Row-major, transposed, and m rows in groups of 3 rows, each group 5 rows apart (the
         // expert-slot layout).
@@ -49,16 +50,29 @@ fn every_kernel_gives_the_same_bits() {
     let c = shared_context();
     // n a multiple of 4 everywhere, so the vec4 kernel can run every case.
     // m = 1 and m = 9 leave one row in a tile: the vec4 kernel's single-row path, k odd and even.
-    for (m, n, k) in
-        [(1, 4, 1), (1, 260, 67), (1, 8, 384), (3, 68, 33), (16, 64, 100), (40, 8, 17), (130, 132, 65), (9, 260, 7), (9, 4, 130)]
-    {
+    for (m, n, k) in [
+        (1, 4, 1),
+        (1, 260, 67),
+        (1, 8, 384),
+        (2, 132, 300),
+        (3, 68, 33),
+        (16, 64, 100),
+        (40, 8, 17),
+        (130, 132, 65),
+        (9, 260, 7),
+        (9, 4, 130),
+    ] {
         let mm = Matmul {
             bias_batch_stride: Some(n),
             activation: Activation::Gelu(Gelu::Tanh),
             ..plain(m, n, k, 2, MatrixView::row_major(m, k))
         };
         let (a, b, bias) = (upload(&c, &rng.vec(2 * m * k, 1.0)), upload(&c, &rng.vec(2 * k * n, 1.0)), upload(&c, &rng.vec(2 * n, 1.0)));
-        let outs: Vec<Vec<f64>> = [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::Vec4Blocked]
+        let mut kernels = vec![GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::Vec4Blocked];
+        if m <= SPLITK_MAX_ROWS {
+            kernels.push(GemmKernel::SplitK);
+        }
+        let outs: Vec<Vec<f64>> = kernels
             .iter()
             .map(|&g| {
                 let out = upload(&c, &vec![0.0; 2 * m * n]);
@@ -66,11 +80,59 @@ fn every_kernel_gives_the_same_bits() {
                 run_and_read(&c, &[&op], &out, 2 * m * n)
             })
             .collect();
-        assert_bits(&format!("{m}x{n}x{k}: tiled vs skinny"), &outs[0], &outs[1]);
-        assert_bits(&format!("{m}x{n}x{k}: tiled vs naive"), &outs[0], &outs[2]);
-        assert_bits(&format!("{m}x{n}x{k}: tiled vs vec4"), &outs[0], &outs[3]);
-        assert_bits(&format!("{m}x{n}x{k}: tiled vs vec4 without the single-row path"), &outs[0], &outs[4]);
+        for (g, out) in kernels.iter().zip(&outs).skip(1) {
+            assert_bits(&format!("{m}x{n}x{k}: Tiled vs {g:?}"), &outs[0], out);
+        }
     }
+}
+
+#[test]
+fn every_kernel_sums_in_the_canonical_order() {
+    // Bit for bit against the f32 CPU sum in the canonical order (fused multiply-adds within chunks
+    // of SUM_CHUNK, chunks added in order), so the order is a fact, not only an agreement between
+    // kernels. K below, at and across chunk boundaries; rows that do and do not fill a tile.
+    let mut rng = Rng::new(11);
+    let c = shared_context();
+    for (m, n, k, batch) in
+        [(1, 4, 31, 1), (1, 132, 64, 2), (3, 8, 65, 1), (4, 260, 100, 2), (7, 12, 1536, 1), (13, 4, 97, 3), (70, 68, 33, 1)]
+    {
+        let mm = plain(m, n, k, batch, MatrixView::row_major(m, k));
+        let (a, b) = (rng.vec(batch * m * k, 1.0), rng.vec(batch * k * n, 1.0));
+        // WGSL's fma may round once or twice; the adapter's choice is one of these two.
+        let [fused, unfused] =
+            [true, false].map(|f| gemm_canonical_f32(&mm, &a, &b, batch * m * n, f).into_iter().map(f64::from).collect::<Vec<_>>());
+        assert_ne!(fused, unfused, "{m}x{n}x{k}: the case cannot tell a fused fma from an unfused one");
+        let (ab, bb) = (upload(&c, &a), upload(&c, &b));
+        for g in [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::Vec4Blocked, GemmKernel::SplitK] {
+            if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
+                continue;
+            }
+            let out = upload(&c, &vec![0.0; batch * m * n]);
+            let got = run_and_read(&c, &[&mm.op_with(g, &c, &ab, &bb, None, &out).unwrap()], &out, batch * m * n);
+            let (want, kind) = if got == fused { (&fused, "fused") } else { (&unfused, "unfused") };
+            assert_bits(&format!("{m}x{n}x{k} batch {batch}: {g:?} vs the canonical f32 sum ({kind} fma)"), want, &got);
+        }
+    }
+}
+
+#[test]
+fn split_k_is_chosen_for_few_rows_and_refuses_what_it_cannot_run() {
+    use wgpu::DeviceType::{Cpu, DiscreteGpu, IntegratedGpu};
+    let few = Matmul::new(SPLITK_MAX_ROWS, 64, 40);
+    assert_eq!(GemmKernel::choose(&few, DiscreteGpu), GemmKernel::SplitK);
+    assert_eq!(GemmKernel::choose(&few, IntegratedGpu), GemmKernel::SplitK);
+    assert_eq!(GemmKernel::choose(&Matmul { b_f16: true, ..few }, DiscreteGpu), GemmKernel::SplitKF16);
+    // A CPU adapter keeps the barrier-free vec4 kernel.
+    assert_eq!(GemmKernel::choose(&few, Cpu), GemmKernel::Vec4);
+    assert_eq!(GemmKernel::choose(&Matmul::new(SPLITK_MAX_ROWS + 1, 64, 40), DiscreteGpu), GemmKernel::Vec4);
+    // n not a multiple of 4: no vec4 reads, so the skinny kernel.
+    assert_eq!(GemmKernel::choose(&Matmul::new(2, 63, 40), DiscreteGpu), GemmKernel::Skinny);
+    let c = shared_context();
+    let (a, b, out) = (upload(&c, &[0.0; 17 * 40]), upload(&c, &[0.0; 40 * 64]), upload(&c, &[0.0; 17 * 64]));
+    let err = Matmul::new(17, 64, 40).op_with(GemmKernel::SplitK, &c, &a, &b, None, &out).err().expect("17 rows").to_string();
+    assert!(err.contains("up to 16 rows"), "{err}");
+    let err = Matmul::new(2, 63, 40).op_with(GemmKernel::SplitK, &c, &a, &b, None, &out).err().expect("n = 63").to_string();
+    assert!(err.contains("vec4"), "{err}");
 }
 
 #[test]
@@ -106,4 +168,76 @@ fn a_view_past_its_buffer_is_refused_naming_the_operand() {
     let err = mm.op(&c, &a, &b, None, &b).err().expect("C too short").to_string();
     assert!(err.contains("C needs 128 bytes"), "{err}");
     assert!(mm.op(&c, &a, &b, None, &out).is_ok());
+}
+
+#[test]
+fn host_constants_match_the_wgsl() {
+    let source = super::SPLITK_KERNELS[0].source;
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{}", e.emit_to_string(source)));
+    let value = |name: &str| {
+        let (_, c) = module.constants.iter().find(|(_, c)| c.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no const {name}"));
+        match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v as usize,
+            ref e => panic!("{name} is {e:?}, not a u32 literal"),
+        }
+    };
+    assert_eq!(value("KC"), super::SUM_CHUNK, "KC in gemm_common.wgsl and SUM_CHUNK");
+    assert_eq!(value("SPLIT_WG"), super::SPLITK_WORKGROUP, "SPLIT_WG in gemm_splitk.wgsl and SPLITK_WORKGROUP");
+    assert_eq!(value("ROWS"), 1);
+}
+
+#[test]
+fn both_f16_kernels_give_the_same_bits() {
+    let c = shared_context();
+    if !c.features.contains(wgpu::Features::SHADER_F16) {
+        eprintln!("no shader-f16 on this adapter: nothing to compare");
+        return;
+    }
+    let mut rng = Rng::new(13);
+    for (m, n, k) in [(1, 8, 70), (3, 132, 64), (16, 4, 33)] {
+        let mm = Matmul { b_f16: true, bias_batch_stride: Some(n), ..plain(m, n, k, 2, MatrixView::row_major(m, k)) };
+        let (a, b, bias) =
+            (upload(&c, &rng.vec(2 * m * k, 1.0)), upload_f16(&c, &rng.vec(2 * k * n, 1.0)), upload(&c, &rng.vec(2 * n, 1.0)));
+        let outs: Vec<Vec<f64>> = [GemmKernel::Vec4F16, GemmKernel::SplitKF16]
+            .iter()
+            .map(|&g| {
+                let out = upload(&c, &vec![0.0; 2 * m * n]);
+                run_and_read(&c, &[&mm.op_with(g, &c, &a, &b, Some(&bias), &out).unwrap()], &out, 2 * m * n)
+            })
+            .collect();
+        assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs SplitKF16"), &outs[0], &outs[1]);
+    }
+}
+
+#[test]
+fn panel_stored_b_gives_the_bits_of_row_major_b() {
+    // The expert kernels' panel layout is a change of storage only: every kernel, every bit.
+    let mut rng = Rng::new(17);
+    let c = shared_context();
+    for (m, n, k, batch) in [(1, 32, 7, 3), (2, 96, 65, 2), (9, 64, 40, 1), (70, 32, 33, 2)] {
+        let plain_mm = Matmul {
+            bias_batch_stride: Some(n),
+            activation: Activation::Gelu(Gelu::Erf),
+            ..plain(m, n, k, batch, MatrixView::row_major(m, k))
+        };
+        let panel_mm = Matmul { b: MatrixView::panels(k, n), ..plain_mm };
+        assert_eq!(panel_mm.spans()[1], batch * k * n, "panels hold exactly the matrix");
+        let (a, b, bias) = (rng.vec(batch * m * k, 1.0), rng.vec(batch * k * n, 1.0), rng.vec(batch * n, 1.0));
+        let packed = super::pack_panels(&b, batch, k, n);
+        // One panel is the row-major matrix itself; more are a real reordering.
+        assert_eq!(packed == b, n == super::PANEL, "{m}x{n}x{k}: packing");
+        let (ab, bb, pb, biasb) = (upload(&c, &a), upload(&c, &b), upload(&c, &packed), upload(&c, &bias));
+        let want = gemm(&plain_mm, &a, &b, Some(&bias), batch * m * n);
+        assert_close(&format!("{m}x{n}x{k} panels, f64"), &gemm(&panel_mm, &a, &packed, Some(&bias), batch * m * n), &want, 1e-12);
+        for g in [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::SplitK] {
+            if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
+                continue;
+            }
+            let run = |mm: &Matmul, b: &wgpu::Buffer| {
+                let out = upload(&c, &vec![0.0; batch * m * n]);
+                run_and_read(&c, &[&mm.op_with(g, &c, &ab, b, Some(&biasb), &out).unwrap()], &out, batch * m * n)
+            };
+            assert_bits(&format!("{m}x{n}x{k} batch {batch}: {g:?} on panels vs row-major"), &run(&plain_mm, &bb), &run(&panel_mm, &pb));
+        }
+    }
 }
