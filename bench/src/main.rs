@@ -166,9 +166,16 @@ fn time_gemm_case(
     let mut naive = None;
     // Vec4Blocked: the vec4 kernel as it was before its single-row path, kept as a baseline row.
     // Only the vec4 kernels fuse the router's row normalisation.
-    let vec4 = |k: GemmKernel| matches!(k, GemmKernel::Vec4 | GemmKernel::Vec4Blocked);
-    for kernel in [GemmKernel::Naive, GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Vec4Blocked, GemmKernel::Vec4, GemmKernel::SplitK]
-    {
+    let vec4 = |k: GemmKernel| k.normalizes_rows();
+    for kernel in [
+        GemmKernel::Naive,
+        GemmKernel::Tiled,
+        GemmKernel::Skinny,
+        GemmKernel::Vec4Blocked,
+        GemmKernel::Vec4,
+        GemmKernel::SplitK,
+        GemmKernel::TiledVec4,
+    ] {
         // Only a lone last row (m ≡ 1 mod 8) tells Vec4Blocked from Vec4.
         if kernel == GemmKernel::Vec4Blocked && mms[0].m % 8 != 1 {
             continue;

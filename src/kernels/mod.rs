@@ -46,6 +46,8 @@ pub const KERNELS: &[Kernel] = &[
     gemm::NAIVE_KERNEL,
     gemm::VEC4_KERNEL,
     gemm::VEC4_F16_KERNEL,
+    gemm::TILED_VEC4_KERNEL,
+    gemm::TILED_VEC4_F16_KERNEL,
     gemm::SPLITK_KERNELS[0],
     gemm::SPLITK_KERNELS[1],
     gemm::SPLITK_KERNELS[2],

@@ -57,8 +57,7 @@ fn the_kernels_a_gpu_gets_give_the_same_bits_as_a_cpu_adapters() {
     // A real GPU runs few-row expert GEMMs on the split-K kernel, a CPU adapter on the vec4 kernel
     // (GemmKernel::choose). Both follow the one summation order, so an example's bits depend on
     // neither the batch nor the adapter type the kernels were chosen for.
-    let opts = softmoe::GpuOptions { kernels_for: Some(wgpu::DeviceType::DiscreteGpu), ..Default::default() };
-    let as_gpu = pollster::block_on(softmoe::GpuContext::with_options(opts)).unwrap();
+    let as_gpu = gpu_kernels_context();
     let (m, d) = (29, 64);
     let mut rng = Rng::new(81);
     let w = random_layer(&mut rng, d, 8, 2, 96, 6.0, Gelu::Tanh, true);
@@ -73,5 +72,33 @@ fn the_kernels_a_gpu_gets_give_the_same_bits_as_a_cpu_adapters() {
         let (g, c) = (gpu_forward(&on_gpu_kernels, &alone), gpu_forward(&on_cpu_kernels, &alone));
         assert_bits(&format!("example {i}: GPU kernels alone vs in the batch"), &g.y, &all.y[i * m * d..(i + 1) * m * d]);
         assert_bits(&format!("example {i}: GPU kernels vs CPU-adapter kernels"), &g.y, &c.y);
+    }
+}
+
+/// A second device on the same adapter that chooses its kernels as a discrete GPU would.
+fn gpu_kernels_context() -> std::sync::Arc<softmoe::GpuContext> {
+    let opts = softmoe::GpuOptions { kernels_for: Some(wgpu::DeviceType::DiscreteGpu), ..Default::default() };
+    pollster::block_on(softmoe::GpuContext::with_options(opts)).unwrap()
+}
+
+#[test]
+fn a_vit_gives_the_same_bits_with_the_kernels_of_either_adapter_type() {
+    // Batch 1 puts the experts on the split-K kernel and batch 40 the tokens on the tiled vec4 one
+    // (on a GPU); a CPU adapter runs the vec4 kernel throughout. Same bits everywhere.
+    let c = crate::common::vit_config(28, 1, 4, 32, 4, 4, &[2, 3], 4, 2);
+    let mut rng = Rng::new(301);
+    let w = softmoe::random::random_vit(&mut rng, &c);
+    let as_gpu = pollster::block_on(softmoe::model::Vit::new(gpu_kernels_context(), &w)).unwrap();
+    let as_cpu = pollster::block_on(softmoe::model::Vit::new(ctx(), &w)).unwrap();
+    let per = 28 * 28;
+    let data: Vec<f32> = rng.vec(40 * per, 0.5).into_iter().map(|v| v + 0.5).collect();
+    let batch = Tensor::new(vec![40, 28, 28, 1], data).unwrap();
+    let all = pollster::block_on(as_gpu.classify(&batch)).unwrap();
+    assert_eq!(all.logits.data, pollster::block_on(as_cpu.classify(&batch)).unwrap().logits.data, "batch of 40");
+    for i in [0, 39] {
+        let one = Tensor::new(vec![1, 28, 28, 1], batch.data[i * per..(i + 1) * per].to_vec()).unwrap();
+        let alone = pollster::block_on(as_gpu.classify(&one)).unwrap();
+        assert_eq!(alone.logits.data, all.logits.data[i * 10..(i + 1) * 10], "image {i} alone vs in the batch (GPU kernels)");
+        assert_eq!(alone.logits.data, pollster::block_on(as_cpu.classify(&one)).unwrap().logits.data, "image {i}: GPU vs CPU kernels");
     }
 }

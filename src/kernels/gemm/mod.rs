@@ -1,6 +1,8 @@
 //! The GEMM kernels: C = act(alpha·A·B + bias) over strided, batched views.
-//! Where B's layout allows vec4 reads: `gemm_splitk.wgsl` (K split over a 256-invocation workgroup)
-//! for up to `SPLITK_MAX_ROWS` rows, `gemm_vec4.wgsl` (8×4 per invocation) for more; otherwise
+//! Where B's layout allows vec4 reads: on GPUs `gemm_splitk.wgsl` (K split over a 256-invocation
+//! workgroup) for up to `SPLITK_MAX_ROWS` rows and `gemm_tiled_vec4.wgsl` (64×64 tiles through
+//! workgroup memory) from `TILED_VEC4_MIN_ROWS` on, `gemm_vec4.wgsl` (8×4 per invocation, no
+//! workgroup memory) between them and for every row count on CPU adapters; otherwise
 //! `gemm_tiled.wgsl` (64×64 tiles) for many rows and `gemm_skinny.wgsl` (4×64) for few;
 //! `gemm_naive.wgsl` is the baseline. All sit behind `gemm_common.wgsl` and sum in its canonical
 //! order (`SUM_CHUNK`), so they agree bit for bit.
@@ -26,6 +28,19 @@ pub const VEC4_KERNEL: Kernel =
 /// The vec4 GEMM with B stored as f16 (needs the `shader-f16` feature).
 pub const VEC4_F16_KERNEL: Kernel =
     Kernel::new::<GemmParams>("gemm_vec4_f16", wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4.wgsl"));
+
+/// The workgroup-memory tiled vec4 GEMM (GPUs, many rows).
+pub const TILED_VEC4_KERNEL: Kernel =
+    Kernel::new::<GemmParams>("gemm_tiled_vec4", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_tiled_vec4.wgsl"));
+
+/// The tiled vec4 GEMM with B stored as f16.
+pub const TILED_VEC4_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_tiled_vec4_f16",
+    wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_tiled_vec4.wgsl"),
+);
+
+/// Row counts from this on go to the tiled vec4 kernel on GPUs, where a 64-row tile is full enough.
+pub const TILED_VEC4_MIN_ROWS: usize = 64;
 
 /// The split-K kernel with `ROWS` rows per workgroup (1, 2 or 4), B as f32 and as f16.
 macro_rules! splitk_kernel {
@@ -92,6 +107,11 @@ pub enum GemmKernel {
     SplitK,
     /// The split-K kernel with B stored as f16.
     SplitKF16,
+    /// 64×64 tiles through workgroup memory, B read as vec4, K staged one 32-k chunk at a time:
+    /// many rows on GPUs (needs a vec4-aligned B).
+    TiledVec4,
+    /// The tiled vec4 kernel with B stored as f16.
+    TiledVec4F16,
 }
 
 impl GemmKernel {
@@ -109,21 +129,21 @@ impl GemmKernel {
     /// (lavapipe, SwiftShader), where latency hiding is free and barriers are dear, keeps the vec4
     /// kernel's barrier-free single-row path (docs/ARCHITECTURE.md, "Choosing a GEMM kernel").
     pub fn choose(mm: &Matmul, device: wgpu::DeviceType) -> Self {
-        let few_rows = mm.m <= SPLITK_MAX_ROWS && device != wgpu::DeviceType::Cpu;
+        let gpu = device != wgpu::DeviceType::Cpu;
+        let few_rows = gpu && mm.m <= SPLITK_MAX_ROWS && !mm.normalize_rows;
+        let many_rows = gpu && mm.m >= TILED_VEC4_MIN_ROWS;
         if mm.b_f16 {
-            if few_rows {
-                GemmKernel::SplitKF16
-            } else {
-                GemmKernel::Vec4F16
-            }
-        } else if mm.vec4_b() && !mm.normalize_rows {
-            if few_rows {
-                GemmKernel::SplitK
-            } else {
-                GemmKernel::Vec4
+            match (few_rows, many_rows) {
+                (true, _) => GemmKernel::SplitKF16,
+                (_, true) => GemmKernel::TiledVec4F16,
+                _ => GemmKernel::Vec4F16,
             }
         } else if mm.vec4_b() {
-            GemmKernel::Vec4
+            match (few_rows, many_rows) {
+                (true, _) => GemmKernel::SplitK,
+                (_, true) => GemmKernel::TiledVec4,
+                _ => GemmKernel::Vec4,
+            }
         } else {
             GemmKernel::for_rows(mm.m)
         }
@@ -141,18 +161,25 @@ impl GemmKernel {
             GemmKernel::Vec4F16 => &VEC4_F16_KERNEL,
             GemmKernel::SplitK => &SPLITK_KERNELS[rows(m)],
             GemmKernel::SplitKF16 => &SPLITK_F16_KERNELS[rows(m)],
+            GemmKernel::TiledVec4 => &TILED_VEC4_KERNEL,
+            GemmKernel::TiledVec4F16 => &TILED_VEC4_F16_KERNEL,
         }
     }
 
     /// Whether the kernel reads B as vec4 (binding 5, vec4-aligned B).
     pub fn reads_vec4(self) -> bool {
-        matches!(self, GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 | GemmKernel::SplitK | GemmKernel::SplitKF16)
+        !matches!(self, GemmKernel::Tiled | GemmKernel::Skinny | GemmKernel::Naive)
+    }
+
+    /// Whether the kernel can fuse the router's row normalisation (`Matmul::normalize_rows`).
+    pub fn normalizes_rows(self) -> bool {
+        matches!(self, GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 | GemmKernel::TiledVec4 | GemmKernel::TiledVec4F16)
     }
 
     /// Output tile (rows, columns) of one workgroup for an m×n output.
     pub fn tile(self, m: usize, n: usize) -> (usize, usize) {
         match self {
-            GemmKernel::Tiled => (64, 64),
+            GemmKernel::Tiled | GemmKernel::TiledVec4 | GemmKernel::TiledVec4F16 => (64, 64),
             GemmKernel::Skinny => (4, WORKGROUP_SIZE as usize),
             GemmKernel::Naive => (1, 1),
             GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 => {
@@ -390,8 +417,8 @@ impl Matmul {
         bias: Option<&wgpu::Buffer>,
         c: &wgpu::Buffer,
     ) -> Result<Op> {
-        if self.normalize_rows && !matches!(kernel, GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16) {
-            return Err(Error::Internal(format!("row normalisation is fused into the vec4 GEMM only, not {kernel:?}")));
+        if self.normalize_rows && !kernel.normalizes_rows() {
+            return Err(Error::Internal(format!("row normalisation is fused into the vec4 GEMMs only, not {kernel:?}")));
         }
         if self.a.col_group != ONE_GROUP || self.c.col_group != ONE_GROUP {
             return Err(Error::Internal("only B may be stored in column panels".into()));
@@ -402,7 +429,7 @@ impl Matmul {
         if matches!(kernel, GemmKernel::SplitK | GemmKernel::SplitKF16) && self.m > SPLITK_MAX_ROWS {
             return Err(Error::Internal(format!("the split-K GEMM runs up to {SPLITK_MAX_ROWS} rows, not {}", self.m)));
         }
-        if self.b_f16 != matches!(kernel, GemmKernel::Vec4F16 | GemmKernel::SplitKF16) {
+        if self.b_f16 != matches!(kernel, GemmKernel::Vec4F16 | GemmKernel::SplitKF16 | GemmKernel::TiledVec4F16) {
             let b = if self.b_f16 { "f16" } else { "f32" };
             return Err(Error::Internal(format!("a GEMM with B stored as {b} cannot run on the {kernel:?} kernel")));
         }

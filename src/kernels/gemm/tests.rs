@@ -68,7 +68,14 @@ fn every_kernel_gives_the_same_bits() {
             ..plain(m, n, k, 2, MatrixView::row_major(m, k))
         };
         let (a, b, bias) = (upload(&c, &rng.vec(2 * m * k, 1.0)), upload(&c, &rng.vec(2 * k * n, 1.0)), upload(&c, &rng.vec(2 * n, 1.0)));
-        let mut kernels = vec![GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::Vec4Blocked];
+        let mut kernels = vec![
+            GemmKernel::Tiled,
+            GemmKernel::Skinny,
+            GemmKernel::Naive,
+            GemmKernel::Vec4,
+            GemmKernel::Vec4Blocked,
+            GemmKernel::TiledVec4,
+        ];
         if m <= SPLITK_MAX_ROWS {
             kernels.push(GemmKernel::SplitK);
         }
@@ -103,7 +110,15 @@ fn every_kernel_sums_in_the_canonical_order() {
             [true, false].map(|f| gemm_canonical_f32(&mm, &a, &b, batch * m * n, f).into_iter().map(f64::from).collect::<Vec<_>>());
         assert_ne!(fused, unfused, "{m}x{n}x{k}: the case cannot tell a fused fma from an unfused one");
         let (ab, bb) = (upload(&c, &a), upload(&c, &b));
-        for g in [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::Vec4Blocked, GemmKernel::SplitK] {
+        for g in [
+            GemmKernel::Tiled,
+            GemmKernel::Skinny,
+            GemmKernel::Naive,
+            GemmKernel::Vec4,
+            GemmKernel::Vec4Blocked,
+            GemmKernel::SplitK,
+            GemmKernel::TiledVec4,
+        ] {
             if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
                 continue;
             }
@@ -125,6 +140,9 @@ fn split_k_is_chosen_for_few_rows_and_refuses_what_it_cannot_run() {
     // A CPU adapter keeps the barrier-free vec4 kernel.
     assert_eq!(GemmKernel::choose(&few, Cpu), GemmKernel::Vec4);
     assert_eq!(GemmKernel::choose(&Matmul::new(SPLITK_MAX_ROWS + 1, 64, 40), DiscreteGpu), GemmKernel::Vec4);
+    assert_eq!(GemmKernel::choose(&Matmul::new(64, 64, 40), DiscreteGpu), GemmKernel::TiledVec4);
+    assert_eq!(GemmKernel::choose(&Matmul::new(64, 64, 40), Cpu), GemmKernel::Vec4);
+    assert_eq!(GemmKernel::choose(&Matmul { normalize_rows: true, ..Matmul::new(2, 64, 40) }, DiscreteGpu), GemmKernel::Vec4);
     // n not a multiple of 4: no vec4 reads, so the skinny kernel.
     assert_eq!(GemmKernel::choose(&Matmul::new(2, 63, 40), DiscreteGpu), GemmKernel::Skinny);
     let c = shared_context();
@@ -150,6 +168,10 @@ fn fused_row_normalisation_matches_the_reference() {
         let want = gemm(&mm, &x, &mu, None, rows * s);
         // Unit rows times O(1) columns, times 2.5: |L| ≤ 2.5·√d; the norm adds a length-d sum.
         assert_close(&format!("normalised rows {rows}x{d}x{s}"), &got, &want, f32_tol(d, 2.5 * (d as f64).sqrt()) * 3.0);
+        // The tiled vec4 kernel fuses it too, summing the squares in the same order.
+        let tb = upload(&c, &vec![0.0; rows * s]);
+        let tiled = run_and_read(&c, &[&mm.op_with(GemmKernel::TiledVec4, &c, &xb, &mub, None, &tb).unwrap()], &tb, rows * s);
+        assert_bits(&format!("normalised rows {rows}x{d}x{s}: TiledVec4 vs Vec4"), &got, &tiled);
         let err = mm.op_with(GemmKernel::Tiled, &c, &xb, &mub, None, &lb).err().expect("tiled cannot normalise").to_string();
         assert!(err.contains("vec4"), "{err}");
     }
@@ -187,25 +209,26 @@ fn host_constants_match_the_wgsl() {
 }
 
 #[test]
-fn both_f16_kernels_give_the_same_bits() {
+fn the_f16_kernels_give_the_same_bits() {
     let c = shared_context();
     if !c.features.contains(wgpu::Features::SHADER_F16) {
         eprintln!("no shader-f16 on this adapter: nothing to compare");
         return;
     }
     let mut rng = Rng::new(13);
-    for (m, n, k) in [(1, 8, 70), (3, 132, 64), (16, 4, 33)] {
+    for (m, n, k) in [(1, 8, 70), (3, 132, 64), (16, 4, 33), (70, 68, 100)] {
         let mm = Matmul { b_f16: true, bias_batch_stride: Some(n), ..plain(m, n, k, 2, MatrixView::row_major(m, k)) };
         let (a, b, bias) =
             (upload(&c, &rng.vec(2 * m * k, 1.0)), upload_f16(&c, &rng.vec(2 * k * n, 1.0)), upload(&c, &rng.vec(2 * n, 1.0)));
-        let outs: Vec<Vec<f64>> = [GemmKernel::Vec4F16, GemmKernel::SplitKF16]
-            .iter()
-            .map(|&g| {
-                let out = upload(&c, &vec![0.0; 2 * m * n]);
-                run_and_read(&c, &[&mm.op_with(g, &c, &a, &b, Some(&bias), &out).unwrap()], &out, 2 * m * n)
-            })
-            .collect();
-        assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs SplitKF16"), &outs[0], &outs[1]);
+        let run = |g: GemmKernel| {
+            let out = upload(&c, &vec![0.0; 2 * m * n]);
+            run_and_read(&c, &[&mm.op_with(g, &c, &a, &b, Some(&bias), &out).unwrap()], &out, 2 * m * n)
+        };
+        let vec4 = run(GemmKernel::Vec4F16);
+        if m <= SPLITK_MAX_ROWS {
+            assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs SplitKF16"), &vec4, &run(GemmKernel::SplitKF16));
+        }
+        assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs TiledVec4F16"), &vec4, &run(GemmKernel::TiledVec4F16));
     }
 }
 
@@ -229,7 +252,7 @@ fn panel_stored_b_gives_the_bits_of_row_major_b() {
         let (ab, bb, pb, biasb) = (upload(&c, &a), upload(&c, &b), upload(&c, &packed), upload(&c, &bias));
         let want = gemm(&plain_mm, &a, &b, Some(&bias), batch * m * n);
         assert_close(&format!("{m}x{n}x{k} panels, f64"), &gemm(&panel_mm, &a, &packed, Some(&bias), batch * m * n), &want, 1e-12);
-        for g in [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::SplitK] {
+        for g in [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::SplitK, GemmKernel::TiledVec4] {
             if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
                 continue;
             }
