@@ -102,7 +102,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// The GEMMs of real layers, taken from the layer's own plan (`SoftMoe::stage_gemms`: the kernels,
 /// views and expert groups its forward launches), each timed with every kernel that can run it.
 fn gemms(ctx: &std::sync::Arc<GpuContext>, quick: bool, case_filter: &str, rows: &mut Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
-    let mut layers = vec![("demo", shape(64, 8, 2, 128), 49, vec![64])];
+    let mut layers = vec![("demo", shape(64, 8, 2, 128), 49, vec![1, 64])];
     if !quick {
         layers.push(("ViT-S/16", shape(384, 128, 1, 1536), 196, vec![1, 32]));
     }
@@ -176,8 +176,8 @@ fn time_gemm_case(
         GemmKernel::SplitK,
         GemmKernel::TiledVec4,
     ] {
-        // Only a lone last row (m ≡ 1 mod 8) tells Vec4Blocked from Vec4.
-        if kernel == GemmKernel::Vec4Blocked && mms[0].m % 8 != 1 {
+        // Only one or two last rows (m ≡ 1, 2 mod 8) tell Vec4Blocked from Vec4.
+        if kernel == GemmKernel::Vec4Blocked && !matches!(mms[0].m % 8, 1 | 2) {
             continue;
         }
         // The kernels that cannot run this description (vec4 B, rows, fused normalisation) are skipped.

@@ -38,8 +38,13 @@ fn main(invocation: Invocation) {
     // Flag bit 4: also sum the squares of the A rows (the router's token norms), in k order.
     let norm = (p.flags & 16u) != 0u;
     // Flag bit 12 turns the single-row path off (the benchmark's baseline).
-    if (row0 == last && (p.flags & 4096u) == 0u) {
+    // One or two rows left (batch 1 with p ≤ 2 slots per expert): each alone, without the clamped
+    // duplicates, which would be most of the work (a CPU adapter is bound by it).
+    if (row0 + 2u >= p.m && (p.flags & 4096u) == 0u) {
         single_row(z, row0, col, o0, bi, b_step, norm);
+        if (row0 < last) {
+            single_row(z, last, col, a_at(z, last, 0u), bi, b_step, norm);
+        }
         return;
     }
     var ak = 0u;
@@ -108,9 +113,9 @@ fn main(invocation: Invocation) {
     store_vec4(z, row0 + 7u, col, t7 * r_hi.w);
 }
 
-// The last row alone (M = 1 is batch 1 with one slot per expert: the inference case, bound by
-// reading B once): the same fma sequence per output as the 8-row loop, without its seven clamped
-// duplicates, with four B rows loaded before their FMAs so several loads are in flight.
+// One row alone (M = 1 is batch 1 with one slot per expert: the inference case, bound by reading
+// B once): the same fma sequence per output as the 8-row loop, without its clamped duplicates,
+// with four B rows loaded before their FMAs so several loads are in flight.
 fn single_row(z: u32, row: u32, col: u32, o0: u32, b0: u32, b_step: u32, norm: bool) {
     var bi = b0;
     var ak = o0;

@@ -94,11 +94,11 @@ pub enum GemmKernel {
     Skinny,
     /// One invocation per output: the straightforward baseline and reference.
     Naive,
-    /// 8 rows × 4 columns per invocation with vec4 reads of B (needs a vec4-aligned B); a lone last
-    /// row takes the single-row path.
+    /// 8 rows × 4 columns per invocation with vec4 reads of B (needs a vec4-aligned B); the last one
+    /// or two rows take the single-row path, one row at a time.
     Vec4,
-    /// The vec4 kernel without its single-row path (flag bit 12): a lone row runs with seven clamped
-    /// duplicates, as before that path existed. The benchmark's baseline for M = 1; never chosen.
+    /// The vec4 kernel without its single-row path (flag bit 12): the last rows run with clamped
+    /// duplicates, as before that path existed. The benchmark's baseline for M ≤ 2; never chosen.
     Vec4Blocked,
     /// The vec4 kernel with B stored as f16.
     Vec4F16,

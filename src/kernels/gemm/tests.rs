@@ -49,11 +49,13 @@ fn every_kernel_gives_the_same_bits() {
     let mut rng = Rng::new(5);
     let c = shared_context();
     // n a multiple of 4 everywhere, so the vec4 kernel can run every case.
-    // m = 1 and m = 9 leave one row in a tile: the vec4 kernel's single-row path, k odd and even.
+    // m = 1, 2, 9 and 10 leave one or two rows in a tile: the vec4 kernel's single-row path, k odd and even.
     for (m, n, k) in [
         (1, 4, 1),
         (1, 260, 67),
         (1, 8, 384),
+        (2, 64, 129),
+        (10, 12, 40),
         (2, 132, 300),
         (3, 68, 33),
         (16, 64, 100),
