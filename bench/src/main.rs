@@ -489,6 +489,41 @@ fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>
         let c = softmoe::model::VitConfig::from_json(DEMO_CONFIG, "demo config")?;
         models.push(("random model of the demo's shape".into(), random_vit(&mut Rng::new(3), &c)));
     }
+    // Soft MoE against dense at b = 1, the two forwards interleaved so that drift in the machine's
+    // load falls on both alike: the paper's claim is that the Soft MoE model is no slower.
+    let find = |name: &str| models.iter().find(|(w, _)| w == &format!("shipped {name}")).map(|(_, w)| w);
+    if let (Some(soft), Some(dense)) = (find("soft-moe-vit"), find("dense-vit")) {
+        let (soft_vit, dense_vit) = (pollster::block_on(Vit::new(ctx.clone(), soft))?, pollster::block_on(Vit::new(ctx.clone(), dense))?);
+        let side = soft.config.image_size;
+        let image = Tensor::new(vec![1, side, side], Rng::new(4).vec(side * side, 0.5).into_iter().map(|v| v + 0.5).collect())?;
+        let time = |vit: &Vit| {
+            let t = std::time::Instant::now();
+            pollster::block_on(vit.classify(&image)).expect("classify");
+            t.elapsed().as_secs_f64()
+        };
+        let (_, _) = (time(&soft_vit), time(&dense_vit));
+        let (mut ts, mut td) = (Vec::new(), Vec::new());
+        let start = std::time::Instant::now();
+        while ts.len() < 20 || (start.elapsed() < 2 * budget && ts.len() < 500) {
+            ts.push(time(&soft_vit));
+            td.push(time(&dense_vit));
+        }
+        let (s_med, d_med) = (median(ts), median(td));
+        eprintln!("model b=1 interleaved: Soft MoE {:.3} ms, dense {:.3} ms", s_med * 1e3, d_med * 1e3);
+        for (variant, t, config, vit) in [("Soft MoE ViT", s_med, &soft.config, &soft_vit), ("dense ViT", d_med, &dense.config, &dense_vit)]
+        {
+            rows.push(Row {
+                suite: "model",
+                case: "shipped Soft MoE vs dense ViT, b=1, interleaved".into(),
+                variant: variant.into(),
+                secs: t,
+                gflops: vit_flops_per_image(config) as f64 / t / 1e9,
+                gbs: vit_bytes(config, 1) as f64 / t / 1e9,
+                on_adapter: true,
+                note: format!("{} dispatches; Soft MoE ÷ dense time {:.3}", vit.dispatches(1)?, s_med / d_med),
+            });
+        }
+    }
     for (which, weights) in models {
         let vit = pollster::block_on(Vit::new(ctx.clone(), &weights))?;
         let side = weights.config.image_size;

@@ -28,6 +28,7 @@ struct GemmParams {
     b_cs: u32,
     b_cg: u32,
     b_cgs: u32,
+    b_group: u32,    // batch entries per B buffer (vec4 kernels: up to 4 buffers, gemm_b_*.wgsl)
     c_bs: u32,
     c_rg: u32,
     c_gs: u32,
@@ -74,8 +75,9 @@ fn a_at(z: u32, r: u32, k: u32) -> u32 {
 }
 
 // B may be stored in column panels of b_cg columns, b_cgs apart (the expert kernels).
+// B's batch entries may be spread over buffers of b_group entries each: z's offset is within its own.
 fn b_at(z: u32, k: u32, c: u32) -> u32 {
-    return p.b_off + z * p.b_bs + k * p.b_rs + (c / p.b_cg) * p.b_cgs + (c % p.b_cg) * p.b_cs;
+    return p.b_off + (z % p.b_group) * p.b_bs + k * p.b_rs + (c / p.b_cg) * p.b_cgs + (c % p.b_cg) * p.b_cs;
 }
 
 // alpha · acc + bias, then the activation, then (residual) plus what C held; stored at (z, gr, gc)

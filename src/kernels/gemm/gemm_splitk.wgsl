@@ -28,6 +28,7 @@ fn main(
     }
     let z = tile / per_batch;
     let t = tile % per_batch;
+    select_b(z);
     let cl_log2 = (p.flags >> 8u) & 15u;
     let cl = 1u << cl_log2;
     let kg = SPLIT_WG >> cl_log2;

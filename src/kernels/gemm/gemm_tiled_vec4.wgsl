@@ -29,6 +29,7 @@ fn main(
     }
     let z = tile / per_batch;
     let t = tile % per_batch;
+    select_b(z);
     let row0 = (t / p.tiles_n) * TM;
     let col0 = (t % p.tiles_n) * TN;
 

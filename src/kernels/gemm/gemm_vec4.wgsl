@@ -17,6 +17,7 @@ fn main(invocation: Invocation) {
     }
     let z = tile / per_batch;
     let t = tile % per_batch;
+    select_b(z);
     let g_log2 = (p.flags >> 8u) & 15u;
     let g = 1u << g_log2;
     let row0 = (t / p.tiles_n) * ROWS * (WG_SIZE >> g_log2) + (invocation.lidx >> g_log2) * ROWS;

@@ -322,7 +322,14 @@ pub struct Matmul {
     /// B is stored as f16 (expert kernels with `LayerOptions { f16_weights }`): only the f16 vec4
     /// kernel reads it, so the dtype decides the kernel here, in one place.
     pub b_f16: bool,
+    /// B's batch entries lie in several buffers of this many entries each (experts split over
+    /// storage bindings, read by one dispatch; `Matmul::op_split`); None: one buffer.
+    pub b_group: Option<usize>,
 }
+
+/// B buffers one vec4 GEMM dispatch reads at most (bindings 5…8: with A, C and the bias, seven of
+/// the eight storage buffers WebGPU guarantees a stage).
+pub const MAX_B_BUFFERS: usize = 4;
 
 kernel_params! {
     /// The uniform of every GEMM kernel (`gemm_common.wgsl`): sizes, the three views' strides (bs
@@ -343,6 +350,7 @@ kernel_params! {
         b_cs: u32,
         b_cg: u32,
         b_cgs: u32,
+        b_group: u32,
         c_bs: u32,
         c_rg: u32,
         c_gs: u32,
@@ -379,6 +387,7 @@ impl Matmul {
             accumulate: false,
             normalize_rows: false,
             b_f16: false,
+            b_group: None,
         }
     }
 
@@ -387,10 +396,17 @@ impl Matmul {
         2 * (self.m * self.n * self.k * self.batch) as u64
     }
 
-    /// Elements of A, B, C and the bias that buffers bound to this GEMM must hold.
+    /// Elements of A, B, C and the bias that buffers bound to this GEMM must hold (B: its first
+    /// buffer, when `b_group` splits it).
     pub fn spans(&self) -> [usize; 4] {
         let bias = self.bias_batch_stride.map_or(0, |bs| (self.batch - 1) * bs + self.n);
-        [self.a.span(self.m, self.k, self.batch), self.b.span(self.k, self.n, self.batch), self.c.span(self.m, self.n, self.batch), bias]
+        let b_entries = self.b_group.map_or(self.batch, |g| g.min(self.batch));
+        [self.a.span(self.m, self.k, self.batch), self.b.span(self.k, self.n, b_entries), self.c.span(self.m, self.n, self.batch), bias]
+    }
+
+    /// How many buffers B's batch entries lie in (`b_group`).
+    pub fn b_buffers(&self) -> usize {
+        self.b_group.map_or(1, |g| self.batch.div_ceil(g.max(1)).max(1))
     }
 
     /// Whether B can be read as vec4: unit column stride, everything else a multiple of 4.
@@ -407,6 +423,19 @@ impl Matmul {
         self.op_with(GemmKernel::choose(self, ctx.kernels_for()), ctx, a, b, bias, c)
     }
 
+    /// As `op`, with B's batch entries split over `bs`, `b_group` entries per buffer (expert kernels
+    /// split over storage bindings): one dispatch, on a vec4 kernel.
+    pub fn op_split(
+        &self,
+        ctx: &GpuContext,
+        a: &wgpu::Buffer,
+        bs: &[&wgpu::Buffer],
+        bias: Option<&wgpu::Buffer>,
+        c: &wgpu::Buffer,
+    ) -> Result<Op> {
+        self.op_split_with(GemmKernel::choose(self, ctx.kernels_for()), ctx, a, bs, bias, c)
+    }
+
     /// As `op`, with the kernel chosen by the caller.
     pub fn op_with(
         &self,
@@ -417,6 +446,30 @@ impl Matmul {
         bias: Option<&wgpu::Buffer>,
         c: &wgpu::Buffer,
     ) -> Result<Op> {
+        self.op_split_with(kernel, ctx, a, &[b], bias, c)
+    }
+
+    /// As `op_split`, with the kernel chosen by the caller.
+    pub fn op_split_with(
+        &self,
+        kernel: GemmKernel,
+        ctx: &GpuContext,
+        a: &wgpu::Buffer,
+        bs: &[&wgpu::Buffer],
+        bias: Option<&wgpu::Buffer>,
+        c: &wgpu::Buffer,
+    ) -> Result<Op> {
+        if bs.len() != self.b_buffers() || bs.len() > MAX_B_BUFFERS {
+            return Err(Error::Internal(format!(
+                "a GEMM with B in {} buffer(s) was given {} (at most {MAX_B_BUFFERS})",
+                self.b_buffers(),
+                bs.len()
+            )));
+        }
+        if bs.len() > 1 && !kernel.reads_vec4() {
+            return Err(Error::Internal(format!("only the vec4 GEMMs read B from several buffers, not {kernel:?}")));
+        }
+        let b = bs[0];
         if self.normalize_rows && !kernel.normalizes_rows() {
             return Err(Error::Internal(format!("row normalisation is fused into the vec4 GEMMs only, not {kernel:?}")));
         }
@@ -437,6 +490,21 @@ impl Matmul {
         // zeros on others: refused, naming the operand, wherever a description and its buffers meet.
         let [a_len, b_len, c_len, bias_len] = self.spans();
         let b_bytes = if self.b_f16 { 2 } else { 4 };
+        // Each of B's buffers holds b_group entries, the last what is left of the batch.
+        for (i, buf) in bs.iter().enumerate().skip(1) {
+            let entries = self.b_group.map_or(self.batch, |g| g.min(self.batch - i * g));
+            let need = b_bytes * self.b.span(self.k, self.n, entries);
+            if buf.size() < need as u64 {
+                return Err(Error::Internal(format!(
+                    "GEMM {}×{}×{} (batch {}): B's buffer {i} needs {need} bytes, it holds {}",
+                    self.m,
+                    self.n,
+                    self.k,
+                    self.batch,
+                    buf.size()
+                )));
+            }
+        }
         for (name, buf, need) in
             [("A", Some(a), 4 * a_len), ("B", Some(b), b_bytes * b_len), ("C", Some(c), 4 * c_len), ("bias", bias, 4 * bias_len)]
         {
@@ -480,6 +548,7 @@ impl Matmul {
             b_cs: u32_of(self.b.col_stride, "B column stride")?,
             b_cg: u32_of(self.b.col_group, "B column group")?,
             b_cgs: u32_of(self.b.col_group_stride, "B column group stride")?,
+            b_group: self.b_group.map_or(Ok(u32::MAX), |g| u32_of(g, "B entries per buffer"))?,
             c_bs: u32_of(self.c.batch_stride, "C batch stride")?,
             c_rg: u32_of(self.c.row_group, "C row group")?,
             c_gs: u32_of(self.c.group_stride, "C group stride")?,
@@ -500,7 +569,10 @@ impl Matmul {
             workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
         }
         if kernel.reads_vec4() {
-            Op::with_bindings(ctx, kernel.kernel(self.m), &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
+            // Unused B bindings repeat the first buffer (never read: z stays below the split).
+            let b_at = |i: usize| bs.get(i).copied().unwrap_or(b);
+            let bindings = [(1, a), (3, bias), (4, c), (5, b_at(0)), (6, b_at(1)), (7, b_at(2)), (8, b_at(3))];
+            Op::with_bindings(ctx, kernel.kernel(self.m), &params, &bindings, workgroups)
         } else {
             Op::new(ctx, kernel.kernel(self.m), &params, &[a, b, bias, c], workgroups)
         }

@@ -266,3 +266,40 @@ fn panel_stored_b_gives_the_bits_of_row_major_b() {
         }
     }
 }
+
+#[test]
+fn b_split_over_buffers_gives_the_bits_of_one_buffer() {
+    // Expert kernels split over storage bindings are read by one dispatch: batch entry z from buffer
+    // z / b_group. Same bits as one buffer holding them all, on every vec4 kernel.
+    let mut rng = Rng::new(19);
+    let c = shared_context();
+    for (m, n, k, batch, group) in [(1, 64, 40, 7, 2), (3, 32, 33, 5, 2), (20, 8, 70, 4, 1), (70, 36, 17, 9, 3)] {
+        let whole =
+            Matmul { batch, b: MatrixView::panels(k, n), bias_batch_stride: Some(n), ..plain(m, n, k, batch, MatrixView::row_major(m, k)) };
+        let whole = if n % super::PANEL == 0 { whole } else { Matmul { b: MatrixView::row_major(k, n), ..whole } };
+        let split = Matmul { b_group: Some(group), ..whole };
+        assert_eq!(split.b_buffers(), batch.div_ceil(group));
+        let (a, b, bias) = (rng.vec(batch * m * k, 1.0), rng.vec(batch * k * n, 1.0), rng.vec(batch * n, 1.0));
+        let (ab, bb, biasb) = (upload(&c, &a), upload(&c, &b), upload(&c, &bias));
+        let parts: Vec<wgpu::Buffer> = b.chunks(group * k * n).map(|part| upload(&c, part)).collect();
+        let parts: Vec<&wgpu::Buffer> = parts.iter().collect();
+        for g in [GemmKernel::Vec4, GemmKernel::SplitK, GemmKernel::TiledVec4] {
+            if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
+                continue;
+            }
+            let run = |mm: &Matmul, bs: &[&wgpu::Buffer]| {
+                let out = upload(&c, &vec![0.0; batch * m * n]);
+                run_and_read(&c, &[&mm.op_split_with(g, &c, &ab, bs, Some(&biasb), &out).unwrap()], &out, batch * m * n)
+            };
+            assert_bits(&format!("{m}x{n}x{k} batch {batch} in groups of {group}: {g:?}"), &run(&whole, &[&bb]), &run(&split, &parts));
+        }
+        // The wrong number of buffers, or a kernel that reads one buffer, is refused.
+        let out = upload(&c, &vec![0.0; batch * m * n]);
+        assert!(split.op_split_with(GemmKernel::Vec4, &c, &ab, &parts[..1], Some(&biasb), &out).is_err());
+        if parts.len() > 1 {
+            let err =
+                split.op_split_with(GemmKernel::Tiled, &c, &ab, &parts, Some(&biasb), &out).err().expect("tiled reads one B").to_string();
+            assert!(err.contains("several buffers"), "{err}");
+        }
+    }
+}
