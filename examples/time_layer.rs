@@ -9,7 +9,7 @@ use softmoe::{GpuContext, SafeTensors, SoftMoe, SoftMoeWeights};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: time_layer DIR")?);
     let t = Instant::now();
-    let w = SoftMoeWeights::from_safetensors(&SafeTensors::read(dir.join("layer.safetensors"))?, "")?;
+    let w = SoftMoeWeights::from_layer_file(&SafeTensors::read(dir.join("layer.safetensors"))?, Default::default())?;
     let x = SafeTensors::read(dir.join("input.safetensors"))?.tensor_f32("x")?;
     println!("read files: {:.2?}", t.elapsed());
     let t = Instant::now();

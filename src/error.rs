@@ -22,6 +22,13 @@ pub enum Error {
     Shape { context: String, name: String, found: Vec<usize>, expected: String },
     #[error("{context}: tensor `{name}` holds a non-finite value (NaN or Inf) at flat index {index}")]
     NonFinite { context: String, name: String, index: usize },
+    /// A tensor the config does not use (`hint` says what would use it, where known); `unused`
+    /// counts all such tensors of the file. `LoadOptions::allow_unused` loads the file anyway.
+    #[error(
+        "{context}: tensor `{name}` is not used by the config{hint} ({unused} unused in all); \
+         `--allow-unused` (LoadOptions::allow_unused, `allowUnused` in the npm package) loads the file without them"
+    )]
+    UnusedTensor { context: String, name: String, unused: usize, hint: String },
     /// A configuration value outside what softmoe supports; `context` names the file or layer.
     #[error("{context}: `{key}` is {found}, expected {expected}")]
     Config { context: String, key: String, expected: String, found: String },

@@ -70,4 +70,4 @@ pub use layers::{LayerOptions, LayerOutput, SoftMoe, SparseMoe, SparseOutput};
 pub use model::{Classification, Classifier, Vit, VitConfig, VitOutput};
 pub use routing::{RouteStats, Router};
 pub use tensor::Tensor;
-pub use weights::{SafeTensors, SoftMoeWeights, SparseMoeWeights, VitWeights};
+pub use weights::{BlockNames, LoadOptions, SafeTensors, SoftMoeWeights, SparseMoeWeights, VitWeights};

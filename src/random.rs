@@ -131,6 +131,7 @@ pub fn random_vit(rng: &mut Rng, config: &crate::config::VitConfig) -> crate::we
         embedding_bias: rng.vec(d, 0.1),
         pos_embedding: rng.vec(m * d, 0.5),
         blocks,
+        names: crate::weights::BlockNames::Vit,
         norm_scale: near_one(rng, d),
         norm_bias: rng.vec(d, 0.1),
         head_kernel: fan(rng, d, d * c.num_classes),

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::layers::SoftMoe;
 use crate::model::{Classifier, Vit, VitConfig};
 use crate::reference::soft_moe_forward;
-use crate::weights::{SafeTensors, SoftMoeWeights, VitWeights};
+use crate::weights::{LoadOptions, SafeTensors, SoftMoeWeights, VitWeights};
 use crate::{GpuContext, Tensor};
 
 fn js_err(e: Error) -> JsValue {
@@ -118,13 +118,16 @@ pub struct Model {
 #[wasm_bindgen]
 impl Model {
     /// Loads a model from its `config.json` text and `model.safetensors` bytes; resolves to a Model.
-    /// `backend` is "auto" (WebGPU, else CPU), "webgpu" or "cpu".
-    pub fn load(config_json: String, weights: Vec<u8>, backend: Option<String>) -> Promise {
+    /// `backend` is "auto" (WebGPU, else CPU), "webgpu" or "cpu"; with `allow_unused`, tensors the
+    /// config does not use are ignored instead of refused. The native loader's code path
+    /// (`VitWeights::from_parts_with`).
+    pub fn load(config_json: String, weights: Vec<u8>, backend: Option<String>, allow_unused: Option<bool>) -> Promise {
         future_to_promise(async move {
             let want = parse_backend(backend)?;
             let config = VitConfig::from_json(&config_json, "config.json").map_err(js_err)?;
             let st = SafeTensors::parse(weights, "model.safetensors").map_err(js_err)?;
-            let w = VitWeights::from_parts(config.clone(), &st).map_err(js_err)?;
+            let options = LoadOptions { allow_unused: allow_unused.unwrap_or(false) };
+            let w = VitWeights::from_parts_with(config.clone(), &st, options).map_err(js_err)?;
             let inner = match device(want).await? {
                 Ok(ctx) => {
                     let adapter = adapter_name(&ctx);
@@ -287,12 +290,14 @@ pub struct Layer {
 
 #[wasm_bindgen(js_class = SoftMoeLayer)]
 impl Layer {
-    /// Loads a layer from safetensors bytes (SPEC names, optional `gelu`/`normalize` metadata).
-    pub fn load(weights: Vec<u8>, backend: Option<String>) -> Promise {
+    /// Loads a layer from safetensors bytes (SPEC names, optional `gelu`/`normalize` metadata), as
+    /// `softmoe layer` does (`SoftMoeWeights::from_layer_file`).
+    pub fn load(weights: Vec<u8>, backend: Option<String>, allow_unused: Option<bool>) -> Promise {
         future_to_promise(async move {
             let want = parse_backend(backend)?;
             let st = SafeTensors::parse(weights, "layer.safetensors").map_err(js_err)?;
-            let w = SoftMoeWeights::from_safetensors(&st, "").map_err(js_err)?;
+            let options = LoadOptions { allow_unused: allow_unused.unwrap_or(false) };
+            let w = SoftMoeWeights::from_layer_file(&st, options).map_err(js_err)?;
             let backend = match device(want).await? {
                 Ok(ctx) => LayerBackend::Gpu(SoftMoe::new(ctx, &w).await.map_err(js_err)?),
                 Err(_) => LayerBackend::Cpu,

@@ -86,6 +86,25 @@ fn gpu_and_cpu_runs_agree_and_write_all_three_tensors() {
 }
 
 #[test]
+fn a_tensor_the_layer_does_not_use_is_refused_unless_allowed() {
+    let dir = scratch("unused");
+    let weights = write_layer(&dir, |t| t.push(("Router/bias".into(), Tensor::zeros(vec![6]))));
+    let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));
+    assert_refused("unused tensor", &weights, &input, "tensor `Router/bias` is not used by the config");
+    let out = Command::new(BIN)
+        .args(["layer", "--cpu", "--allow-unused", "--weights"])
+        .arg(&weights)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.join("y.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(SafeTensors::read(dir.join("y.safetensors")).unwrap().tensor_f32("y").unwrap().shape, vec![1, 4, 6]);
+}
+
+#[test]
 fn missing_file_is_named() {
     let dir = scratch("missing-file");
     let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));

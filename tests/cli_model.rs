@@ -272,3 +272,41 @@ fn eval_needs_a_data_folder_and_names_a_bad_one() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("empty") && err.contains("no Fashion-MNIST class files"), "{err}");
 }
+
+#[test]
+fn a_vmoe_named_model_classifies_as_its_vit_named_twin_and_an_unused_tensor_needs_allow_unused() {
+    let dir = scratch("vmoe-names");
+    let vit = model(&dir);
+    let vmoe = dir.join("vmoe");
+    std::fs::create_dir_all(&vmoe).unwrap();
+    std::fs::copy(vit.join("config.json"), vmoe.join("config.json")).unwrap();
+    let w = softmoe::VitWeights::load(&vit).unwrap();
+    let renamed = softmoe::VitWeights { names: softmoe::BlockNames::Vmoe, ..w };
+    let st = softmoe::SafeTensors::parse(renamed.to_safetensors(), "mem").unwrap();
+    assert!(st.entry("Encoder/encoderblock_0/SelfAttention/out/kernel").is_some());
+    let mut tensors: Vec<(String, Tensor)> = st.entries().iter().map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap())).collect();
+    std::fs::write(vmoe.join("model.safetensors"), renamed.to_safetensors()).unwrap();
+    let data: Vec<f32> = Rng::new(9).vec(3 * 784, 0.5).into_iter().map(|v| v + 0.5).collect();
+    let img = images(&dir, data, vec![3, 28, 28]);
+    let img = img.to_str().unwrap();
+    let (code, want, err) = run(&["classify", "--model", vit.to_str().unwrap(), "--images", img, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, got, err) = run(&["classify", "--model", vmoe.to_str().unwrap(), "--images", img, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(parse_lines(&got), parse_lines(&want), "the same weights under vmoe's names");
+
+    // A class token the config (classifier gap) does not use: refused, then loaded when allowed.
+    tensors.push(("cls".into(), Tensor::zeros(vec![1, 1, 16])));
+    let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    std::fs::write(vmoe.join("model.safetensors"), serialize(&refs, &Default::default())).unwrap();
+    let (code, _, err) = run(&["classify", "--model", vmoe.to_str().unwrap(), "--images", img, "--json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("tensor `cls` is not used by the config") && err.contains("`classifier`") && err.contains("--allow-unused"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, got, err) = run(&["classify", "--model", vmoe.to_str().unwrap(), "--images", img, "--json", "--allow-unused"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(parse_lines(&got), parse_lines(&want));
+}

@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(st) = SafeTensors::parse(data.to_vec(), "fuzz") {
         let _ = SoftMoeWeights::from_safetensors(&st, "");
+        let _ = SoftMoeWeights::from_layer_file(&st, Default::default());
         let config = VitConfig::from_json(CONFIG, "config").expect("the fixed config is valid");
         let _ = VitWeights::from_parts(config, &st);
         for e in st.entries() {

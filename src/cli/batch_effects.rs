@@ -39,9 +39,10 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let batch = positive("batch", 32, &mut args)?;
     let arrangements = positive("arrangements", 4, &mut args)?;
     let cpu = args.switch("cpu");
+    let allow_unused = args.switch("allow-unused");
     args.finish()?;
 
-    let backend = Backend::load(&model, cpu, false)?;
+    let backend = Backend::load(&model, cpu, false, allow_unused)?;
     let c = backend.config().clone();
     let x = read_image_tensor(&images, c.image_size)?;
     let effects = measure(&backend, &x, batch, arrangements)?;

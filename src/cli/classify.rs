@@ -25,10 +25,12 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let cpu = args.switch("cpu");
     let f16 = args.switch("f16");
     let json = args.switch("json");
+    let allow_unused = args.switch("allow-unused");
     args.finish()?;
 
     // Everything the user gave is read and checked before the GPU is touched.
-    let weights = softmoe::weights::VitWeights::load(&model)?;
+    let options = softmoe::weights::LoadOptions { allow_unused };
+    let weights = softmoe::weights::VitWeights::load_with(&model, options)?;
     let config = weights.config.clone();
     let images = read_images(&files, &config)?;
     let backend = Backend::new(weights, cpu, f16)?;

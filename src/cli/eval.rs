@@ -33,6 +33,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let predictions = args.option("predictions")?.map(PathBuf::from);
     let cpu = args.switch("cpu");
     let f16 = args.switch("f16");
+    let allow_unused = args.switch("allow-unused");
     args.finish()?;
 
     let dir = data_dir.ok_or_else(|| {
@@ -42,7 +43,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
                 .into(),
         )
     })?;
-    let backend = Backend::load(&model, cpu, f16)?;
+    let backend = Backend::load(&model, cpu, f16, allow_unused)?;
     let set = data::load(&dir)?;
     eprintln!("test split: {} images ({} malformed entries skipped)", set.test.len(), set.skipped);
     let config = backend.config().clone();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use softmoe::reference::soft_moe_forward;
 use softmoe::weights::safetensors::{serialize, write_atomic};
+use softmoe::weights::LoadOptions;
 use softmoe::{Error, GpuContext, SafeTensors, SoftMoe, SoftMoeWeights, Tensor};
 
 use super::args::Args;
@@ -14,9 +15,10 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let input = PathBuf::from(args.required("input")?);
     let output = PathBuf::from(args.required("output")?);
     let cpu = args.switch("cpu");
+    let allow_unused = args.switch("allow-unused");
     args.finish()?;
 
-    let layer = SoftMoeWeights::from_safetensors(&SafeTensors::read(&weights)?, "")?;
+    let layer = SoftMoeWeights::from_layer_file(&SafeTensors::read(&weights)?, LoadOptions { allow_unused })?;
     let inputs = SafeTensors::read(&input)?;
     let x = inputs.tensor_f32("x")?;
     if x.shape.len() != 3 || x.shape[2] != layer.d {

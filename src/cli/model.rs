@@ -5,7 +5,7 @@ use std::path::Path;
 
 use softmoe::model::{Classification, Classifier, Vit, VitConfig};
 use softmoe::routing::RouteStats;
-use softmoe::weights::VitWeights;
+use softmoe::weights::{LoadOptions, VitWeights};
 use softmoe::{Error, GpuContext, Tensor};
 
 /// Logits, probabilities and predicted classes of a batch (and its routing, when asked for).
@@ -14,8 +14,10 @@ pub type Classified = Classification;
 pub struct Backend(pub Classifier);
 
 impl Backend {
-    pub fn load(dir: &Path, cpu: bool, f16: bool) -> Result<Self, Error> {
-        Self::new(VitWeights::load(dir)?, cpu, f16)
+    /// Loads the model in `dir`; `allow_unused` is `--allow-unused` (tensors the config does not
+    /// use are ignored instead of refused).
+    pub fn load(dir: &Path, cpu: bool, f16: bool, allow_unused: bool) -> Result<Self, Error> {
+        Self::new(VitWeights::load_with(dir, LoadOptions { allow_unused })?, cpu, f16)
     }
 
     /// The f64 reference with `cpu`, else the GPU model (f16 expert weights with `f16`).

@@ -6,6 +6,11 @@ use crate::config::{Gelu, SoftMoeConfig};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::weights::safetensors::{serialize, SafeTensors};
+use crate::weights::{check_unused, LoadOptions};
+
+/// The metadata keys a layer file may hold (`format` is written by safetensors' own helpers and
+/// not read); any other is an error that names it.
+pub const LAYER_METADATA: [&str; 3] = ["gelu", "normalize", "format"];
 
 /// One Soft MoE layer's parameters and options. Kernels are stored [in, out].
 #[derive(Clone, Debug, PartialEq)]
@@ -84,8 +89,23 @@ impl SoftMoeWeights {
         Ok(())
     }
 
-    /// Loads the layer stored under `prefix` (empty for a bare layer file, or e.g.
-    /// `Encoder/encoderblock_3/Moe/` inside a model), taking `gelu`/`normalize` from metadata.
+    /// Loads a layer file (`softmoe layer`, the browser's `SoftMoeLayer.load`): the six tensors
+    /// and the metadata of SPEC §1, refusing an unknown metadata key and (unless `options` allow
+    /// it) any other tensor.
+    pub fn from_layer_file(st: &SafeTensors, options: LoadOptions) -> Result<Self> {
+        let ctx = st.context();
+        if let Some(key) = st.metadata().keys().find(|k| !LAYER_METADATA.contains(&k.as_str())) {
+            let expected = format!("one of the known keys ({})", LAYER_METADATA.join(", "));
+            return Err(Error::config(format!("{ctx} metadata"), key.as_str(), expected, "an unknown key"));
+        }
+        let w = Self::from_safetensors(st, "")?;
+        check_unused(st, |name| [MU, SCALE, W0, B0, W1, B1].contains(&name), options)?;
+        Ok(w)
+    }
+
+    /// Reads the layer stored under `prefix` (e.g. `Encoder/encoderblock_3/Moe/` inside a model, or
+    /// empty), taking `gelu`/`normalize` from metadata; the file's other tensors are not looked at
+    /// (a model's loader checks them; [`SoftMoeWeights::from_layer_file`] for a layer file).
     pub fn from_safetensors(st: &SafeTensors, prefix: &str) -> Result<Self> {
         let ctx = st.context().to_string();
         let get = |name: &str| st.tensor_f32(&format!("{prefix}{name}"));
@@ -173,5 +193,51 @@ impl SoftMoeWeights {
         meta.insert("gelu".to_string(), self.gelu.name().to_string());
         meta.insert("normalize".to_string(), self.normalize.to_string());
         serialize(&refs, &meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::{random_layer, LayerShape, Rng};
+
+    fn layer_file(extra: &[(&str, Tensor)], meta: &[(&str, &str)]) -> SafeTensors {
+        let w = random_layer(&mut Rng::new(9), LayerShape { d: 4, n: 2, p: 1, h: 3, scale: 1.0, gelu: Gelu::Tanh, normalize: true });
+        let st = SafeTensors::parse(w.to_safetensors(), "mem").unwrap();
+        let mut tensors: Vec<(String, Tensor)> = st.entries().iter().map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap())).collect();
+        tensors.extend(extra.iter().map(|(n, t)| (n.to_string(), t.clone())));
+        let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut metadata = st.metadata().clone();
+        metadata.extend(meta.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        SafeTensors::parse(serialize(&refs, &metadata), "layer.safetensors").unwrap()
+    }
+
+    #[test]
+    fn a_layer_file_with_another_tensor_is_refused_by_name_unless_allowed() {
+        let st = layer_file(&[("Router/bias", Tensor::zeros(vec![2]))], &[]);
+        match SoftMoeWeights::from_layer_file(&st, LoadOptions::default()) {
+            Err(e @ Error::UnusedTensor { .. }) => {
+                assert!(
+                    matches!(&e, Error::UnusedTensor { context, name, unused: 1, .. } if context == "layer.safetensors" && name == "Router/bias")
+                );
+            }
+            other => panic!("expected Error::UnusedTensor, got {other:?}"),
+        }
+        assert!(SoftMoeWeights::from_layer_file(&st, LoadOptions { allow_unused: true }).is_ok());
+        assert!(SoftMoeWeights::from_layer_file(&layer_file(&[], &[]), LoadOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_metadata_key_is_refused_by_name() {
+        assert!(SoftMoeWeights::from_layer_file(&layer_file(&[], &[("format", "np")]), LoadOptions::default()).is_ok());
+        match SoftMoeWeights::from_layer_file(&layer_file(&[], &[("gelu_approx", "none")]), LoadOptions::default()) {
+            Err(Error::Config { context, key, found, .. }) => {
+                assert_eq!(
+                    (context.as_str(), key.as_str(), found.as_str()),
+                    ("layer.safetensors metadata", "gelu_approx", "an unknown key")
+                );
+            }
+            other => panic!("expected Error::Config, got {other:?}"),
+        }
     }
 }

@@ -7,7 +7,81 @@ use crate::config::Gelu;
 use crate::config::VitConfig;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use crate::weights::{soft_moe, SafeTensors, SoftMoeWeights, SparseMoeWeights, ROUTER_KERNEL};
+use crate::weights::{check_unused, soft_moe, LoadOptions, SafeTensors, SoftMoeWeights, SparseMoeWeights, ROUTER_KERNEL};
+
+/// Which names a file gives the three parts of an encoder block that the two Flax ViTs name
+/// differently; `LayerNorm_0`, `Moe/...`, the embedding, the position embedding, the final norm and
+/// the head are the same in both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BlockNames {
+    /// `MultiHeadDotProductAttention_1`, `LayerNorm_2`, `MlpBlock_3`: the published
+    /// google-research/vision_transformer checkpoints (`Encoder1DBlock`) and the trainer's files.
+    #[default]
+    Vit,
+    /// `SelfAttention`, `LayerNorm_1`, `Mlp`: vmoe's `VisionTransformerMoe` (`vmoe/nn/vit_moe.py`).
+    Vmoe,
+}
+
+impl BlockNames {
+    /// The self-attention of a block.
+    pub fn attention(self) -> &'static str {
+        match self {
+            BlockNames::Vit => "MultiHeadDotProductAttention_1",
+            BlockNames::Vmoe => "SelfAttention",
+        }
+    }
+
+    /// The LayerNorm before the MLP (or MoE).
+    pub fn mlp_norm(self) -> &'static str {
+        match self {
+            BlockNames::Vit => "LayerNorm_2",
+            BlockNames::Vmoe => "LayerNorm_1",
+        }
+    }
+
+    /// A dense block's MLP.
+    pub fn dense_mlp(self) -> &'static str {
+        match self {
+            BlockNames::Vit => "MlpBlock_3",
+            BlockNames::Vmoe => "Mlp",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BlockNames::Vit => "the ViT checkpoints' names",
+            BlockNames::Vmoe => "vmoe's names",
+        }
+    }
+
+    /// The naming of `st`'s encoder blocks, by the names it holds: vmoe's when any block tensor
+    /// has one of them, else the ViT checkpoints'. A file holding some of each is refused, naming a
+    /// tensor of each.
+    pub fn detect(st: &SafeTensors) -> Result<Self> {
+        let mut found: [Option<&str>; 2] = [None, None];
+        for e in st.entries() {
+            // `Encoder/encoderblock_{k}/<part>/...`: the part right after the block.
+            let Some(part) = e.name.strip_prefix("Encoder/encoderblock_").and_then(|r| r.split('/').nth(1)) else {
+                continue;
+            };
+            for (i, names) in [BlockNames::Vit, BlockNames::Vmoe].into_iter().enumerate() {
+                if [names.attention(), names.mlp_norm(), names.dense_mlp()].contains(&part) {
+                    found[i].get_or_insert(e.name.as_str());
+                }
+            }
+        }
+        match found {
+            [Some(vit), Some(vmoe)] => Err(Error::input(
+                st.context(),
+                "one naming of the encoder blocks: the ViT checkpoints' (`MultiHeadDotProductAttention_1`, `LayerNorm_2`, \
+                 `MlpBlock_3`) or vmoe's (`SelfAttention`, `LayerNorm_1`, `Mlp`)",
+                format!("both: `{vit}` has the ViT checkpoints' names and `{vmoe}` vmoe's"),
+            )),
+            [_, Some(_)] => Ok(BlockNames::Vmoe),
+            _ => Ok(BlockNames::Vit),
+        }
+    }
+}
 
 /// The MLP of an encoder block: dense, or a Soft MoE layer.
 #[derive(Clone, Debug)]
@@ -46,6 +120,8 @@ pub struct VitWeights {
     /// [m, d].
     pub pos_embedding: Vec<f32>,
     pub blocks: Vec<BlockWeights>,
+    /// The block naming the weights were read with, and are written back with.
+    pub names: BlockNames,
     pub norm_scale: Vec<f32>,
     pub norm_bias: Vec<f32>,
     /// [d, classes].
@@ -53,11 +129,17 @@ pub struct VitWeights {
     pub head_bias: Vec<f32>,
 }
 
-/// Every tensor of a ViT with this config, (SPEC §2 / vmoe name, shape), in the order the trainer
-/// initialises them: the patch embedding and position embedding, then block by block its
-/// LayerNorms, attention and MLP (dense `MlpBlock_3`, or `Moe` with a Soft MoE router's `mu` and
-/// rank-0 `scale` or a sparse router's kernel), then the final norm and the head.
+/// Every tensor of a ViT with this config under the ViT checkpoints' block names (SPEC §2), see
+/// [`vit_tensor_shapes_as`].
 pub fn vit_tensor_shapes(c: &VitConfig) -> Vec<(String, Vec<usize>)> {
+    vit_tensor_shapes_as(c, BlockNames::Vit)
+}
+
+/// Every tensor of a ViT with this config, (name, shape), in the order the trainer initialises
+/// them: the patch embedding and position embedding, then block by block its LayerNorms, attention
+/// and MLP (dense, or `Moe` with a Soft MoE router's `mu` and rank-0 `scale` or a sparse router's
+/// kernel), then the final norm and the head; the blocks' parts named as `names` says.
+pub fn vit_tensor_shapes_as(c: &VitConfig, names: BlockNames) -> Vec<(String, Vec<usize>)> {
     let (p, d, heads, hd) = (c.patch_size, c.hidden_size, c.num_heads, c.head_dim());
     let mut v: Vec<(String, Vec<usize>)> = vec![
         ("embedding/kernel".into(), vec![p, p, c.channels, d]),
@@ -66,11 +148,11 @@ pub fn vit_tensor_shapes(c: &VitConfig) -> Vec<(String, Vec<usize>)> {
     ];
     for k in 0..c.num_layers {
         let pre = format!("Encoder/encoderblock_{k}/");
-        for ln in ["LayerNorm_0", "LayerNorm_2"] {
+        for ln in ["LayerNorm_0", names.mlp_norm()] {
             v.push((format!("{pre}{ln}/scale"), vec![d]));
             v.push((format!("{pre}{ln}/bias"), vec![d]));
         }
-        let att = format!("{pre}MultiHeadDotProductAttention_1/");
+        let att = format!("{pre}{}/", names.attention());
         for q in ["query", "key", "value"] {
             v.push((format!("{att}{q}/kernel"), vec![d, heads, hd]));
             v.push((format!("{att}{q}/bias"), vec![heads, hd]));
@@ -90,10 +172,11 @@ pub fn vit_tensor_shapes(c: &VitConfig) -> Vec<(String, Vec<usize>)> {
             v.push((format!("{pre}Moe/{}", soft_moe::W1), vec![n, h, d]));
             v.push((format!("{pre}Moe/{}", soft_moe::B1), vec![n, d]));
         } else {
-            v.push((format!("{pre}MlpBlock_3/Dense_0/kernel"), vec![d, c.mlp_dim]));
-            v.push((format!("{pre}MlpBlock_3/Dense_0/bias"), vec![c.mlp_dim]));
-            v.push((format!("{pre}MlpBlock_3/Dense_1/kernel"), vec![c.mlp_dim, d]));
-            v.push((format!("{pre}MlpBlock_3/Dense_1/bias"), vec![d]));
+            let mlp = format!("{pre}{}/", names.dense_mlp());
+            v.push((format!("{mlp}Dense_0/kernel"), vec![d, c.mlp_dim]));
+            v.push((format!("{mlp}Dense_0/bias"), vec![c.mlp_dim]));
+            v.push((format!("{mlp}Dense_1/kernel"), vec![c.mlp_dim, d]));
+            v.push((format!("{mlp}Dense_1/bias"), vec![d]));
         }
     }
     v.push(("Encoder/encoder_norm/scale".into(), vec![d]));
@@ -129,25 +212,41 @@ impl Reader<'_> {
 }
 
 impl VitWeights {
-    /// Loads `dir/config.json` and `dir/model.safetensors`.
+    /// Loads `dir/config.json` and `dir/model.safetensors`, refusing tensors the config does not use.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::load_with(dir, LoadOptions::default())
+    }
+
+    /// As [`VitWeights::load`], with `options`.
+    pub fn load_with(dir: impl AsRef<Path>, options: LoadOptions) -> Result<Self> {
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
         let config = VitConfig::from_json(&text, &cfg_path.display().to_string())?;
         let st = SafeTensors::read(dir.join("model.safetensors"))?;
-        Self::from_parts(config, &st)
+        Self::from_parts_with(config, &st, options)
     }
 
-    /// Builds the weights from a parsed config and safetensors file (e.g. fetched bytes in a browser).
+    /// Builds the weights from a parsed config and safetensors file (e.g. fetched bytes in a
+    /// browser), refusing tensors the config does not use.
     pub fn from_parts(config: VitConfig, st: &SafeTensors) -> Result<Self> {
-        let r = Reader { st, shapes: vit_tensor_shapes(&config).into_iter().collect() };
+        Self::from_parts_with(config, st, LoadOptions::default())
+    }
+
+    /// The one loader behind [`VitWeights::load`], the CLI and the browser's `Model.load`: the
+    /// block names as the file has them ([`BlockNames::detect`]), every tensor of the config checked
+    /// for presence, dtype, shape and finite values, and (unless `options` allow them) no tensor
+    /// the config does not use.
+    pub fn from_parts_with(config: VitConfig, st: &SafeTensors, options: LoadOptions) -> Result<Self> {
+        let names = BlockNames::detect(st)?;
+        let r = Reader { st, shapes: vit_tensor_shapes_as(&config, names).into_iter().collect() };
+        check_unused(st, |name| r.shapes.contains_key(name), options)?;
         let c = &config;
         let d = c.hidden_size;
         let mut blocks = Vec::with_capacity(c.num_layers);
         for k in 0..c.num_layers {
             let pre = format!("Encoder/encoderblock_{k}/");
-            let att = format!("{pre}MultiHeadDotProductAttention_1/");
+            let att = format!("{pre}{}/", names.attention());
             let q = r.get(&format!("{att}query/kernel"))?;
             let kk = r.get(&format!("{att}key/kernel"))?;
             let v = r.get(&format!("{att}value/kernel"))?;
@@ -192,7 +291,7 @@ impl VitWeights {
                 }
                 BlockMlp::SoftMoe(SoftMoeWeights { gelu: c.gelu, normalize: c.normalize, ..w })
             } else {
-                let mp = format!("{pre}MlpBlock_3/");
+                let mp = format!("{pre}{}/", names.dense_mlp());
                 BlockMlp::Dense {
                     w0: r.get(&format!("{mp}Dense_0/kernel"))?,
                     b0: r.get(&format!("{mp}Dense_0/bias"))?,
@@ -207,8 +306,8 @@ impl VitWeights {
                 qkv_bias,
                 out_kernel: r.get(&format!("{att}out/kernel"))?,
                 out_bias: r.get(&format!("{att}out/bias"))?,
-                ln2_scale: r.get(&format!("{pre}LayerNorm_2/scale"))?,
-                ln2_bias: r.get(&format!("{pre}LayerNorm_2/bias"))?,
+                ln2_scale: r.get(&format!("{pre}{}/scale", names.mlp_norm()))?,
+                ln2_bias: r.get(&format!("{pre}{}/bias", names.mlp_norm()))?,
                 mlp,
             });
         }
@@ -221,13 +320,15 @@ impl VitWeights {
             head_kernel: r.get("head/kernel")?,
             head_bias: r.get("head/bias")?,
             blocks,
+            names,
             config,
         })
     }
 
-    /// Serialises the weights under SPEC §2's names (q, k and v split again).
+    /// Serialises the weights under the names they were read with (`names`; q, k and v split again).
     pub fn to_safetensors(&self) -> Vec<u8> {
         let c = &self.config;
+        let names = self.names;
         let d = c.hidden_size;
         // Each field under its name; the shapes come from `vit_tensor_shapes`, the one list.
         let mut data: HashMap<String, Vec<f32>> = HashMap::new();
@@ -237,7 +338,7 @@ impl VitWeights {
         put("Encoder/posembed_input/pos_embedding".into(), &self.pos_embedding);
         for (k, b) in self.blocks.iter().enumerate() {
             let pre = format!("Encoder/encoderblock_{k}/");
-            let att = format!("{pre}MultiHeadDotProductAttention_1/");
+            let att = format!("{pre}{}/", names.attention());
             for (part, name) in ["query", "key", "value"].iter().enumerate() {
                 let kernel: Vec<f32> =
                     (0..d).flat_map(|row| b.qkv_kernel[row * 3 * d + part * d..row * 3 * d + (part + 1) * d].to_vec()).collect();
@@ -248,14 +349,15 @@ impl VitWeights {
             put(format!("{att}out/bias"), &b.out_bias);
             put(format!("{pre}LayerNorm_0/scale"), &b.ln0_scale);
             put(format!("{pre}LayerNorm_0/bias"), &b.ln0_bias);
-            put(format!("{pre}LayerNorm_2/scale"), &b.ln2_scale);
-            put(format!("{pre}LayerNorm_2/bias"), &b.ln2_bias);
+            put(format!("{pre}{}/scale", names.mlp_norm()), &b.ln2_scale);
+            put(format!("{pre}{}/bias", names.mlp_norm()), &b.ln2_bias);
             let experts = match &b.mlp {
                 BlockMlp::Dense { w0, b0, w1, b1 } => {
-                    put(format!("{pre}MlpBlock_3/Dense_0/kernel"), w0);
-                    put(format!("{pre}MlpBlock_3/Dense_0/bias"), b0);
-                    put(format!("{pre}MlpBlock_3/Dense_1/kernel"), w1);
-                    put(format!("{pre}MlpBlock_3/Dense_1/bias"), b1);
+                    let mlp = format!("{pre}{}/", names.dense_mlp());
+                    put(format!("{mlp}Dense_0/kernel"), w0);
+                    put(format!("{mlp}Dense_0/bias"), b0);
+                    put(format!("{mlp}Dense_1/kernel"), w1);
+                    put(format!("{mlp}Dense_1/bias"), b1);
                     None
                 }
                 BlockMlp::SoftMoe(w) => {
@@ -278,7 +380,7 @@ impl VitWeights {
         put("head/bias".into(), &self.head_bias);
         // A field missing from the list (or the list naming one not here) is a bug, caught by the
         // round-trip tests; an empty tensor then fails every loader's shape check loudly.
-        let tensors: Vec<(String, Tensor)> = vit_tensor_shapes(c)
+        let tensors: Vec<(String, Tensor)> = vit_tensor_shapes_as(c, names)
             .into_iter()
             .map(|(name, shape)| {
                 let data = data.remove(&name).unwrap_or_default();
@@ -299,6 +401,95 @@ impl VitWeights {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::random::{random_vit, Rng};
+    use crate::weights::safetensors::serialize;
+
+    /// A small Soft MoE ViT with a dense block and a Soft MoE block.
+    fn small() -> VitWeights {
+        let config = VitConfig::from_json(
+            r#"{"image_size": 8, "channels": 1, "patch_size": 4, "hidden_size": 8, "num_layers": 2, "num_heads": 2,
+                "mlp_dim": 12, "num_classes": 3, "moe_layers": [1], "num_experts": 2, "slots_per_expert": 2,
+                "expert_mlp_dim": 6}"#,
+            "config.json",
+        )
+        .unwrap();
+        random_vit(&mut Rng::new(5), &config)
+    }
+
+    /// `w`'s tensors as a file named `model.safetensors`, after `edit`.
+    fn file(w: &VitWeights, edit: impl FnOnce(&mut Vec<(String, Tensor)>)) -> SafeTensors {
+        let st = SafeTensors::parse(w.to_safetensors(), "mem").unwrap();
+        let mut tensors: Vec<(String, Tensor)> = st.entries().iter().map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap())).collect();
+        edit(&mut tensors);
+        let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        SafeTensors::parse(serialize(&refs, &Default::default()), "model.safetensors").unwrap()
+    }
+
+    #[test]
+    fn both_block_namings_load_and_each_is_written_back_as_read() {
+        let vit = small();
+        for names in [BlockNames::Vit, BlockNames::Vmoe] {
+            let w = VitWeights { names, ..vit.clone() };
+            let st = file(&w, |_| {});
+            let (att, ln, mlp) = (names.attention(), names.mlp_norm(), names.dense_mlp());
+            for part in [format!("{att}/query/kernel"), format!("{ln}/scale"), format!("{mlp}/Dense_0/kernel")] {
+                assert!(st.entry(&format!("Encoder/encoderblock_0/{part}")).is_some(), "{names:?}: {part}");
+            }
+            assert_eq!(BlockNames::detect(&st).unwrap(), names);
+            let back = VitWeights::from_parts(w.config.clone(), &st).unwrap();
+            assert_eq!(back.names, names);
+            assert_eq!(
+                (back.blocks[0].qkv_kernel.clone(), back.blocks[1].ln2_scale.clone()),
+                (vit.blocks[0].qkv_kernel.clone(), vit.blocks[1].ln2_scale.clone())
+            );
+            assert!(
+                matches!((&back.blocks[0].mlp, &vit.blocks[0].mlp), (BlockMlp::Dense { w1: a, .. }, BlockMlp::Dense { w1: b, .. }) if a == b)
+            );
+            assert_eq!(back.to_safetensors(), w.to_safetensors(), "{names:?}: written back as read");
+        }
+        // vmoe's names inside a block are not confused with `Moe/Mlp/...` of a MoE block.
+        let st = file(&VitWeights { names: BlockNames::Vit, ..vit }, |_| {});
+        assert!(st.entry("Encoder/encoderblock_1/Moe/Mlp/Dense_0/kernel").is_some());
+        assert_eq!(BlockNames::detect(&st).unwrap(), BlockNames::Vit);
+    }
+
+    #[test]
+    fn a_file_mixing_the_namings_is_refused_naming_a_tensor_of_each() {
+        let w = VitWeights { names: BlockNames::Vmoe, ..small() };
+        let old = "Encoder/encoderblock_1/LayerNorm_2/scale";
+        let st = file(&w, |t| {
+            let ln = t.iter_mut().find(|(n, _)| n == "Encoder/encoderblock_1/LayerNorm_1/scale").unwrap();
+            ln.0 = old.to_string();
+        });
+        let err = VitWeights::from_parts(w.config.clone(), &st).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(&err, Error::Input { what, .. } if what == "model.safetensors"), "{err:?}");
+        assert!(text.contains(&format!("`{old}` has the ViT checkpoints' names")), "{text}");
+        let vmoe = text.rsplit("names and `").next().unwrap();
+        assert!(["LayerNorm_1/", "SelfAttention/", "/Mlp/"].iter().any(|p| vmoe.contains(p)) && vmoe.ends_with("` vmoe's"), "{text}");
+    }
+
+    #[test]
+    fn a_tensor_the_config_does_not_use_is_refused_by_name_unless_allowed() {
+        let w = VitWeights { names: BlockNames::Vmoe, ..small() };
+        let q_ln = "Encoder/encoderblock_0/SelfAttention/query_ln/scale";
+        let st = file(&w, |t| {
+            t.push((q_ln.into(), Tensor::new(vec![4], vec![1.0; 4]).unwrap()));
+            t.push(("pre_logits/kernel".into(), Tensor::zeros(vec![8, 8])));
+        });
+        match VitWeights::from_parts(w.config.clone(), &st) {
+            Err(e @ Error::UnusedTensor { .. }) => {
+                assert!(
+                    matches!(&e, Error::UnusedTensor { context, name, unused: 2, .. } if context == "model.safetensors" && name == q_ln)
+                );
+                let text = e.to_string();
+                assert!(text.contains("`attention_qk_norm`") && text.contains("--allow-unused"), "{text}");
+            }
+            other => panic!("expected Error::UnusedTensor, got {other:?}"),
+        }
+        let loaded = VitWeights::from_parts_with(w.config.clone(), &st, LoadOptions { allow_unused: true }).unwrap();
+        assert_eq!(loaded.head_kernel, w.head_kernel);
+    }
 
     #[test]
     fn the_tensor_list_is_what_the_shipped_files_hold_and_count() {

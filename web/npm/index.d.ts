@@ -47,8 +47,16 @@ export function initialize(wasmUrl?: string | URL): Promise<unknown>;
  * Fetches `${url}/config.json` and `${url}/model.safetensors`. Rejects with a message naming the
  * URL and HTTP status of a failed fetch; `backend: 'webgpu'` rejects where there is no WebGPU adapter.
  */
-export function loadModel(url: string, options?: { backend?: Backend }): Promise<Classifier>;
-export function loadModelFromBytes(configJson: string, weights: Uint8Array, options?: { backend?: Backend }): Promise<Classifier>;
+/**
+ * Load options: `backend` (default 'auto'); `allowUnused` (default false): load a file that holds
+ * tensors the config does not use (they are ignored) instead of rejecting it, naming the first.
+ */
+export interface LoadOptions {
+  backend?: Backend;
+  allowUnused?: boolean;
+}
+export function loadModel(url: string, options?: LoadOptions): Promise<Classifier>;
+export function loadModelFromBytes(configJson: string, weights: Uint8Array, options?: LoadOptions): Promise<Classifier>;
 
 export class Classifier {
   readonly config: Record<string, unknown>;
@@ -68,4 +76,4 @@ export interface SoftMoeLayer {
   forward(x: Float32Array, batch: number, tokens: number): Promise<{ y: Float32Array; dispatch: Float32Array; combine: Float32Array }>;
 }
 
-export function loadLayer(source: string | URL | Uint8Array, options?: { backend?: Backend }): Promise<SoftMoeLayer>;
+export function loadLayer(source: string | URL | Uint8Array, options?: LoadOptions): Promise<SoftMoeLayer>;

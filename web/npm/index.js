@@ -44,12 +44,21 @@ export async function loadModel(url, options = {}) {
   return loadModelFromBytes(fetched[0].value, fetched[1].value, options);
 }
 
-/** Loads a model from its config.json text and model.safetensors bytes. */
-export async function loadModelFromBytes(configJson, weights, { backend = 'auto' } = {}) {
+/** A boolean option, checked. */
+function flagOption(name, v) {
+  if (typeof v !== 'boolean') throw new Error(`softmoe: ${name} must be true or false, got ${describe(v)}`);
+  return v;
+}
+
+/**
+ * Loads a model from its config.json text and model.safetensors bytes. A tensor the config does not
+ * use is an error unless `allowUnused` is true (then it is ignored).
+ */
+export async function loadModelFromBytes(configJson, weights, { backend = 'auto', allowUnused = false } = {}) {
   if (typeof configJson !== 'string') throw new Error(`softmoe: loadModelFromBytes takes config.json as a string, got ${describe(configJson)}`);
   if (!(weights instanceof Uint8Array)) throw new Error(`softmoe: loadModelFromBytes takes model.safetensors as a Uint8Array, got ${describe(weights)}`);
   await initialize();
-  const model = await Model.load(configJson, weights, backendOption(backend));
+  const model = await Model.load(configJson, weights, backendOption(backend), flagOption('allowUnused', allowUnused));
   if (model.fallbackReason) console.info(`softmoe: running on the CPU (${model.fallbackReason})`);
   return new Classifier(model);
 }
@@ -104,9 +113,9 @@ export class Classifier {
 }
 
 /** Loads a bare Soft MoE layer (safetensors with SPEC names) from a URL or bytes. */
-export async function loadLayer(source, { backend = 'auto' } = {}) {
+export async function loadLayer(source, { backend = 'auto', allowUnused = false } = {}) {
   await initialize();
   const bytes = typeof source === 'string' || source instanceof URL ? await fetchOk(source) : source;
   if (!(bytes instanceof Uint8Array)) throw new Error(`softmoe: loadLayer takes a URL or a Uint8Array of safetensors bytes, got ${describe(source)}`);
-  return SoftMoeLayer.load(bytes, backendOption(backend));
+  return SoftMoeLayer.load(bytes, backendOption(backend), flagOption('allowUnused', allowUnused));
 }
