@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
         router: None,
         group_size: 0,
+        attention_qk_norm: false,
     };
     let weights = random_vit(&mut Rng::new(seed), &config);
     std::fs::create_dir_all(&out)?;

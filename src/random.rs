@@ -87,6 +87,9 @@ pub fn random_vit(rng: &mut Rng, config: &crate::config::VitConfig) -> crate::we
             qkv_bias: rng.vec(3 * d, 0.1),
             out_kernel: fan(rng, d, d * d),
             out_bias: rng.vec(d, 0.1),
+            qk_norm: c
+                .attention_qk_norm
+                .then(|| crate::weights::QkNorm { query: near_one(rng, c.head_dim()), key: near_one(rng, c.head_dim()) }),
             ln2_scale: near_one(rng, d),
             ln2_bias: rng.vec(d, 0.1),
             mlp: if let (true, Some(router)) = (c.is_moe(k), c.router) {

@@ -48,6 +48,7 @@ fn model_routed(dir: &Path, router: Option<Router>) -> PathBuf {
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
         router,
         group_size: if router.is_some() { 4 } else { 0 },
+        attention_qk_norm: false,
     };
     let w = random_vit(&mut Rng::new(7), &config);
     let m = dir.join(router.map_or("model", |r| r.name()));

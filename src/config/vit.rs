@@ -14,7 +14,7 @@ const MAX_DIM: usize = 1 << 16;
 
 /// Every key a config.json may hold; any other is an error. `training` (the trainer's record of
 /// the recipe and results) is not read.
-const KNOWN_KEYS: [&str; 22] = [
+const KNOWN_KEYS: [&str; 23] = [
     "image_size",
     "channels",
     "patch_size",
@@ -36,6 +36,7 @@ const KNOWN_KEYS: [&str; 22] = [
     "capacity_factor",
     "capacity_multiple_of",
     "group_size",
+    "attention_qk_norm",
     "training",
 ];
 
@@ -65,6 +66,10 @@ pub struct VitConfig {
     pub router: Option<Router>,
     /// Images per routing group of a sparse router (`group_size`); 0 for Soft MoE.
     pub group_size: usize,
+    /// LayerNorm on each head's queries and keys before the attention scores (vmoe's
+    /// `attention_qk_norm`, Flax's `normalize_qk`): `query_ln`/`key_ln` scales of head_dim values,
+    /// no bias, eps `layer_norm_eps`. Default false.
+    pub attention_qk_norm: bool,
 }
 
 impl VitConfig {
@@ -116,9 +121,12 @@ impl VitConfig {
         };
         let sparse = has_moe && router.is_some();
         let moe_size = |key: &str| if has_moe { size(key) } else { Ok(obj.get(key).and_then(Value::as_u64).unwrap_or(0) as usize) };
-        let gelu = match obj.get("gelu").and_then(Value::as_str) {
+        let flag = |key: &str| -> Result<bool> {
+            obj.get(key).map(|v| v.as_bool().ok_or_else(|| bad(key, "a boolean", v))).transpose().map(|b| b.unwrap_or(false))
+        };
+        let gelu = match obj.get("gelu") {
             None => Gelu::Tanh,
-            Some(s) => Gelu::parse(s).ok_or_else(|| bad("gelu", "`tanh` or `erf`", &format!("`{s}`")))?,
+            Some(v) => v.as_str().and_then(Gelu::parse).ok_or_else(|| bad("gelu", "`tanh` or `erf`", v))?,
         };
         let cfg = VitConfig {
             image_size: size("image_size")?,
@@ -135,13 +143,17 @@ impl VitConfig {
             router: if has_moe { router } else { None },
             expert_mlp_dim: moe_size("expert_mlp_dim")?,
             moe_layers,
+            attention_qk_norm: flag("attention_qk_norm")?,
             gelu,
             normalize: obj
                 .get("normalize")
                 .map(|v| v.as_bool().ok_or_else(|| bad("normalize", "a boolean", v)))
                 .transpose()?
                 .unwrap_or(true),
-            layer_norm_eps: obj.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(LAYER_NORM_EPS) as f32,
+            layer_norm_eps: match obj.get("layer_norm_eps") {
+                None => LAYER_NORM_EPS as f32,
+                Some(v) => v.as_f64().ok_or_else(|| bad("layer_norm_eps", "a positive number", v))? as f32,
+            },
             class_names: match obj.get("class_names") {
                 None => Vec::new(),
                 Some(l) => l
@@ -206,6 +218,10 @@ impl VitConfig {
             "layer_norm_eps": self.layer_norm_eps.to_string().parse::<f64>().unwrap_or(self.layer_norm_eps.into()),
             "class_names": self.class_names,
         });
+        // Options written only when set, so a config without them reads back as it was.
+        if self.attention_qk_norm {
+            v["attention_qk_norm"] = true.into();
+        }
         if let Some(r) = self.router {
             v["moe_type"] = r.name().into();
             v["capacity_factor"] = r.capacity_factor().into();
@@ -297,6 +313,35 @@ mod tests {
         let e = parse(r#", "capacity_multiple": 4"#).unwrap_err().to_string();
         assert!(e.contains("`capacity_multiple` is an unknown key"), "{e}");
         assert!(parse(r#", "training": {"seed": 42}"#).is_ok());
+    }
+
+    #[test]
+    fn vmoe_options_are_read_checked_and_written_back() {
+        let c = parse(r#", "attention_qk_norm": true"#).unwrap();
+        assert!(c.attention_qk_norm);
+        assert!(c.to_json().contains(r#""attention_qk_norm": true"#));
+        assert_eq!(VitConfig::from_json(&c.to_json(), "again").unwrap(), c);
+        assert!(!parse("").unwrap().attention_qk_norm);
+        assert!(!parse("").unwrap().to_json().contains("attention_qk_norm"), "an unset option is not written");
+        for bad in ["1", "\"true\"", "null"] {
+            match parse(&format!(r#", "attention_qk_norm": {bad}"#)) {
+                Err(Error::Config { context, key, expected, .. }) => {
+                    assert_eq!(
+                        (context.as_str(), key.as_str(), expected.as_str()),
+                        ("config.json", "attention_qk_norm", "a boolean"),
+                        "{bad}"
+                    );
+                }
+                other => panic!("{bad}: expected Error::Config, got {other:?}"),
+            }
+        }
+        // vmoe's spelling is the key; a near miss is an unknown key.
+        let e = parse(r#", "qk_norm": true"#).unwrap_err().to_string();
+        assert!(e.contains("`qk_norm` is an unknown key"), "{e}");
+        for (key, value) in [("gelu", "1"), ("layer_norm_eps", "\"1e-6\"")] {
+            let e = parse(&format!(r#", "{key}": {value}"#)).unwrap_err();
+            assert!(matches!(&e, Error::Config { key: k, .. } if k == key), "{key}: {e:?}");
+        }
     }
 
     #[test]

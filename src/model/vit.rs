@@ -63,6 +63,8 @@ struct Block {
     qkv_b: wgpu::Buffer,
     out_w: wgpu::Buffer,
     out_b: wgpu::Buffer,
+    /// `query_ln/scale` then `key_ln/scale`, with `attention_qk_norm`.
+    qk_scales: Option<wgpu::Buffer>,
     ln2: wgpu::Buffer,
     mlp: Mlp,
 }
@@ -109,6 +111,7 @@ impl Vit {
         let mut blocks = Vec::with_capacity(weights.blocks.len());
         for (k, b) in weights.blocks.iter().enumerate() {
             let name = |s: &str| format!("Encoder/encoderblock_{k}/{s}");
+            let att = weights.names.attention();
             let mlp = match &b.mlp {
                 BlockMlp::Dense { w0, b0, w1, b1 } => Mlp::Dense {
                     w0: upload(&name("MlpBlock_3/Dense_0/kernel"), w0)?,
@@ -121,11 +124,16 @@ impl Vit {
             };
             blocks.push(Block {
                 ln0: affine(&name("LayerNorm_0"), &b.ln0_scale, &b.ln0_bias)?,
-                qkv_w: upload(&name("MultiHeadDotProductAttention_1/{query,key,value}/kernel"), &b.qkv_kernel)?,
-                qkv_b: upload(&name("MultiHeadDotProductAttention_1/{query,key,value}/bias"), &b.qkv_bias)?,
-                out_w: upload(&name("MultiHeadDotProductAttention_1/out/kernel"), &b.out_kernel)?,
-                out_b: upload(&name("MultiHeadDotProductAttention_1/out/bias"), &b.out_bias)?,
-                ln2: affine(&name("LayerNorm_2"), &b.ln2_scale, &b.ln2_bias)?,
+                qkv_w: upload(&name(&format!("{att}/{{query,key,value}}/kernel")), &b.qkv_kernel)?,
+                qkv_b: upload(&name(&format!("{att}/{{query,key,value}}/bias")), &b.qkv_bias)?,
+                out_w: upload(&name(&format!("{att}/out/kernel")), &b.out_kernel)?,
+                out_b: upload(&name(&format!("{att}/out/bias")), &b.out_bias)?,
+                qk_scales: match (&b.qk_norm, weights.config.attention_qk_norm) {
+                    (Some(n), true) => Some(upload(&name(&format!("{att}/{{query,key}}_ln/scale")), &[&n.query[..], &n.key[..]].concat())?),
+                    (None, false) => None,
+                    (n, _) => return Err(qk_norm_mismatch(k, n.is_some())),
+                },
+                ln2: affine(&name(weights.names.mlp_norm()), &b.ln2_scale, &b.ln2_bias)?,
                 mlp,
             });
         }
@@ -335,7 +343,8 @@ impl Vit {
         for (k, blk) in self.blocks.iter().enumerate() {
             ops.push(layer_norm::op(ctx, &x, &blk.ln0, &h, rows, d, c.layer_norm_eps)?);
             ops.push(dense(rows, d, 3 * d, Activation::None, false).op(ctx, &h, &blk.qkv_w, Some(&blk.qkv_b), &qkv)?);
-            ops.push(attention::op(ctx, &qkv, &att, b, m, heads, hd)?);
+            let qk_norm = blk.qk_scales.as_ref().map(|scales| attention::QkNorm { scales, eps: c.layer_norm_eps });
+            ops.push(attention::op(ctx, &qkv, &att, b, m, heads, hd, qk_norm)?);
             ops.push(dense(rows, d, d, Activation::None, true).op(ctx, &att, &blk.out_w, Some(&blk.out_b), &x)?);
             ops.push(layer_norm::op(ctx, &x, &blk.ln2, &h, rows, d, c.layer_norm_eps)?);
             match &blk.mlp {
@@ -381,6 +390,17 @@ impl Vit {
             _sparse_scratch: sparse_scratch,
         })
     }
+}
+
+/// Weights whose block `k` has qk-norm scales (`has`) where the config has no `attention_qk_norm`,
+/// or the other way round.
+fn qk_norm_mismatch(k: usize, has: bool) -> Error {
+    let (expected, found) = if has {
+        ("none (the config has no `attention_qk_norm`)", "query_ln/key_ln scales")
+    } else {
+        ("query_ln/key_ln scales (the config sets `attention_qk_norm`)", "none")
+    };
+    Error::input(format!("VitWeights block {k}"), expected, found)
 }
 
 /// Index of the largest value (the first on ties).

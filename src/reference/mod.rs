@@ -9,7 +9,7 @@ mod sparse_moe;
 mod vit;
 
 pub use crate::kernels::add_position::reference::add_position;
-pub use crate::kernels::attention::reference::attention;
+pub use crate::kernels::attention::reference::{attend, attention, attention_qk, QkNormRef, Queries};
 pub use crate::kernels::combine_softmax::reference::combine_softmax;
 pub use crate::kernels::dispatch_softmax::reference::dispatch_softmax;
 pub use crate::kernels::gemm::reference::{dense, erf, gelu, gemm, matmul, transpose};

@@ -3,7 +3,7 @@
 use crate::config::VitConfig;
 use crate::error::{Error, Result};
 use crate::reference::{
-    add_position, attention, dense, gelu, layer_norm, mean_pool, patchify, soft_moe_f64, sparse_moe_f64, SparseReference,
+    add_position, attention_qk, dense, gelu, layer_norm, mean_pool, patchify, soft_moe_f64, sparse_moe_f64, QkNormRef, SparseReference,
 };
 use crate::tensor::Tensor;
 use crate::weights::{BlockMlp, VitWeights};
@@ -53,7 +53,18 @@ pub fn vit_forward(w: &VitWeights, images: &Tensor) -> Result<VitReference> {
     for (k, blk) in w.blocks.iter().enumerate() {
         let h = layer_norm(&x, d, &blk.ln0_scale, &blk.ln0_bias, eps);
         let qkv = dense(&h, b * m, d, 3 * d, &blk.qkv_kernel, &blk.qkv_bias);
-        let att = attention(&qkv, b, m, c.num_heads, c.head_dim());
+        let qk_norm = match (&blk.qk_norm, c.attention_qk_norm) {
+            (Some(n), true) => Some(QkNormRef { query: &n.query, key: &n.key, eps }),
+            (None, false) => None,
+            (n, _) => {
+                return Err(Error::input(
+                    format!("VitWeights block {k}"),
+                    "qk-norm scales exactly when the config sets `attention_qk_norm`",
+                    if n.is_some() { "scales, with `attention_qk_norm` unset" } else { "no scales, with `attention_qk_norm` set" },
+                ))
+            }
+        };
+        let att = attention_qk(&qkv, b, m, c.num_heads, c.head_dim(), qk_norm);
         let o = dense(&att, b * m, d, d, &blk.out_kernel, &blk.out_bias);
         x.iter_mut().zip(o).for_each(|(a, v)| *a += v);
         let h = layer_norm(&x, d, &blk.ln2_scale, &blk.ln2_bias, eps);
@@ -92,4 +103,68 @@ pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
             e.into_iter().map(move |v| (v / s) as f32)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::{random_vit, Rng};
+
+    fn qk_config() -> VitConfig {
+        let mut c = VitConfig::from_json(
+            r#"{"image_size": 8, "channels": 1, "patch_size": 2, "hidden_size": 12, "num_layers": 2, "num_heads": 3,
+                "mlp_dim": 10, "num_classes": 4, "moe_layers": [1], "num_experts": 3, "slots_per_expert": 2,
+                "expert_mlp_dim": 7, "attention_qk_norm": true}"#,
+            "config.json",
+        )
+        .unwrap();
+        c.layer_norm_eps = 1e-12;
+        c
+    }
+
+    fn images(b: usize) -> Tensor {
+        Tensor::new(vec![b, 8, 8], Rng::new(77).vec(b * 64, 0.5).into_iter().map(|v| v + 0.5).collect()).unwrap()
+    }
+
+    #[test]
+    fn with_qk_norm_scaling_the_query_and_key_projections_changes_nothing() {
+        // LayerNorm takes each head's scale out of q and k (up to its eps): a positive factor on the
+        // query and key kernels and biases leaves the logits as they are; without qk-norm it does not.
+        let w = random_vit(&mut Rng::new(61), &qk_config());
+        let x = images(3);
+        let base = vit_forward(&w, &x).unwrap().logits;
+        let d = w.config.hidden_size;
+        let mut scaled = w.clone();
+        for b in &mut scaled.blocks {
+            for row in b.qkv_kernel.chunks_mut(3 * d) {
+                row[..d].iter_mut().for_each(|v| *v *= 4.0);
+                row[d..2 * d].iter_mut().for_each(|v| *v *= 2.0);
+            }
+            b.qkv_bias[..d].iter_mut().for_each(|v| *v *= 4.0);
+            b.qkv_bias[d..2 * d].iter_mut().for_each(|v| *v *= 2.0);
+        }
+        let same = vit_forward(&scaled, &x).unwrap().logits;
+        let diff = crate::compare::max_abs_diff(&same, &base).unwrap().max;
+        assert!(diff < 1e-9, "scaled q/k projections moved the logits by {diff:e}");
+        // The same scaling without qk-norm changes the attention, hence the logits.
+        let plain = |w: &VitWeights| {
+            let mut w = w.clone();
+            w.config.attention_qk_norm = false;
+            w.blocks.iter_mut().for_each(|b| b.qk_norm = None);
+            vit_forward(&w, &x).unwrap().logits
+        };
+        assert!(crate::compare::max_abs_diff(&plain(&scaled), &plain(&w)).unwrap().max > 1e-3);
+        // And the scales themselves do: a key scale is a temperature on the scores.
+        let mut hotter = w.clone();
+        hotter.blocks.iter_mut().for_each(|b| b.qk_norm.as_mut().unwrap().key.iter_mut().for_each(|v| *v *= 3.0));
+        assert!(crate::compare::max_abs_diff(&vit_forward(&hotter, &x).unwrap().logits, &base).unwrap().max > 1e-3);
+    }
+
+    #[test]
+    fn weights_that_disagree_with_the_config_on_qk_norm_are_refused() {
+        let mut w = random_vit(&mut Rng::new(62), &qk_config());
+        w.blocks[1].qk_norm = None;
+        let e = vit_forward(&w, &images(1)).unwrap_err();
+        assert!(matches!(&e, Error::Input { what, .. } if what == "VitWeights block 1"), "{e:?}");
+    }
 }

@@ -94,6 +94,14 @@ pub enum BlockMlp {
     Sparse(SparseMoeWeights),
 }
 
+/// LayerNorm scales on each head's queries and keys (`query_ln/scale`, `key_ln/scale`, [head_dim]
+/// each, no bias), with `attention_qk_norm`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QkNorm {
+    pub query: Vec<f32>,
+    pub key: Vec<f32>,
+}
+
 /// One pre-LN encoder block. q, k and v are concatenated into one [d, 3d] kernel at load.
 #[derive(Clone, Debug)]
 pub struct BlockWeights {
@@ -105,6 +113,8 @@ pub struct BlockWeights {
     /// [d, d]: rows are (head, head-dim) of the attention output.
     pub out_kernel: Vec<f32>,
     pub out_bias: Vec<f32>,
+    /// With `attention_qk_norm`: the attention's LayerNorm scales on queries and keys.
+    pub qk_norm: Option<QkNorm>,
     pub ln2_scale: Vec<f32>,
     pub ln2_bias: Vec<f32>,
     pub mlp: BlockMlp,
@@ -159,6 +169,10 @@ pub fn vit_tensor_shapes_as(c: &VitConfig, names: BlockNames) -> Vec<(String, Ve
         }
         v.push((format!("{att}out/kernel"), vec![heads, hd, d]));
         v.push((format!("{att}out/bias"), vec![d]));
+        if c.attention_qk_norm {
+            v.push((format!("{att}query_ln/scale"), vec![hd]));
+            v.push((format!("{att}key_ln/scale"), vec![hd]));
+        }
         if c.is_moe(k) {
             let (n, h) = (c.num_experts, c.expert_mlp_dim);
             if c.router.is_some() {
@@ -306,6 +320,10 @@ impl VitWeights {
                 qkv_bias,
                 out_kernel: r.get(&format!("{att}out/kernel"))?,
                 out_bias: r.get(&format!("{att}out/bias"))?,
+                qk_norm: match c.attention_qk_norm {
+                    true => Some(QkNorm { query: r.get(&format!("{att}query_ln/scale"))?, key: r.get(&format!("{att}key_ln/scale"))? }),
+                    false => None,
+                },
                 ln2_scale: r.get(&format!("{pre}{}/scale", names.mlp_norm()))?,
                 ln2_bias: r.get(&format!("{pre}{}/bias", names.mlp_norm()))?,
                 mlp,
@@ -347,6 +365,10 @@ impl VitWeights {
             }
             put(format!("{att}out/kernel"), &b.out_kernel);
             put(format!("{att}out/bias"), &b.out_bias);
+            if let Some(n) = &b.qk_norm {
+                put(format!("{att}query_ln/scale"), &n.query);
+                put(format!("{att}key_ln/scale"), &n.key);
+            }
             put(format!("{pre}LayerNorm_0/scale"), &b.ln0_scale);
             put(format!("{pre}LayerNorm_0/bias"), &b.ln0_bias);
             put(format!("{pre}{}/scale", names.mlp_norm()), &b.ln2_scale);

@@ -155,5 +155,6 @@ pub fn vit_config(
         class_names: Vec::new(),
         router: None,
         group_size: 0,
+        attention_qk_norm: false,
     }
 }

@@ -93,3 +93,26 @@ fn the_classifier_returns_the_same_layout_on_both_paths() {
     let plain = pollster::block_on(cpu.classify(&x, false)).unwrap();
     assert!(plain.maps.is_empty() && plain.routes.is_empty() && plain.logits == r.logits);
 }
+
+#[test]
+fn qk_norm_models_match_the_reference_and_are_batch_invariant() {
+    for (i, (moe, names)) in [(vec![1], softmoe::BlockNames::Vmoe), (vec![], softmoe::BlockNames::Vit)].into_iter().enumerate() {
+        let mut c = vit_config(12, 1, 3, 15, 2, 3, &moe, 3, 2);
+        c.attention_qk_norm = true;
+        let mut rng = Rng::new(240 + i as u64);
+        let w = softmoe::VitWeights { names, ..random_vit(&mut rng, &c) };
+        let vit = pollster::block_on(Vit::new(ctx(), &w)).unwrap();
+        let x = images(&mut rng, 5, &c);
+        let got = pollster::block_on(vit.classify_with_maps(&x)).unwrap();
+        let want = softmoe::reference::vit_forward(&w, &x).unwrap();
+        let k = c.mlp_dim.max(c.expert_mlp_dim).max(c.tokens()).max(c.hidden_size);
+        let tol = (c.num_layers + 1) as f64 * f32_tol(k, max_abs("logits", &want.logits).max(1.0));
+        assert_close(&format!("qk-norm model {i} logits"), &to_f64(&got.logits.data), &want.logits, tol);
+        let per = c.image_size * c.image_size;
+        for j in [0, 3] {
+            let one = Tensor::new(vec![1, c.image_size, c.image_size, 1], x.data[j * per..(j + 1) * per].to_vec()).unwrap();
+            let alone = pollster::block_on(vit.classify(&one)).unwrap();
+            assert_eq!(alone.logits.data, got.logits.data[j * 10..(j + 1) * 10], "qk-norm model {i} image {j}: logits differ alone");
+        }
+    }
+}

@@ -52,6 +52,7 @@ pub fn config(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize,
             Moe::Sparse { group_size, .. } => group_size,
             _ => 0,
         },
+        attention_qk_norm: false,
     }
 }
 
@@ -66,6 +67,9 @@ pub fn trainable(cfg: &Config) -> std::result::Result<(), String> {
     }
     if cfg.layer_norm_eps != LN_EPS as f32 {
         return Err(format!("only layer_norm_eps = {LN_EPS} is supported by the trainer"));
+    }
+    if cfg.attention_qk_norm {
+        return Err("attention_qk_norm is not supported by the trainer".into());
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ fn config(image_size: usize, channels: usize, patch_size: usize) -> VitConfig {
         class_names: Vec::new(),
         router: None,
         group_size: 0,
+        attention_qk_norm: false,
     }
 }
 
