@@ -32,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         router: None,
         group_size: 0,
         attention_qk_norm: false,
+        classifier: softmoe::Pooling::Gap,
     };
     let weights = random_vit(&mut Rng::new(seed), &config);
     std::fs::create_dir_all(&out)?;

@@ -39,8 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let maps = out.maps.iter().find(|m| m.block == block).ok_or(format!("block {block} is not a Soft MoE block"))?;
     let (g, n, p) = (c.grid(), c.num_experts, c.slots_per_expert);
     let (m, s) = (g * g, n * p);
-    let d = &maps.dispatch.data;
-    let cm = &maps.combine.data;
+    // The patch tokens' rows (a class token, with classifier `token`, is row 0 and not drawn).
+    let first = c.seq_len() - m;
+    let d = &maps.dispatch.data[first * s..];
+    let cm = &maps.combine.data[first * s..];
 
     let tile = g as u32 * CELL;
     let cols = (s as u32).clamp(1, 8);

@@ -2,7 +2,7 @@
 //! FLOPs; exp, division, square root and tanh count one each; bytes are the least a kernel must
 //! move (each input read once, each output written once, f32).
 
-use crate::config::VitConfig;
+use crate::config::{Pooling, VitConfig};
 use crate::kernels::gemm::Matmul;
 use crate::routing::Router;
 
@@ -48,20 +48,31 @@ pub fn vit_bytes(c: &VitConfig, b: usize) -> u64 {
 
 /// Forward FLOPs of the ViT for one image.
 pub fn vit_flops_per_image(c: &VitConfig) -> u64 {
-    let (m, d, pd) = (c.tokens() as u64, c.hidden_size as u64, c.patch_dim() as u64);
+    let (m, d, pd) = (c.seq_len() as u64, c.hidden_size as u64, c.patch_dim() as u64);
+    let patches = c.tokens() as u64;
     let layer_norm = 8 * m * d;
     let attention = 2 * m * d * 3 * d + 2 * m * m * d * 2 + 5 * m * m * c.num_heads as u64 + 2 * m * d * d;
     let dense_mlp = 2 * m * d * c.mlp_dim as u64 * 2 + 9 * m * c.mlp_dim as u64;
-    let mut total = 2 * m * pd * d + 2 * m * d;
+    let mut total = 2 * patches * pd * d + 2 * m * d;
     for k in 0..c.num_layers {
         total += 2 * layer_norm + attention + 2 * m * d;
         total += match (c.is_moe(k), &c.router) {
-            (true, Some(r)) => sparse_moe_flops_per_image(c.hidden_size, c.num_experts, c.expert_mlp_dim, r, c.group_size, c.tokens()),
-            (true, None) => soft_moe_flops(c.hidden_size, c.num_experts, c.slots_per_expert, c.expert_mlp_dim, 1, c.tokens()),
+            (true, Some(r)) => sparse_moe_flops_per_image(c.hidden_size, c.num_experts, c.expert_mlp_dim, r, c.group_size, c.seq_len()),
+            (true, None) => soft_moe_flops(c.hidden_size, c.num_experts, c.slots_per_expert, c.expert_mlp_dim, 1, c.seq_len()),
             (false, _) => dense_mlp,
         };
     }
-    total + layer_norm + m * d + 2 * d * c.num_classes as u64
+    // The MAP head: k and v of every token, one query's attention, the output projection, a
+    // LayerNorm and the MLP on one row.
+    let pooling = match c.classifier {
+        Pooling::Gap => m * d,
+        Pooling::Token => 0,
+        Pooling::Map => {
+            let mlp = c.mlp_dim as u64;
+            2 * m * d * 2 * d + 4 * m * d + 5 * m * c.num_heads as u64 + 2 * d * d + 8 * d + 4 * d * mlp + 9 * mlp + d
+        }
+    };
+    total + layer_norm + pooling + 2 * d * c.num_classes as u64
 }
 
 /// Forward FLOPs of the ViT for one image counting matrix products only, 2 per multiply-add: the
@@ -72,22 +83,27 @@ pub fn vit_flops_per_image(c: &VitConfig) -> u64 {
 /// softmax, GELU, normalisation, residuals, pooling) is left out. The trainer records this count as
 /// config.json's `training.flops_per_image`.
 pub fn vit_gemm_flops_per_image(c: &VitConfig) -> u64 {
-    let (m, d, mlp, h) = (c.tokens() as u64, c.hidden_size as u64, c.mlp_dim as u64, c.expert_mlp_dim as u64);
+    let (m, d, mlp, h) = (c.seq_len() as u64, c.hidden_size as u64, c.mlp_dim as u64, c.expert_mlp_dim as u64);
     let n = c.num_experts as u64;
     let slots = n * c.slots_per_expert as u64;
     let mac = |a: u64, b: u64, c: u64| 2 * a * b * c;
-    let mut f = mac(m, c.patch_dim() as u64, d);
+    let mut f = mac(c.tokens() as u64, c.patch_dim() as u64, d);
     for k in 0..c.num_layers {
         f += 4 * mac(m, d, d); // q, k, v, out projections
         f += 2 * mac(m, m, d); // QKᵀ over all heads, then AV
         f += match (c.is_moe(k), &c.router) {
             (true, Some(r)) => {
-                let per_image = n * r.capacity(c.group_size * c.tokens(), c.num_experts) as u64 / c.group_size.max(1) as u64;
+                let per_image = n * r.capacity(c.group_size * c.seq_len(), c.num_experts) as u64 / c.group_size.max(1) as u64;
                 mac(m, d, n) + mac(per_image, d, h) + mac(per_image, h, d)
             }
             (true, None) => mac(m, d, slots) + mac(slots, m, d) + mac(slots, d, h) + mac(slots, h, d) + mac(m, slots, d),
             (false, _) => mac(m, d, mlp) + mac(m, mlp, d),
         };
+    }
+    if c.classifier == Pooling::Map {
+        // k and v of every token, the probe's QKᵀ and AV, the output projection and the MLP (the
+        // probe's own query projection is input-independent).
+        f += 2 * mac(m, d, d) + 2 * mac(1, m, d) + mac(1, d, d) + 2 * mac(1, d, mlp);
     }
     f + mac(1, d, c.num_classes as u64)
 }

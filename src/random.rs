@@ -76,7 +76,7 @@ pub fn random_input(rng: &mut Rng, b: usize, m: usize, d: usize) -> Tensor {
 pub fn random_vit(rng: &mut Rng, config: &crate::config::VitConfig) -> crate::weights::VitWeights {
     use crate::weights::{BlockMlp, BlockWeights, VitWeights};
     let c = config;
-    let (d, m, pd) = (c.hidden_size, c.tokens(), c.patch_dim());
+    let (d, m, pd) = (c.hidden_size, c.seq_len(), c.patch_dim());
     let fan = |rng: &mut Rng, fan_in: usize, len: usize| rng.vec(len, (3.0 / fan_in as f32).sqrt());
     let near_one = |rng: &mut Rng, len: usize| rng.vec(len, 0.2).into_iter().map(|v| 1.0 + v).collect::<Vec<f32>>();
     let blocks = (0..c.num_layers)
@@ -128,12 +128,33 @@ pub fn random_vit(rng: &mut Rng, config: &crate::config::VitConfig) -> crate::we
             },
         })
         .collect();
+    let qk_norm = |rng: &mut Rng| {
+        c.attention_qk_norm.then(|| crate::weights::QkNorm { query: near_one(rng, c.head_dim()), key: near_one(rng, c.head_dim()) })
+    };
+    let map_head = (c.classifier == crate::config::Pooling::Map).then(|| {
+        Box::new(crate::weights::MapHeadWeights {
+            probe: rng.vec(d, 1.0),
+            qkv_kernel: fan(rng, d, 3 * d * d),
+            qkv_bias: rng.vec(3 * d, 0.1),
+            out_kernel: fan(rng, d, d * d),
+            out_bias: rng.vec(d, 0.1),
+            qk_norm: qk_norm(rng),
+            ln_scale: near_one(rng, d),
+            ln_bias: rng.vec(d, 0.1),
+            w0: fan(rng, d, d * c.mlp_dim),
+            b0: rng.vec(c.mlp_dim, 0.1),
+            w1: fan(rng, c.mlp_dim, c.mlp_dim * d),
+            b1: rng.vec(d, 0.1),
+        })
+    });
     VitWeights {
         config: c.clone(),
         embedding_kernel: fan(rng, pd, pd * d),
         embedding_bias: rng.vec(d, 0.1),
+        cls: (c.classifier == crate::config::Pooling::Token).then(|| rng.vec(d, 1.0)),
         pos_embedding: rng.vec(m * d, 0.5),
         blocks,
+        map_head,
         names: crate::weights::BlockNames::Vit,
         norm_scale: near_one(rng, d),
         norm_bias: rng.vec(d, 0.1),

@@ -91,6 +91,14 @@ type BlockMaps = (usize, Vec<f32>, Vec<f32>);
 /// A sparse block's (block, gates [b·m·n], slots [b·m·n] with -1 for none).
 type BlockRoutes = (usize, Vec<f32>, Vec<i32>);
 
+/// The class token's `{dispatch, combine}` rows ([n·p] each) of a Soft MoE block, or null without one.
+fn class_token(first: usize, dispatch: &[f32], combine: &[f32]) -> JsValue {
+    if first == 0 {
+        return JsValue::NULL;
+    }
+    obj(&[("dispatch", f32s(dispatch)), ("combine", f32s(combine))])
+}
+
 /// A readable adapter name; browsers may hide the name, then the description or vendor stands in.
 fn adapter_name(ctx: &GpuContext) -> String {
     let i = &ctx.info;
@@ -177,7 +185,9 @@ impl Model {
 
     /// Classifies `pixels` (b·S·S grayscale values in [0, 1]); resolves to an array with, per image,
     /// `{label, className, probs, logits, layers}` where `layers` holds, when `maps` is true, each
-    /// Soft MoE block's `{block, grid, experts, slotsPerExpert, dispatch, combine}` ([m, n·p] each).
+    /// Soft MoE block's `{block, grid, experts, slotsPerExpert, dispatch, combine, classToken}`
+    /// (dispatch and combine [grid², n·p] over the patch tokens; `classToken` the class token's
+    /// `{dispatch, combine}` rows with classifier `token`, else null).
     pub fn classify(&self, pixels: JsValue, maps: bool) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -205,8 +215,11 @@ impl Model {
                 o.routes.into_iter().map(|r| (r.block, r.gates.data, r.slots.iter().map(slot).collect())).collect();
             let layer_maps: Vec<BlockMaps> = o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect();
             let (logits, probs, predictions) = (o.logits, o.probs, o.predictions);
-            let per_map = c.tokens() * c.num_experts * c.slots_per_expert;
-            let per_route = c.tokens() * c.num_experts;
+            // Per image: its seq_len tokens' rows; with a class token (row 0) the `dispatch`/`combine`
+            // of a layer are the grid's patch rows, and the class token's row comes apart.
+            let (s, n) = (c.num_experts * c.slots_per_expert, c.num_experts);
+            let (per_map, per_route) = (c.seq_len() * s, c.seq_len() * n);
+            let first = c.seq_len() - c.tokens();
             let kind = c.moe_type();
             let out = Array::new();
             for i in 0..b {
@@ -220,8 +233,12 @@ impl Model {
                             ("grid", (c.grid() as u32).into()),
                             ("experts", (c.num_experts as u32).into()),
                             ("slotsPerExpert", (c.slots_per_expert as u32).into()),
-                            ("dispatch", f32s(&d[i * per_map..(i + 1) * per_map])),
-                            ("combine", f32s(&cm[i * per_map..(i + 1) * per_map])),
+                            ("dispatch", f32s(&d[i * per_map + first * s..(i + 1) * per_map])),
+                            ("combine", f32s(&cm[i * per_map + first * s..(i + 1) * per_map])),
+                            (
+                                "classToken",
+                                class_token(first, &d[i * per_map..i * per_map + first * s], &cm[i * per_map..i * per_map + first * s]),
+                            ),
                         ])
                     })
                     .chain(layer_routes.iter().map(|(blk, g, sl)| {
@@ -230,8 +247,8 @@ impl Model {
                             ("block", (*blk as u32).into()),
                             ("grid", (c.grid() as u32).into()),
                             ("experts", (c.num_experts as u32).into()),
-                            ("gates", f32s(&g[i * per_route..(i + 1) * per_route])),
-                            ("slots", Int32Array::from(&sl[i * per_route..(i + 1) * per_route]).into()),
+                            ("gates", f32s(&g[i * per_route + first * n..(i + 1) * per_route])),
+                            ("slots", Int32Array::from(&sl[i * per_route + first * n..(i + 1) * per_route]).into()),
                         ])
                     }))
                     .collect();

@@ -85,7 +85,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let labels: Vec<usize> = indices.iter().map(|&i| set.test.labels[i] as usize).collect();
     let correct = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
     let accuracy = correct as f64 / n as f64;
-    let group_tokens = group * config.tokens();
+    let group_tokens = group * config.seq_len();
     let capacity = router.map_or(0, |r| r.capacity(group_tokens, config.num_experts));
 
     println!("images: {n}");
@@ -136,7 +136,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
             "backend": if cpu { "cpu-f64" } else if f16 { "gpu-f16" } else { "gpu" },
             "split_images": set.test.len(),
             "group_size": group,
-            "tokens_per_image": config.tokens(),
+            "tokens_per_image": config.seq_len(),
             "router_k": router.map_or(0, |r| r.k()),
             "images": n,
             "correct": correct,
@@ -198,7 +198,7 @@ type GroupStats = Vec<(usize, RouteStats)>;
 /// for each group, each sparse block's routing statistics.
 fn classify_groups(backend: &Backend, images: &Tensor, group: usize) -> Result<(Classified, Vec<GroupStats>), Error> {
     let config = backend.config();
-    let (m, n) = (config.tokens(), config.num_experts);
+    let (m, n) = (config.seq_len(), config.num_experts);
     let b = images.shape[0];
     match &backend.0 {
         // The GPU runs many groups per forward; its slot maps [b·m, n] are cut into the groups.

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::config::Gelu;
+use crate::config::{Gelu, Pooling};
 use crate::error::{Error, Result};
 use crate::routing::{Router, MAX_CAPACITY_MULTIPLE_OF, VMOE_CAPACITY_MULTIPLE_OF};
 
@@ -14,7 +14,7 @@ const MAX_DIM: usize = 1 << 16;
 
 /// Every key a config.json may hold; any other is an error. `training` (the trainer's record of
 /// the recipe and results) is not read.
-const KNOWN_KEYS: [&str; 23] = [
+const KNOWN_KEYS: [&str; 24] = [
     "image_size",
     "channels",
     "patch_size",
@@ -37,6 +37,7 @@ const KNOWN_KEYS: [&str; 23] = [
     "capacity_multiple_of",
     "group_size",
     "attention_qk_norm",
+    "classifier",
     "training",
 ];
 
@@ -70,6 +71,8 @@ pub struct VitConfig {
     /// `attention_qk_norm`, Flax's `normalize_qk`): `query_ln`/`key_ln` scales of head_dim values,
     /// no bias, eps `layer_norm_eps`. Default false.
     pub attention_qk_norm: bool,
+    /// What the head reads (vmoe's `classifier`): `gap` (default), `token` or `map`.
+    pub classifier: Pooling,
 }
 
 impl VitConfig {
@@ -144,6 +147,10 @@ impl VitConfig {
             expert_mlp_dim: moe_size("expert_mlp_dim")?,
             moe_layers,
             attention_qk_norm: flag("attention_qk_norm")?,
+            classifier: match obj.get("classifier") {
+                None => Pooling::Gap,
+                Some(v) => v.as_str().and_then(Pooling::parse).ok_or_else(|| bad("classifier", "`gap`, `token` or `map`", v))?,
+            },
             gelu,
             normalize: obj
                 .get("normalize")
@@ -222,6 +229,9 @@ impl VitConfig {
         if self.attention_qk_norm {
             v["attention_qk_norm"] = true.into();
         }
+        if self.classifier != Pooling::Gap {
+            v["classifier"] = self.classifier.name().into();
+        }
         if let Some(r) = self.router {
             v["moe_type"] = r.name().into();
             v["capacity_factor"] = r.capacity_factor().into();
@@ -243,9 +253,15 @@ impl VitConfig {
         self.image_size / self.patch_size
     }
 
-    /// Tokens per image.
+    /// Patch tokens per image.
     pub fn tokens(&self) -> usize {
         self.grid() * self.grid()
+    }
+
+    /// Tokens the encoder runs on per image: the patches, and the class token first with the
+    /// `token` classifier.
+    pub fn seq_len(&self) -> usize {
+        self.tokens() + usize::from(self.classifier == Pooling::Token)
     }
 
     /// Values per patch (P·P·C).
@@ -317,10 +333,22 @@ mod tests {
 
     #[test]
     fn vmoe_options_are_read_checked_and_written_back() {
-        let c = parse(r#", "attention_qk_norm": true"#).unwrap();
+        let c = parse(r#", "attention_qk_norm": true, "classifier": "token""#).unwrap();
         assert!(c.attention_qk_norm);
-        assert!(c.to_json().contains(r#""attention_qk_norm": true"#));
+        assert_eq!((c.classifier, c.tokens(), c.seq_len()), (Pooling::Token, 49, 50));
+        assert!(c.to_json().contains(r#""attention_qk_norm": true"#) && c.to_json().contains(r#""classifier": "token""#));
         assert_eq!(VitConfig::from_json(&c.to_json(), "again").unwrap(), c);
+        for (name, pooling) in [("gap", Pooling::Gap), ("map", Pooling::Map)] {
+            assert_eq!(parse(&format!(r#", "classifier": "{name}""#)).unwrap().classifier, pooling);
+        }
+        assert_eq!(parse("").unwrap().classifier, Pooling::Gap);
+        for bad in ["\"cls\"", "\"0\"", "1"] {
+            let e = parse(&format!(r#", "classifier": {bad}"#)).unwrap_err();
+            assert!(
+                matches!(&e, Error::Config { key, expected, .. } if key == "classifier" && expected == "`gap`, `token` or `map`"),
+                "{bad}: {e:?}"
+            );
+        }
         assert!(!parse("").unwrap().attention_qk_norm);
         assert!(!parse("").unwrap().to_json().contains("attention_qk_norm"), "an unset option is not written");
         for bad in ["1", "\"true\"", "null"] {

@@ -84,7 +84,7 @@ impl Classifier {
                 let logits = f32s(r.logits);
                 let probs = softmax_rows(&logits, c.num_classes);
                 let predictions = logits.chunks(c.num_classes).map(argmax).collect();
-                let (m, n, p) = (c.tokens(), c.num_experts, c.slots_per_expert);
+                let (m, n, p) = (c.seq_len(), c.num_experts, c.slots_per_expert);
                 let (maps, routes) = if maps {
                     let maps = r
                         .maps

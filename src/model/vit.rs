@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use crate::config::VitConfig;
+use crate::config::{Pooling, VitConfig};
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer};
 use crate::gpu::{READBACK, STORAGE};
 use crate::kernels::execute;
-use crate::kernels::gemm::Activation;
+use crate::kernels::gemm::{Activation, Matmul, MatrixView};
 use crate::kernels::{add_position, attention, layer_norm, mean_pool, patchify, Op};
 use crate::layers::soft_moe::Scratch;
 use crate::layers::sparse_moe::{decode_slots, whole_groups, SparseScratch};
@@ -69,14 +69,34 @@ struct Block {
     mlp: Mlp,
 }
 
+/// vmoe's `MapHead` on the device.
+struct MapHead {
+    /// The probe's query, probe · W_q + b_q [d]: input-independent, computed once at upload.
+    q: wgpu::Buffer,
+    /// Key and value projections, [d, 2d] (k | v per row) and [2d].
+    kv_w: wgpu::Buffer,
+    kv_b: wgpu::Buffer,
+    out_w: wgpu::Buffer,
+    out_b: wgpu::Buffer,
+    qk_scales: Option<wgpu::Buffer>,
+    ln: wgpu::Buffer,
+    w0: wgpu::Buffer,
+    b0: wgpu::Buffer,
+    w1: wgpu::Buffer,
+    b1: wgpu::Buffer,
+}
+
 /// A ViT with its weights resident on one device.
 pub struct Vit {
     ctx: Arc<GpuContext>,
     config: VitConfig,
     embedding_w: wgpu::Buffer,
     embedding_b: wgpu::Buffer,
+    /// The position embedding [seq_len, d]; with a class token its row 0 holds cls + position 0.
     pos: wgpu::Buffer,
     blocks: Vec<Block>,
+    // Boxed: most models have none, and `Classifier` holds a `Vit` by value.
+    map: Option<Box<MapHead>>,
     norm: wgpu::Buffer,
     head_w: wgpu::Buffer,
     head_b: wgpu::Buffer,
@@ -131,16 +151,68 @@ impl Vit {
                 qk_scales: match (&b.qk_norm, weights.config.attention_qk_norm) {
                     (Some(n), true) => Some(upload(&name(&format!("{att}/{{query,key}}_ln/scale")), &[&n.query[..], &n.key[..]].concat())?),
                     (None, false) => None,
-                    (n, _) => return Err(qk_norm_mismatch(k, n.is_some())),
+                    (n, _) => return Err(qk_norm_mismatch(format!("block {k}"), n.is_some())),
                 },
                 ln2: affine(&name(weights.names.mlp_norm()), &b.ln2_scale, &b.ln2_bias)?,
                 mlp,
             });
         }
+        let c = &weights.config;
+        let d = c.hidden_size;
+        let mut pos = weights.pos_embedding.clone();
+        if pos.len() != c.seq_len() * d {
+            let expected = format!("{} values ([{}, {d}])", c.seq_len() * d, c.seq_len());
+            return Err(Error::input("VitWeights pos_embedding", expected, format!("{} values", pos.len())));
+        }
+        match (&weights.cls, c.classifier) {
+            // The class token's first value is cls + its position, the one f32 sum vmoe's
+            // `inputs + pe` makes there.
+            (Some(cls), Pooling::Token) if cls.len() == d && pos.len() >= d => pos.iter_mut().zip(cls).for_each(|(p, c)| *p += c),
+            (None, Pooling::Gap | Pooling::Map) => {}
+            (cls, _) => {
+                let found = cls.as_ref().map_or("none".to_string(), |c| format!("{} values", c.len()));
+                return Err(Error::input("VitWeights cls", format!("a class token of {d} values exactly with classifier `token`"), found));
+            }
+        }
+        let map = match (&weights.map_head, c.classifier) {
+            (Some(h), Pooling::Map) => {
+                let att = "MapHead/MultiHeadDotProductAttention";
+                // q = probe · W_q + b_q, in f64, once.
+                let q: Vec<f32> = (0..d)
+                    .map(|j| {
+                        (h.qkv_bias[j] as f64 + (0..d).map(|i| h.probe[i] as f64 * h.qkv_kernel[i * 3 * d + j] as f64).sum::<f64>()) as f32
+                    })
+                    .collect();
+                let kv_w: Vec<f32> = h.qkv_kernel.chunks(3 * d).flat_map(|row| row[d..].to_vec()).collect();
+                Some(Box::new(MapHead {
+                    q: upload("MapHead/probe · query/kernel + query/bias", &q)?,
+                    kv_w: upload(&format!("{att}/{{key,value}}/kernel"), &kv_w)?,
+                    kv_b: upload(&format!("{att}/{{key,value}}/bias"), &h.qkv_bias[d..])?,
+                    out_w: upload(&format!("{att}/out/kernel"), &h.out_kernel)?,
+                    out_b: upload(&format!("{att}/out/bias"), &h.out_bias)?,
+                    qk_scales: match (&h.qk_norm, c.attention_qk_norm) {
+                        (Some(n), true) => Some(upload(&format!("{att}/{{query,key}}_ln/scale"), &[&n.query[..], &n.key[..]].concat())?),
+                        (None, false) => None,
+                        (n, _) => return Err(qk_norm_mismatch("the MAP head".into(), n.is_some())),
+                    },
+                    ln: affine("MapHead/LayerNorm", &h.ln_scale, &h.ln_bias)?,
+                    w0: upload("MapHead/Mlp/Dense_0/kernel", &h.w0)?,
+                    b0: upload("MapHead/Mlp/Dense_0/bias", &h.b0)?,
+                    w1: upload("MapHead/Mlp/Dense_1/kernel", &h.w1)?,
+                    b1: upload("MapHead/Mlp/Dense_1/bias", &h.b1)?,
+                }))
+            }
+            (None, Pooling::Gap | Pooling::Token) => None,
+            (h, _) => {
+                let found = if h.is_some() { "a MAP head" } else { "none" };
+                return Err(Error::input("VitWeights map_head", "a MAP head exactly with classifier `map`", found));
+            }
+        };
         let vit = Vit {
             embedding_w: upload("embedding/kernel", &weights.embedding_kernel)?,
             embedding_b: upload("embedding/bias", &weights.embedding_bias)?,
-            pos: upload("Encoder/posembed_input/pos_embedding", &weights.pos_embedding)?,
+            pos: upload("Encoder/posembed_input/pos_embedding", &pos)?,
+            map,
             norm: affine("Encoder/encoder_norm", &weights.norm_scale, &weights.norm_bias)?,
             head_w: upload("head/kernel", &weights.head_kernel)?,
             head_b: upload("head/bias", &weights.head_bias)?,
@@ -184,7 +256,7 @@ impl Vit {
     async fn run(&self, images: &Tensor, maps: bool) -> Result<VitOutput> {
         let c = &self.config;
         let b = check_images(c, images)?;
-        let (m, k, pixels) = (c.tokens(), c.num_classes, images.data.len() / b.max(1));
+        let (m, k, pixels) = (c.seq_len(), c.num_classes, images.data.len() / b.max(1));
         let chunk = self.chunk_size(b, maps)?;
         let mut logits = Vec::with_capacity(b * k);
         let mut map_data: Vec<(usize, Vec<f32>, Vec<f32>)> = Vec::new();
@@ -279,7 +351,7 @@ impl Vit {
     /// Images per submit: within the memory budget and the binding limits.
     fn chunk_size(&self, b: usize, maps: bool) -> Result<usize> {
         let c = &self.config;
-        let (m, d, s) = (c.tokens() as u64, c.hidden_size as u64, self.slots() as u64);
+        let (m, d, s) = (c.seq_len() as u64, c.hidden_size as u64, self.slots() as u64);
         let moe = self.moe_layers().len() as u64;
         let h = c.expert_mlp_dim as u64;
         let sizes = [
@@ -310,12 +382,12 @@ impl Vit {
     fn build_plan(&self, b: usize, maps: bool) -> Result<Plan> {
         let ctx = &self.ctx;
         let c = &self.config;
-        let (m, d, heads, hd) = (c.tokens(), c.hidden_size, c.num_heads, c.head_dim());
+        let (patches_per_image, m, d, heads, hd) = (c.tokens(), c.seq_len(), c.hidden_size, c.num_heads, c.head_dim());
         let rows = b * m;
         let s = self.slots();
         let buf = |len: usize, label: &str| ctx.pool.acquire(&ctx.device, (len.max(1) * 4) as u64, STORAGE, label);
         let images = buf(b * c.image_size * c.image_size * c.channels, "images");
-        let patches = buf(rows * c.patch_dim(), "patches");
+        let patches = buf(b * patches_per_image * c.patch_dim(), "patches");
         let x = buf(rows * d, "residual stream");
         let h = buf(rows * d, "normalised");
         let qkv = buf(rows * 3 * d, "qkv");
@@ -334,10 +406,17 @@ impl Vit {
         let mut route_bufs = Vec::new();
 
         let gelu = Activation::Gelu(c.gelu);
+        // The patch embedding writes each image's patch tokens; with a class token they start at
+        // row 1 of the image's m rows, and the position kernel sets row 0.
+        let embed = dense(b * patches_per_image, c.patch_dim(), d, Activation::None, false);
+        let (embed, cls_values) = match c.classifier {
+            Pooling::Token => (Matmul { c: MatrixView::grouped(patches_per_image, m * d, d, 0).at(d), ..embed }, d),
+            Pooling::Gap | Pooling::Map => (embed, 0),
+        };
         let mut ops = vec![
             patchify::op(ctx, &images, &patches, b, c)?,
-            dense(rows, c.patch_dim(), d, Activation::None, false).op(ctx, &patches, &self.embedding_w, Some(&self.embedding_b), &x)?,
-            add_position::op(ctx, &self.pos, &x, rows * d, m * d)?,
+            embed.op(ctx, &patches, &self.embedding_w, Some(&self.embedding_b), &x)?,
+            add_position::op(ctx, &self.pos, &x, rows * d, m * d, cls_values)?,
         ];
         let mut map_bufs = Vec::new();
         for (k, blk) in self.blocks.iter().enumerate() {
@@ -373,8 +452,31 @@ impl Vit {
             }
         }
         ops.push(layer_norm::op(ctx, &x, &self.norm, &h, rows, d, c.layer_norm_eps)?);
-        ops.push(mean_pool::op(ctx, &h, &pooled, b, m, d)?);
-        ops.push(dense(b, d, c.num_classes, Activation::None, false).op(ctx, &pooled, &self.head_w, Some(&self.head_b), &logits)?);
+        let head = dense(b, d, c.num_classes, Activation::None, false);
+        match (c.classifier, &self.map) {
+            (Pooling::Gap, _) => {
+                ops.push(mean_pool::op(ctx, &h, &pooled, b, m, d)?);
+                ops.push(head.op(ctx, &pooled, &self.head_w, Some(&self.head_b), &logits)?);
+            }
+            // The head reads each image's token 0 straight from the normalised stream.
+            (Pooling::Token, _) => {
+                let head = Matmul { a: MatrixView { row_stride: m * d, ..MatrixView::row_major(b, d) }, ..head };
+                ops.push(head.op(ctx, &h, &self.head_w, Some(&self.head_b), &logits)?);
+            }
+            // MapHead: keys and values of every token (into the qkv buffer), the probe's attention
+            // over them (into `att`), its output projection (`pooled`), then pooled += Mlp(LN(pooled)).
+            (Pooling::Map, Some(mh)) => {
+                ops.push(dense(rows, d, 2 * d, Activation::None, false).op(ctx, &h, &mh.kv_w, Some(&mh.kv_b), &qkv)?);
+                let qk_norm = mh.qk_scales.as_ref().map(|scales| attention::QkNorm { scales, eps: c.layer_norm_eps });
+                ops.push(attention::pool_op(ctx, &mh.q, &qkv, &att, b, m, heads, hd, qk_norm)?);
+                ops.push(dense(b, d, d, Activation::None, false).op(ctx, &att, &mh.out_w, Some(&mh.out_b), &pooled)?);
+                ops.push(layer_norm::op(ctx, &pooled, &mh.ln, &h, b, d, c.layer_norm_eps)?);
+                ops.push(dense(b, d, c.mlp_dim, gelu, false).op(ctx, &h, &mh.w0, Some(&mh.b0), &hidden)?);
+                ops.push(dense(b, c.mlp_dim, d, Activation::None, true).op(ctx, &hidden, &mh.w1, Some(&mh.b1), &pooled)?);
+                ops.push(head.op(ctx, &pooled, &self.head_w, Some(&self.head_b), &logits)?);
+            }
+            (Pooling::Map, None) => return Err(Error::Internal("a `map` model without its MAP head on the device".into())),
+        }
 
         let out_len = b * c.num_classes + if maps { 2 * map_bufs.len() * rows * s + 2 * route_bufs.len() * rows * n } else { 0 };
         let staging = ctx.pool.acquire(&ctx.device, (out_len * 4) as u64, READBACK, "readback");
@@ -392,15 +494,15 @@ impl Vit {
     }
 }
 
-/// Weights whose block `k` has qk-norm scales (`has`) where the config has no `attention_qk_norm`,
-/// or the other way round.
-fn qk_norm_mismatch(k: usize, has: bool) -> Error {
+/// Weights whose attention (`what`) has qk-norm scales (`has`) where the config has no
+/// `attention_qk_norm`, or the other way round.
+fn qk_norm_mismatch(what: String, has: bool) -> Error {
     let (expected, found) = if has {
         ("none (the config has no `attention_qk_norm`)", "query_ln/key_ln scales")
     } else {
         ("query_ln/key_ln scales (the config sets `attention_qk_norm`)", "none")
     };
-    Error::input(format!("VitWeights block {k}"), expected, found)
+    Error::input(format!("VitWeights {what}"), expected, found)
 }
 
 /// Index of the largest value (the first on ties).

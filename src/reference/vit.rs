@@ -1,12 +1,13 @@
 //! The ViT of SPEC §2 in f64, one function per GPU kernel.
 
-use crate::config::VitConfig;
+use crate::config::{Pooling, VitConfig};
 use crate::error::{Error, Result};
 use crate::reference::{
-    add_position, attention_qk, dense, gelu, layer_norm, mean_pool, patchify, soft_moe_f64, sparse_moe_f64, QkNormRef, SparseReference,
+    add_position, attend, attention_qk, dense, gelu, layer_norm, mean_pool, patchify, soft_moe_f64, sparse_moe_f64, QkNormRef, Queries,
+    SparseReference,
 };
 use crate::tensor::Tensor;
-use crate::weights::{BlockMlp, VitWeights};
+use crate::weights::{BlockMlp, MapHeadWeights, VitWeights};
 
 /// Logits [b, classes] and, per Soft MoE block, its dispatch and combine weights [b, m, n·p].
 #[derive(Clone, Debug)]
@@ -43,10 +44,25 @@ pub fn check_images(c: &VitConfig, images: &Tensor) -> Result<usize> {
 pub fn vit_forward(w: &VitWeights, images: &Tensor) -> Result<VitReference> {
     let c = &w.config;
     let b = check_images(c, images)?;
-    let (m, d) = (c.tokens(), c.hidden_size);
+    let (patches, m, d) = (c.tokens(), c.seq_len(), c.hidden_size);
     let eps = c.layer_norm_eps as f64;
     let img: Vec<f64> = images.data.iter().map(|&v| v as f64).collect();
-    let mut x = dense(&patchify(&img, b, c), b * m, c.patch_dim(), d, &w.embedding_kernel, &w.embedding_bias);
+    let embedded = dense(&patchify(&img, b, c), b * patches, c.patch_dim(), d, &w.embedding_kernel, &w.embedding_bias);
+    let mut x = match (c.classifier, &w.cls) {
+        // The class token first, then the image's patch tokens.
+        (Pooling::Token, Some(cls)) if cls.len() == d => {
+            embedded.chunks(patches * d).flat_map(|e| cls.iter().map(|&v| v as f64).chain(e.iter().copied())).collect()
+        }
+        (Pooling::Gap | Pooling::Map, None) => embedded,
+        (_, cls) => {
+            let found = cls.as_ref().map_or("none".to_string(), |c| format!("{} values", c.len()));
+            return Err(Error::input("VitWeights cls", format!("a class token of {d} values exactly with classifier `token`"), found));
+        }
+    };
+    if w.pos_embedding.len() != m * d {
+        let expected = format!("{} values ([{m}, {d}])", m * d);
+        return Err(Error::input("VitWeights pos_embedding", expected, format!("{} values", w.pos_embedding.len())));
+    }
     add_position(&mut x, &w.pos_embedding);
     let mut maps = Vec::new();
     let mut routes = Vec::new();
@@ -88,8 +104,40 @@ pub fn vit_forward(w: &VitWeights, images: &Tensor) -> Result<VitReference> {
         x.iter_mut().zip(y).for_each(|(a, v)| *a += v);
     }
     let x = layer_norm(&x, d, &w.norm_scale, &w.norm_bias, eps);
-    let pooled = mean_pool(&x, b, m, d);
+    let pooled = match (c.classifier, &w.map_head) {
+        (Pooling::Gap, None) => mean_pool(&x, b, m, d),
+        (Pooling::Token, None) => x.chunks(m * d).flat_map(|e| e[..d].to_vec()).collect(),
+        (Pooling::Map, Some(h)) => map_head(c, h, &x, b)?,
+        (_, h) => {
+            let found = if h.is_some() { "a MAP head" } else { "none" };
+            return Err(Error::input("VitWeights map_head", "a MAP head exactly with classifier `map`", found));
+        }
+    };
     Ok(VitReference { logits: dense(&pooled, b, d, c.num_classes, &w.head_kernel, &w.head_bias), maps, routes })
+}
+
+/// vmoe's `MapHead` on the final LayerNorm's output x [b·seq, d]: the probe's multi-head attention
+/// over each image's tokens, `out`, then out + Mlp(LayerNorm(out)); [b, d].
+fn map_head(c: &VitConfig, h: &MapHeadWeights, x: &[f64], b: usize) -> Result<Vec<f64>> {
+    let (m, d, eps) = (c.seq_len(), c.hidden_size, c.layer_norm_eps as f64);
+    let probe: Vec<f64> = h.probe.iter().map(|&v| v as f64).collect();
+    let q = dense(&probe, 1, d, 3 * d, &h.qkv_kernel, &h.qkv_bias)[..d].to_vec();
+    let kv = dense(x, b * m, d, 3 * d, &h.qkv_kernel, &h.qkv_bias);
+    let part = |p: usize| -> Vec<f64> { kv.chunks(3 * d).flat_map(|row| row[p * d..(p + 1) * d].to_vec()).collect() };
+    let qk_norm = match (&h.qk_norm, c.attention_qk_norm) {
+        (Some(n), true) => Some(QkNormRef { query: &n.query, key: &n.key, eps }),
+        (None, false) => None,
+        (n, _) => {
+            let found = if n.is_some() { "scales, with `attention_qk_norm` unset" } else { "no scales, with `attention_qk_norm` set" };
+            return Err(Error::input("VitWeights the MAP head", "qk-norm scales exactly when the config sets `attention_qk_norm`", found));
+        }
+    };
+    let att = attend(Queries::Shared(&q, 1), &part(1), &part(2), b, m, c.num_heads, c.head_dim(), qk_norm);
+    let out = dense(&att, b, d, d, &h.out_kernel, &h.out_bias);
+    let y = layer_norm(&out, d, &h.ln_scale, &h.ln_bias, eps);
+    let z: Vec<f64> = dense(&y, b, d, c.mlp_dim, &h.w0, &h.b0).into_iter().map(|v| gelu(v, c.gelu)).collect();
+    let y = dense(&z, b, c.mlp_dim, d, &h.w1, &h.b1);
+    Ok(out.iter().zip(y).map(|(a, v)| a + v).collect())
 }
 
 /// Softmax of logits rows (used by every backend for the reported probabilities).

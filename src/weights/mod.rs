@@ -8,7 +8,7 @@ mod vit;
 pub use self::safetensors::SafeTensors;
 pub use soft_moe::SoftMoeWeights;
 pub use sparse_moe::{SparseMoeWeights, ROUTER_KERNEL};
-pub use vit::{vit_tensor_shapes, vit_tensor_shapes_as, BlockMlp, BlockNames, BlockWeights, QkNorm, VitWeights};
+pub use vit::{vit_tensor_shapes, vit_tensor_shapes_as, BlockMlp, BlockNames, BlockWeights, MapHeadWeights, QkNorm, VitWeights};
 
 use crate::error::{Error, Result};
 

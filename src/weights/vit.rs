@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::config::Gelu;
-use crate::config::VitConfig;
+use crate::config::{Gelu, Pooling, VitConfig};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::weights::{check_unused, soft_moe, LoadOptions, SafeTensors, SoftMoeWeights, SparseMoeWeights, ROUTER_KERNEL};
@@ -120,6 +119,30 @@ pub struct BlockWeights {
     pub mlp: BlockMlp,
 }
 
+/// vmoe's `MapHead` (classifier `map`): attention pooling of the encoder's output by the learned
+/// `probe`, then `out + Mlp(LayerNorm(out))`. Tensors under `MapHead/`.
+#[derive(Clone, Debug)]
+pub struct MapHeadWeights {
+    /// `probe` [1, 1, d]: the one query.
+    pub probe: Vec<f32>,
+    /// `MultiHeadDotProductAttention/{query,key,value}`, concatenated as a block's: [d, 3d], [3d].
+    pub qkv_kernel: Vec<f32>,
+    pub qkv_bias: Vec<f32>,
+    /// `MultiHeadDotProductAttention/out`: [d, d], [d].
+    pub out_kernel: Vec<f32>,
+    pub out_bias: Vec<f32>,
+    /// `MultiHeadDotProductAttention/{query,key}_ln/scale`, with `attention_qk_norm`.
+    pub qk_norm: Option<QkNorm>,
+    /// `LayerNorm/{scale,bias}` [d].
+    pub ln_scale: Vec<f32>,
+    pub ln_bias: Vec<f32>,
+    /// `Mlp/Dense_0` [d, mlp_dim] + [mlp_dim], `Mlp/Dense_1` [mlp_dim, d] + [d] (the config's GELU).
+    pub w0: Vec<f32>,
+    pub b0: Vec<f32>,
+    pub w1: Vec<f32>,
+    pub b1: Vec<f32>,
+}
+
 /// All of a ViT's weights, in the layouts the kernels read.
 #[derive(Clone, Debug)]
 pub struct VitWeights {
@@ -127,9 +150,13 @@ pub struct VitWeights {
     /// [P·P·C, d], rows in (py, px, c) order.
     pub embedding_kernel: Vec<f32>,
     pub embedding_bias: Vec<f32>,
-    /// [m, d].
+    /// `cls` [1, 1, d], the class token of classifier `token`.
+    pub cls: Option<Vec<f32>>,
+    /// [seq_len, d]: with classifier `token`, row 0 is the class token's.
     pub pos_embedding: Vec<f32>,
     pub blocks: Vec<BlockWeights>,
+    /// With classifier `map`: the attention-pooling head (boxed: most models have none).
+    pub map_head: Option<Box<MapHeadWeights>>,
     /// The block naming the weights were read with, and are written back with.
     pub names: BlockNames,
     pub norm_scale: Vec<f32>,
@@ -154,15 +181,13 @@ pub fn vit_tensor_shapes_as(c: &VitConfig, names: BlockNames) -> Vec<(String, Ve
     let mut v: Vec<(String, Vec<usize>)> = vec![
         ("embedding/kernel".into(), vec![p, p, c.channels, d]),
         ("embedding/bias".into(), vec![d]),
-        ("Encoder/posembed_input/pos_embedding".into(), vec![1, c.tokens(), d]),
+        ("Encoder/posembed_input/pos_embedding".into(), vec![1, c.seq_len(), d]),
     ];
-    for k in 0..c.num_layers {
-        let pre = format!("Encoder/encoderblock_{k}/");
-        for ln in ["LayerNorm_0", names.mlp_norm()] {
-            v.push((format!("{pre}{ln}/scale"), vec![d]));
-            v.push((format!("{pre}{ln}/bias"), vec![d]));
-        }
-        let att = format!("{pre}{}/", names.attention());
+    if c.classifier == Pooling::Token {
+        v.push(("cls".into(), vec![1, 1, d]));
+    }
+    // An attention's tensors under `att` (with its `/`).
+    let attention = |v: &mut Vec<(String, Vec<usize>)>, att: &str| {
         for q in ["query", "key", "value"] {
             v.push((format!("{att}{q}/kernel"), vec![d, heads, hd]));
             v.push((format!("{att}{q}/bias"), vec![heads, hd]));
@@ -173,6 +198,14 @@ pub fn vit_tensor_shapes_as(c: &VitConfig, names: BlockNames) -> Vec<(String, Ve
             v.push((format!("{att}query_ln/scale"), vec![hd]));
             v.push((format!("{att}key_ln/scale"), vec![hd]));
         }
+    };
+    for k in 0..c.num_layers {
+        let pre = format!("Encoder/encoderblock_{k}/");
+        for ln in ["LayerNorm_0", names.mlp_norm()] {
+            v.push((format!("{pre}{ln}/scale"), vec![d]));
+            v.push((format!("{pre}{ln}/bias"), vec![d]));
+        }
+        attention(&mut v, &format!("{pre}{}/", names.attention()));
         if c.is_moe(k) {
             let (n, h) = (c.num_experts, c.expert_mlp_dim);
             if c.router.is_some() {
@@ -195,6 +228,16 @@ pub fn vit_tensor_shapes_as(c: &VitConfig, names: BlockNames) -> Vec<(String, Ve
     }
     v.push(("Encoder/encoder_norm/scale".into(), vec![d]));
     v.push(("Encoder/encoder_norm/bias".into(), vec![d]));
+    if c.classifier == Pooling::Map {
+        v.push(("MapHead/probe".into(), vec![1, 1, d]));
+        attention(&mut v, "MapHead/MultiHeadDotProductAttention/");
+        v.push(("MapHead/LayerNorm/scale".into(), vec![d]));
+        v.push(("MapHead/LayerNorm/bias".into(), vec![d]));
+        v.push(("MapHead/Mlp/Dense_0/kernel".into(), vec![d, c.mlp_dim]));
+        v.push(("MapHead/Mlp/Dense_0/bias".into(), vec![c.mlp_dim]));
+        v.push(("MapHead/Mlp/Dense_1/kernel".into(), vec![c.mlp_dim, d]));
+        v.push(("MapHead/Mlp/Dense_1/bias".into(), vec![d]));
+    }
     v.push(("head/kernel".into(), vec![d, c.num_classes]));
     v.push(("head/bias".into(), vec![c.num_classes]));
     v
@@ -222,6 +265,54 @@ impl Reader<'_> {
             return Err(Error::NonFinite { context: self.st.context().to_string(), name: name.to_string(), index });
         }
         Ok(t.data)
+    }
+
+    /// The attention under `att` (with its `/`): q, k and v concatenated to [d, 3d] and [3d], the
+    /// output projection, and the qk-norm scales when `qk_norm`.
+    #[allow(clippy::type_complexity)]
+    fn attention(&self, att: &str, d: usize, qk_norm: bool) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Option<QkNorm>)> {
+        let q = self.get(&format!("{att}query/kernel"))?;
+        let k = self.get(&format!("{att}key/kernel"))?;
+        let v = self.get(&format!("{att}value/kernel"))?;
+        let mut qkv_kernel = Vec::with_capacity(3 * d * d);
+        for row in 0..d {
+            for t in [&q, &k, &v] {
+                qkv_kernel.extend_from_slice(&t[row * d..(row + 1) * d]);
+            }
+        }
+        let mut qkv_bias = self.get(&format!("{att}query/bias"))?;
+        qkv_bias.extend(self.get(&format!("{att}key/bias"))?);
+        qkv_bias.extend(self.get(&format!("{att}value/bias"))?);
+        let norm = match qk_norm {
+            true => Some(QkNorm { query: self.get(&format!("{att}query_ln/scale"))?, key: self.get(&format!("{att}key_ln/scale"))? }),
+            false => None,
+        };
+        Ok((qkv_kernel, qkv_bias, self.get(&format!("{att}out/kernel"))?, self.get(&format!("{att}out/bias"))?, norm))
+    }
+}
+
+/// Puts an attention's tensors under `att` (with its `/`), q, k and v split again.
+#[allow(clippy::too_many_arguments)]
+fn put_attention(
+    put: &mut impl FnMut(String, &[f32]),
+    att: &str,
+    d: usize,
+    qkv_kernel: &[f32],
+    qkv_bias: &[f32],
+    out_kernel: &[f32],
+    out_bias: &[f32],
+    qk_norm: Option<&QkNorm>,
+) {
+    for (part, name) in ["query", "key", "value"].iter().enumerate() {
+        let kernel: Vec<f32> = (0..d).flat_map(|row| qkv_kernel[row * 3 * d + part * d..row * 3 * d + (part + 1) * d].to_vec()).collect();
+        put(format!("{att}{name}/kernel"), &kernel);
+        put(format!("{att}{name}/bias"), &qkv_bias[part * d..(part + 1) * d]);
+    }
+    put(format!("{att}out/kernel"), out_kernel);
+    put(format!("{att}out/bias"), out_bias);
+    if let Some(n) = qk_norm {
+        put(format!("{att}query_ln/scale"), &n.query);
+        put(format!("{att}key_ln/scale"), &n.key);
     }
 }
 
@@ -260,19 +351,8 @@ impl VitWeights {
         let mut blocks = Vec::with_capacity(c.num_layers);
         for k in 0..c.num_layers {
             let pre = format!("Encoder/encoderblock_{k}/");
-            let att = format!("{pre}{}/", names.attention());
-            let q = r.get(&format!("{att}query/kernel"))?;
-            let kk = r.get(&format!("{att}key/kernel"))?;
-            let v = r.get(&format!("{att}value/kernel"))?;
-            let mut qkv_kernel = Vec::with_capacity(3 * d * d);
-            for row in 0..d {
-                for t in [&q, &kk, &v] {
-                    qkv_kernel.extend_from_slice(&t[row * d..(row + 1) * d]);
-                }
-            }
-            let mut qkv_bias = r.get(&format!("{att}query/bias"))?;
-            qkv_bias.extend(r.get(&format!("{att}key/bias"))?);
-            qkv_bias.extend(r.get(&format!("{att}value/bias"))?);
+            let (qkv_kernel, qkv_bias, out_kernel, out_bias, qk_norm) =
+                r.attention(&format!("{pre}{}/", names.attention()), d, c.attention_qk_norm)?;
             let mlp = if let (true, Some(router)) = (c.is_moe(k), c.router) {
                 let mp = format!("{pre}Moe/");
                 let (n, h) = (c.num_experts, c.expert_mlp_dim);
@@ -318,21 +398,41 @@ impl VitWeights {
                 ln0_bias: r.get(&format!("{pre}LayerNorm_0/bias"))?,
                 qkv_kernel,
                 qkv_bias,
-                out_kernel: r.get(&format!("{att}out/kernel"))?,
-                out_bias: r.get(&format!("{att}out/bias"))?,
-                qk_norm: match c.attention_qk_norm {
-                    true => Some(QkNorm { query: r.get(&format!("{att}query_ln/scale"))?, key: r.get(&format!("{att}key_ln/scale"))? }),
-                    false => None,
-                },
+                out_kernel,
+                out_bias,
+                qk_norm,
                 ln2_scale: r.get(&format!("{pre}{}/scale", names.mlp_norm()))?,
                 ln2_bias: r.get(&format!("{pre}{}/bias", names.mlp_norm()))?,
                 mlp,
             });
         }
+        let map_head = match c.classifier {
+            Pooling::Map => {
+                let (qkv_kernel, qkv_bias, out_kernel, out_bias, qk_norm) =
+                    r.attention("MapHead/MultiHeadDotProductAttention/", d, c.attention_qk_norm)?;
+                Some(Box::new(MapHeadWeights {
+                    probe: r.get("MapHead/probe")?,
+                    qkv_kernel,
+                    qkv_bias,
+                    out_kernel,
+                    out_bias,
+                    qk_norm,
+                    ln_scale: r.get("MapHead/LayerNorm/scale")?,
+                    ln_bias: r.get("MapHead/LayerNorm/bias")?,
+                    w0: r.get("MapHead/Mlp/Dense_0/kernel")?,
+                    b0: r.get("MapHead/Mlp/Dense_0/bias")?,
+                    w1: r.get("MapHead/Mlp/Dense_1/kernel")?,
+                    b1: r.get("MapHead/Mlp/Dense_1/bias")?,
+                }))
+            }
+            _ => None,
+        };
         Ok(VitWeights {
             embedding_kernel: r.get("embedding/kernel")?,
             embedding_bias: r.get("embedding/bias")?,
+            cls: if c.classifier == Pooling::Token { Some(r.get("cls")?) } else { None },
             pos_embedding: r.get("Encoder/posembed_input/pos_embedding")?,
+            map_head,
             norm_scale: r.get("Encoder/encoder_norm/scale")?,
             norm_bias: r.get("Encoder/encoder_norm/bias")?,
             head_kernel: r.get("head/kernel")?,
@@ -350,25 +450,19 @@ impl VitWeights {
         let d = c.hidden_size;
         // Each field under its name; the shapes come from `vit_tensor_shapes`, the one list.
         let mut data: HashMap<String, Vec<f32>> = HashMap::new();
-        let mut put = |name: String, v: &[f32]| data.insert(name, v.to_vec());
+        let mut put = |name: String, v: &[f32]| {
+            data.insert(name, v.to_vec());
+        };
         put("embedding/kernel".into(), &self.embedding_kernel);
         put("embedding/bias".into(), &self.embedding_bias);
         put("Encoder/posembed_input/pos_embedding".into(), &self.pos_embedding);
+        if let Some(cls) = &self.cls {
+            put("cls".into(), cls);
+        }
         for (k, b) in self.blocks.iter().enumerate() {
             let pre = format!("Encoder/encoderblock_{k}/");
             let att = format!("{pre}{}/", names.attention());
-            for (part, name) in ["query", "key", "value"].iter().enumerate() {
-                let kernel: Vec<f32> =
-                    (0..d).flat_map(|row| b.qkv_kernel[row * 3 * d + part * d..row * 3 * d + (part + 1) * d].to_vec()).collect();
-                put(format!("{att}{name}/kernel"), &kernel);
-                put(format!("{att}{name}/bias"), &b.qkv_bias[part * d..(part + 1) * d]);
-            }
-            put(format!("{att}out/kernel"), &b.out_kernel);
-            put(format!("{att}out/bias"), &b.out_bias);
-            if let Some(n) = &b.qk_norm {
-                put(format!("{att}query_ln/scale"), &n.query);
-                put(format!("{att}key_ln/scale"), &n.key);
-            }
+            put_attention(&mut put, &att, d, &b.qkv_kernel, &b.qkv_bias, &b.out_kernel, &b.out_bias, b.qk_norm.as_ref());
             put(format!("{pre}LayerNorm_0/scale"), &b.ln0_scale);
             put(format!("{pre}LayerNorm_0/bias"), &b.ln0_bias);
             put(format!("{pre}{}/scale", names.mlp_norm()), &b.ln2_scale);
@@ -398,6 +492,17 @@ impl VitWeights {
         }
         put("Encoder/encoder_norm/scale".into(), &self.norm_scale);
         put("Encoder/encoder_norm/bias".into(), &self.norm_bias);
+        if let Some(h) = &self.map_head {
+            put("MapHead/probe".into(), &h.probe);
+            let att = "MapHead/MultiHeadDotProductAttention/";
+            put_attention(&mut put, att, d, &h.qkv_kernel, &h.qkv_bias, &h.out_kernel, &h.out_bias, h.qk_norm.as_ref());
+            put("MapHead/LayerNorm/scale".into(), &h.ln_scale);
+            put("MapHead/LayerNorm/bias".into(), &h.ln_bias);
+            put("MapHead/Mlp/Dense_0/kernel".into(), &h.w0);
+            put("MapHead/Mlp/Dense_0/bias".into(), &h.b0);
+            put("MapHead/Mlp/Dense_1/kernel".into(), &h.w1);
+            put("MapHead/Mlp/Dense_1/bias".into(), &h.b1);
+        }
         put("head/kernel".into(), &self.head_kernel);
         put("head/bias".into(), &self.head_bias);
         // A field missing from the list (or the list naming one not here) is a bug, caught by the
@@ -473,6 +578,40 @@ mod tests {
         let st = file(&VitWeights { names: BlockNames::Vit, ..vit }, |_| {});
         assert!(st.entry("Encoder/encoderblock_1/Moe/Mlp/Dense_0/kernel").is_some());
         assert_eq!(BlockNames::detect(&st).unwrap(), BlockNames::Vit);
+    }
+
+    #[test]
+    fn class_tokens_map_heads_and_qk_norm_scales_are_read_and_written_under_vmoes_names() {
+        for (classifier, qk) in [(Pooling::Token, false), (Pooling::Map, true), (Pooling::Gap, true)] {
+            let mut config = small().config;
+            config.classifier = classifier;
+            config.attention_qk_norm = qk;
+            let w = VitWeights { names: BlockNames::Vmoe, ..random_vit(&mut Rng::new(6), &config) };
+            let st = file(&w, |_| {});
+            let shape = |name: &str| st.entry(name).map(|e| e.shape.clone());
+            assert_eq!(shape("cls"), (classifier == Pooling::Token).then(|| vec![1, 1, 8]), "{classifier:?}");
+            assert_eq!(shape("Encoder/posembed_input/pos_embedding"), Some(vec![1, config.seq_len(), 8]));
+            assert_eq!(shape("MapHead/probe"), (classifier == Pooling::Map).then(|| vec![1, 1, 8]));
+            assert_eq!(shape("Encoder/encoderblock_1/SelfAttention/key_ln/scale"), qk.then(|| vec![4]));
+            let map_qk = "MapHead/MultiHeadDotProductAttention/query_ln/scale";
+            assert_eq!(shape(map_qk), (qk && classifier == Pooling::Map).then(|| vec![4]));
+            let back = VitWeights::from_parts(config.clone(), &st).unwrap();
+            assert_eq!((&back.cls, &back.blocks[1].qk_norm), (&w.cls, &w.blocks[1].qk_norm));
+            assert_eq!(
+                back.map_head.as_ref().map(|h| (&h.probe, &h.qkv_kernel, &h.qk_norm, &h.w1)),
+                w.map_head.as_ref().map(|h| (&h.probe, &h.qkv_kernel, &h.qk_norm, &h.w1))
+            );
+            // The config without the option: the file's extra tensors are named, not dropped.
+            let mut plain = config.clone();
+            plain.attention_qk_norm = false;
+            if classifier == Pooling::Token {
+                plain.classifier = Pooling::Gap;
+            }
+            if plain != config {
+                let e = VitWeights::from_parts(plain, &st).unwrap_err();
+                assert!(matches!(&e, Error::UnusedTensor { .. } | Error::Shape { .. }), "{classifier:?}: {e:?}");
+            }
+        }
     }
 
     #[test]

@@ -102,3 +102,32 @@ fn a_vit_gives_the_same_bits_with_the_kernels_of_either_adapter_type() {
         assert_eq!(alone.logits.data, pollster::block_on(as_cpu.classify(&one)).unwrap().logits.data, "image {i}: GPU vs CPU kernels");
     }
 }
+
+#[test]
+fn vit_variants_are_bit_identical_alone_and_anywhere_in_a_batch() {
+    // Class token, MAP head and qk-norm, on Soft MoE and dense models (a sparse router's groups
+    // couple images by design: tests/gpu/sparse.rs).
+    use softmoe::model::Vit;
+    use softmoe::random::random_vit;
+    for (i, (name, c)) in crate::vit_model::variant_configs().into_iter().filter(|(n, _)| !n.starts_with("sparse")).enumerate() {
+        let mut rng = Rng::new(320 + i as u64);
+        let w = random_vit(&mut rng, &c);
+        let vit = pollster::block_on(Vit::new(ctx(), &w)).unwrap();
+        let per = c.image_size * c.image_size;
+        let batch = Tensor::new(vec![9, c.image_size, c.image_size], rng.vec(9 * per, 0.5).into_iter().map(|v| v + 0.5).collect()).unwrap();
+        let all = pollster::block_on(vit.classify_with_maps(&batch)).unwrap();
+        for j in [0, 4, 8] {
+            let one = Tensor::new(vec![1, c.image_size, c.image_size], batch.data[j * per..(j + 1) * per].to_vec()).unwrap();
+            let alone = pollster::block_on(vit.classify_with_maps(&one)).unwrap();
+            assert_bits(
+                &format!("{name}: image {j} logits alone and in a batch of 9"),
+                &alone.logits.data,
+                &all.logits.data[j * 10..(j + 1) * 10],
+            );
+            for (a, b) in alone.maps.iter().zip(&all.maps) {
+                let s = a.combine.data.len();
+                assert_bits(&format!("{name}: image {j} block {} combine", a.block), &a.combine.data, &b.combine.data[j * s..(j + 1) * s]);
+            }
+        }
+    }
+}

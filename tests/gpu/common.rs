@@ -156,5 +156,6 @@ pub fn vit_config(
         router: None,
         group_size: 0,
         attention_qk_norm: false,
+        classifier: softmoe::Pooling::Gap,
     }
 }

@@ -4,7 +4,7 @@ use softmoe::model::{Vit, VitConfig};
 use softmoe::random::random_vit;
 use softmoe::Tensor;
 
-use crate::common::{assert_close, ctx, f32_tol, max_abs, to_f64, vit_config, Rng};
+use crate::common::{assert_close, ctx, f32_tol, max_abs, max_abs_diff, to_f64, vit_config, Rng};
 
 fn images(rng: &mut Rng, b: usize, c: &VitConfig) -> Tensor {
     let n = c.image_size * c.image_size * c.channels;
@@ -114,5 +114,80 @@ fn qk_norm_models_match_the_reference_and_are_batch_invariant() {
             let alone = pollster::block_on(vit.classify(&one)).unwrap();
             assert_eq!(alone.logits.data, got.logits.data[j * 10..(j + 1) * 10], "qk-norm model {i} image {j}: logits differ alone");
         }
+    }
+}
+
+/// The classifier variants (vmoe's `classifier` × `attention_qk_norm`) on Soft MoE, sparse and dense
+/// models: (name, config).
+pub fn variant_configs() -> Vec<(String, VitConfig)> {
+    use softmoe::{Pooling, Router};
+    let mut out = Vec::new();
+    for classifier in [Pooling::Token, Pooling::Map] {
+        for qk in [false, true] {
+            for kind in ["soft", "sparse", "dense"] {
+                let moe: &[usize] = if kind == "dense" { &[] } else { &[1] };
+                // 12×12 images in 3×3 patches: 16 patches (17 tokens with the class token), d = 15
+                // of 3 heads of 5: nothing divides the workgroup.
+                let mut c = vit_config(12, 1, 3, 15, 2, 3, moe, 3, if kind == "sparse" { 0 } else { 2 });
+                if kind == "sparse" {
+                    c.router = Some(Router::tokens_choice(2, 1.0));
+                    c.group_size = 2;
+                }
+                c.classifier = classifier;
+                c.attention_qk_norm = qk;
+                out.push((format!("{kind} {} qk-norm {qk}", classifier.name()), c));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn token_and_map_classifiers_match_the_reference() {
+    for (i, (name, c)) in variant_configs().into_iter().enumerate() {
+        let mut rng = Rng::new(260 + i as u64);
+        let w = random_vit(&mut rng, &c);
+        let vit = pollster::block_on(Vit::new(ctx(), &w)).unwrap();
+        let x = images(&mut rng, 4, &c);
+        let got = pollster::block_on(vit.classify_with_maps(&x)).unwrap();
+        let want = softmoe::reference::vit_forward(&w, &x).unwrap();
+        // One f32 bound per block and one for the MAP head.
+        let k = c.mlp_dim.max(c.expert_mlp_dim).max(c.seq_len()).max(c.hidden_size);
+        let tol = (c.num_layers + 2) as f64 * f32_tol(k, max_abs("logits", &want.logits).max(1.0));
+        assert_close(&format!("{name}: logits"), &to_f64(&got.logits.data), &want.logits, tol);
+        for (g, (block, d, _)) in got.maps.iter().zip(&want.maps) {
+            assert_eq!(g.dispatch.shape, vec![4, c.seq_len(), c.num_experts, c.slots_per_expert], "{name}: maps cover every token");
+            assert_close(&format!("{name}: block {block} dispatch"), &to_f64(&g.dispatch.data), d, (block + 1) as f64 * f32_tol(k, 1.0));
+        }
+        if let Some(r) = want.routes.first() {
+            let slots: Vec<Option<u32>> = r.1.slots.iter().map(|s| s.map(|v| v as u32)).collect();
+            assert_eq!(got.routes[0].slots, slots, "{name}: routing");
+        }
+    }
+}
+
+#[test]
+fn the_class_token_and_the_probe_reach_the_logits() {
+    // Without its class token or probe a model is something else: the tests above would not see a
+    // loader or a forward that dropped them.
+    use softmoe::Pooling;
+    for classifier in [Pooling::Token, Pooling::Map] {
+        let mut c = vit_config(12, 1, 3, 15, 2, 3, &[1], 3, 2);
+        c.classifier = classifier;
+        let w = random_vit(&mut Rng::new(280), &c);
+        let x = images(&mut Rng::new(281), 2, &c);
+        let vit = pollster::block_on(Vit::new(ctx(), &w)).unwrap();
+        let base = pollster::block_on(vit.classify(&x)).unwrap().logits.data;
+        let mut other = w.clone();
+        match classifier {
+            // Not a constant shift: every LayerNorm would take that out again.
+            Pooling::Token => {
+                other.cls.as_mut().unwrap().iter_mut().enumerate().for_each(|(i, v)| *v += if i % 2 == 0 { 0.5 } else { -0.5 })
+            }
+            _ => other.map_head.as_mut().unwrap().probe.iter_mut().for_each(|v| *v = -*v),
+        }
+        let moved = pollster::block_on(pollster::block_on(Vit::new(ctx(), &other)).unwrap().classify(&x)).unwrap().logits.data;
+        let diff = max_abs_diff("logits", &moved, &base);
+        assert!(diff > 1e-3, "{classifier:?}: changing it moved the logits by {diff:e} only");
     }
 }

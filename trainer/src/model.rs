@@ -53,6 +53,7 @@ pub fn config(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize,
             _ => 0,
         },
         attention_qk_norm: false,
+        classifier: softmoe::Pooling::Gap,
     }
 }
 
@@ -70,6 +71,9 @@ pub fn trainable(cfg: &Config) -> std::result::Result<(), String> {
     }
     if cfg.attention_qk_norm {
         return Err("attention_qk_norm is not supported by the trainer".into());
+    }
+    if cfg.classifier != softmoe::Pooling::Gap {
+        return Err(format!("only classifier = gap is supported by the trainer, not {}", cfg.classifier.name()));
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
-// x[i] += pos[i mod period]: the learned position embedding, the same for every image.
+// x[i] += pos[i mod period]: the learned position embedding, the same for every image. The first
+// `prefix` values of each period are set to pos instead (the class token's row: its `pos` already
+// holds cls + its position, added once at upload, and the patch embedding writes nothing there).
 
 struct AddPositionParams {
     total: u32,
     period: u32,
+    prefix: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: AddPositionParams;
@@ -15,5 +18,10 @@ fn main(invocation: Invocation) {
     if (i >= p.total) {
         return;
     }
-    x[i] = x[i] + pos[i % p.period];
+    let j = i % p.period;
+    if (j < p.prefix) {
+        x[i] = pos[j];
+    } else {
+        x[i] = x[i] + pos[j];
+    }
 }

@@ -1,4 +1,5 @@
-//! `add_position.wgsl`: x += the position embedding, repeated for every image.
+//! `add_position.wgsl`: x += the position embedding, repeated for every image (the class token's
+//! row set rather than added).
 
 use super::{kernel_params, u32_of, wgsl, Op};
 use crate::error::Result;
@@ -14,11 +15,17 @@ kernel_params! {
     pub struct AddPositionParams {
         total: u32,
         period: u32,
+        prefix: u32,
     }
 }
 
-/// x (`total` values) += pos (`period` values) cyclically, period = m·d.
-pub fn op(ctx: &GpuContext, pos: &wgpu::Buffer, x: &wgpu::Buffer, total: usize, period: usize) -> Result<Op> {
-    let params = AddPositionParams { total: u32_of(total, "values")?, period: u32_of(period, "period")? };
+/// x (`total` values) += pos (`period` values) cyclically, period = tokens·d; the first `prefix`
+/// values of each period are set to pos (the class token's row, `prefix` = d; 0 without one).
+pub fn op(ctx: &GpuContext, pos: &wgpu::Buffer, x: &wgpu::Buffer, total: usize, period: usize, prefix: usize) -> Result<Op> {
+    let params = AddPositionParams {
+        total: u32_of(total, "values")?,
+        period: u32_of(period, "period")?,
+        prefix: u32_of(prefix.min(period), "prefix")?,
+    };
     Op::per_item(ctx, &KERNEL, &params, &[pos, x], total)
 }

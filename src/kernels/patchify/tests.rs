@@ -27,6 +27,7 @@ fn config(image_size: usize, channels: usize, patch_size: usize) -> VitConfig {
         router: None,
         group_size: 0,
         attention_qk_norm: false,
+        classifier: crate::config::Pooling::Gap,
     }
 }
 
