@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         group_size: 0,
         attention_qk_norm: false,
         classifier: softmoe::Pooling::Gap,
+        dispatch_bfloat16: false,
     };
     let weights = random_vit(&mut Rng::new(seed), &config);
     std::fs::create_dir_all(&out)?;

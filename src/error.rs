@@ -133,6 +133,7 @@ mod tests {
             b1: vec![0.0],
             gelu: Gelu::Tanh,
             normalize: true,
+            dispatch_bfloat16: false,
         };
         let st = SafeTensors::parse(w.to_safetensors(), "mem").unwrap();
         let tensors: Vec<(String, Tensor)> = st.entries().iter().map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap())).collect();

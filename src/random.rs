@@ -64,6 +64,7 @@ pub fn random_layer(rng: &mut Rng, s: LayerShape) -> SoftMoeWeights {
         b1: rng.vec(n * d, 0.1),
         gelu: s.gelu,
         normalize: s.normalize,
+        dispatch_bfloat16: false,
     }
 }
 
@@ -106,6 +107,7 @@ pub fn random_vit(rng: &mut Rng, config: &crate::config::VitConfig) -> crate::we
                     w1: fan(rng, h, n * h * d),
                     b1: rng.vec(n * d, 0.1),
                     gelu: c.gelu,
+                    dispatch_bfloat16: c.dispatch_bfloat16,
                 })
             } else if c.is_moe(k) {
                 let shape = LayerShape {
@@ -117,7 +119,7 @@ pub fn random_vit(rng: &mut Rng, config: &crate::config::VitConfig) -> crate::we
                     gelu: c.gelu,
                     normalize: c.normalize,
                 };
-                BlockMlp::SoftMoe(random_layer(rng, shape))
+                BlockMlp::SoftMoe(SoftMoeWeights { dispatch_bfloat16: c.dispatch_bfloat16, ..random_layer(rng, shape) })
             } else {
                 BlockMlp::Dense {
                     w0: fan(rng, d, d * c.mlp_dim),

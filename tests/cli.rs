@@ -105,6 +105,35 @@ fn a_tensor_the_layer_does_not_use_is_refused_unless_allowed() {
 }
 
 #[test]
+fn dispatch_bfloat16_from_the_flag_or_the_metadata_gives_the_same_output() {
+    let dir = scratch("bf16");
+    let input = write_input(&dir, &random_input(&mut Rng::new(3), 2, 9, 6));
+    let layer_y = |weights: &Path, flags: &[&str], name: &str| -> Vec<f32> {
+        let out = dir.join(name);
+        let status = Command::new(BIN)
+            .args(["layer", "--cpu", "--weights"])
+            .arg(weights)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&out)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stderr));
+        SafeTensors::read(&out).unwrap().tensor_f32("y").unwrap().data
+    };
+    let plain = write_layer(&dir, |_| {});
+    let f32_y = layer_y(&plain, &[], "f32.safetensors");
+    let flag_y = layer_y(&plain, &["--dispatch-bfloat16"], "flag.safetensors");
+    let marked = dir.join("marked.safetensors");
+    std::fs::write(&marked, SoftMoeWeights { dispatch_bfloat16: true, ..layer() }.to_safetensors()).unwrap();
+    let meta_y = layer_y(&marked, &[], "meta.safetensors");
+    assert_eq!(flag_y, meta_y);
+    assert_ne!(flag_y, f32_y, "the rounding changed nothing");
+}
+
+#[test]
 fn missing_file_is_named() {
     let dir = scratch("missing-file");
     let input = write_input(&dir, &random_input(&mut Rng::new(2), 1, 4, 6));

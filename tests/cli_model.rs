@@ -50,6 +50,7 @@ fn model_routed(dir: &Path, router: Option<Router>) -> PathBuf {
         group_size: if router.is_some() { 4 } else { 0 },
         attention_qk_norm: false,
         classifier: softmoe::Pooling::Gap,
+        dispatch_bfloat16: false,
     };
     let w = random_vit(&mut Rng::new(7), &config);
     let m = dir.join(router.map_or("model", |r| r.name()));

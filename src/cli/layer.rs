@@ -16,9 +16,12 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let output = PathBuf::from(args.required("output")?);
     let cpu = args.switch("cpu");
     let allow_unused = args.switch("allow-unused");
+    let bf16 = args.switch("dispatch-bfloat16");
     args.finish()?;
 
-    let layer = SoftMoeWeights::from_layer_file(&SafeTensors::read(&weights)?, LoadOptions { allow_unused })?;
+    let mut layer = SoftMoeWeights::from_layer_file(&SafeTensors::read(&weights)?, LoadOptions { allow_unused })?;
+    // A file from vmoe carries no metadata: the flag asks for vmoe's Bfloat16Dispatcher.
+    layer.dispatch_bfloat16 |= bf16;
     let inputs = SafeTensors::read(&input)?;
     let x = inputs.tensor_f32("x")?;
     if x.shape.len() != 3 || x.shape[2] != layer.d {

@@ -18,9 +18,10 @@ const USAGE: &str = "usage:
   softmoe info
       print the GPU adapter, its limits and features
   softmoe layer --weights L.safetensors --input X.safetensors --output Y.safetensors [--cpu]
-                [--allow-unused]
+                [--dispatch-bfloat16] [--allow-unused]
       run one Soft MoE layer: L holds the layer (SPEC names), X holds `x` f32 [b, m, d];
-      writes `y` [b, m, d], `dispatch` and `combine` [b, m, n, p]; --cpu uses the f64 reference
+      writes `y` [b, m, d], `dispatch` and `combine` [b, m, n, p]; --cpu uses the f64 reference;
+      --dispatch-bfloat16 rounds as vmoe's Bfloat16Dispatcher (also metadata `dispatch_bfloat16`)
   softmoe classify --model DIR --images FILE... [--batch N] [--cpu | --f16] [--json] [--allow-unused]
       classify a safetensors file holding `images` f32 [b, 28, 28] in [0, 1], or PNG files;
       --json prints {\"index\", \"label\", \"class\", \"probs\", \"logits\"} per image

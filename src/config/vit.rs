@@ -14,7 +14,7 @@ const MAX_DIM: usize = 1 << 16;
 
 /// Every key a config.json may hold; any other is an error. `training` (the trainer's record of
 /// the recipe and results) is not read.
-const KNOWN_KEYS: [&str; 24] = [
+const KNOWN_KEYS: [&str; 25] = [
     "image_size",
     "channels",
     "patch_size",
@@ -38,6 +38,7 @@ const KNOWN_KEYS: [&str; 24] = [
     "group_size",
     "attention_qk_norm",
     "classifier",
+    "dispatch_bfloat16",
     "training",
 ];
 
@@ -73,6 +74,10 @@ pub struct VitConfig {
     pub attention_qk_norm: bool,
     /// What the head reads (vmoe's `classifier`): `gap` (default), `token` or `map`.
     pub classifier: Pooling,
+    /// The MoE blocks round the dispatched tokens and the experts' outputs to bfloat16, as vmoe's
+    /// `Bfloat16Dispatcher` does (always in its `SoftRouter`; with `dispatcher: {bfloat16: true}` in
+    /// its sparse routers). Default false: the f32 math.
+    pub dispatch_bfloat16: bool,
 }
 
 impl VitConfig {
@@ -147,6 +152,7 @@ impl VitConfig {
             expert_mlp_dim: moe_size("expert_mlp_dim")?,
             moe_layers,
             attention_qk_norm: flag("attention_qk_norm")?,
+            dispatch_bfloat16: flag("dispatch_bfloat16")?,
             classifier: match obj.get("classifier") {
                 None => Pooling::Gap,
                 Some(v) => v.as_str().and_then(Pooling::parse).ok_or_else(|| bad("classifier", "`gap`, `token` or `map`", v))?,
@@ -231,6 +237,9 @@ impl VitConfig {
         }
         if self.classifier != Pooling::Gap {
             v["classifier"] = self.classifier.name().into();
+        }
+        if self.dispatch_bfloat16 {
+            v["dispatch_bfloat16"] = true.into();
         }
         if let Some(r) = self.router {
             v["moe_type"] = r.name().into();
@@ -333,8 +342,10 @@ mod tests {
 
     #[test]
     fn vmoe_options_are_read_checked_and_written_back() {
-        let c = parse(r#", "attention_qk_norm": true, "classifier": "token""#).unwrap();
-        assert!(c.attention_qk_norm);
+        let c = parse(r#", "attention_qk_norm": true, "classifier": "token", "dispatch_bfloat16": true"#).unwrap();
+        assert!(c.attention_qk_norm && c.dispatch_bfloat16);
+        assert!(c.to_json().contains(r#""dispatch_bfloat16": true"#));
+        assert!(!parse("").unwrap().dispatch_bfloat16);
         assert_eq!((c.classifier, c.tokens(), c.seq_len()), (Pooling::Token, 49, 50));
         assert!(c.to_json().contains(r#""attention_qk_norm": true"#) && c.to_json().contains(r#""classifier": "token""#));
         assert_eq!(VitConfig::from_json(&c.to_json(), "again").unwrap(), c);

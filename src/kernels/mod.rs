@@ -13,6 +13,7 @@ pub mod l2_normalize;
 pub mod layer_norm;
 pub mod mean_pool;
 pub mod patchify;
+pub mod round_bf16;
 pub mod router_softmax;
 pub mod sparse_combine;
 pub mod sparse_gather;
@@ -59,6 +60,7 @@ pub const KERNELS: &[Kernel] = &[
     layer_norm::KERNEL,
     attention::KERNEL,
     mean_pool::KERNEL,
+    round_bf16::KERNEL,
     sparse_route::KERNEL,
     sparse_gather::KERNEL,
     sparse_combine::KERNEL,

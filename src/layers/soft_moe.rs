@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer, READBACK, STORAGE};
 use crate::kernels::execute;
 use crate::kernels::gemm::Matmul;
-use crate::kernels::{self, combine_softmax, dispatch_softmax, l2_normalize, router_softmax, Op};
+use crate::kernels::{self, combine_softmax, dispatch_softmax, l2_normalize, round_bf16, router_softmax, Op};
 use crate::layers::stages;
 use crate::reference::check_input;
 use crate::tensor::Tensor;
@@ -291,6 +291,7 @@ impl SoftMoe {
 
     /// The layer's dispatches from `x` [b, m, d] to `y` (or `y +=` with `residual`), writing the
     /// dispatch and combine weights to `dm` and `cm`; a model encodes these inside its own pass.
+    /// With `dispatch_bfloat16`, `x` is rounded to bfloat16 in place once the router has read it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn encode(
         &self,
@@ -322,10 +323,18 @@ impl SoftMoe {
             ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
             ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
         }
+        // vmoe's Bfloat16Dispatcher: the router saw the f32 tokens; X̃ = DᵀX takes them rounded.
+        if c.dispatch_bfloat16 {
+            ops.push(round_bf16::op(ctx, x, b * m * d)?);
+        }
         ops.push(g.slot_inputs.op(ctx, dm, x, None, &scratch.slots_in)?);
         for (group, (mm0, mm1)) in self.experts.iter().zip(&g.experts) {
             ops.push(mm0.op(ctx, &scratch.slots_in, &group.w0, Some(&group.b0), &scratch.hidden)?);
             ops.push(mm1.op(ctx, &scratch.hidden, &group.w1, Some(&group.b1), &scratch.slots_out)?);
+        }
+        // …and Y = CỸ the experts' outputs rounded.
+        if c.dispatch_bfloat16 {
+            ops.push(round_bf16::op(ctx, &scratch.slots_out, b * s * d)?);
         }
         ops.push(g.combine.op(ctx, cm, &scratch.slots_out, None, y)?);
         Ok(ops)

@@ -15,7 +15,7 @@ use crate::gpu::{READBACK, STORAGE};
 use crate::kernels::execute;
 use crate::kernels::gemm::Activation;
 use crate::kernels::sparse_route::RouteShape;
-use crate::kernels::{combine_softmax, sparse_combine, sparse_gather, sparse_route, Op};
+use crate::kernels::{combine_softmax, round_bf16, sparse_combine, sparse_gather, sparse_route, Op};
 use crate::layers::stages::{self, dense};
 use crate::routing::RouteStats;
 use crate::tensor::Tensor;
@@ -211,21 +211,36 @@ impl SparseMoe {
         let (d, n, h) = (c.d, c.n, c.h);
         let s = RouteShape::new(&c.router, b, m, n, c.group_size);
         let rows = b * m;
-        Ok(vec![
+        let mut ops = vec![
             dense(rows, d, n, Activation::None, false).op(ctx, x, &self.wr, None, &scratch.logits)?,
             combine_softmax::op(ctx, &scratch.logits, gates, rows, n)?,
             sparse_route::op(ctx, &c.router, &s, gates, slots)?,
-            sparse_gather::op(ctx, &s, d, slots, x, &scratch.slots_in)?,
-            stages::dense0(s.groups, n, s.cap_full, d, h, 0..n, c.gelu).op(
-                ctx,
-                &scratch.slots_in,
-                &self.w0,
-                Some(&self.b0),
-                &scratch.hidden,
-            )?,
-            stages::dense1(s.groups, n, s.cap_full, d, h, 0..n).op(ctx, &scratch.hidden, &self.w1, Some(&self.b1), &scratch.slots_out)?,
-            sparse_combine::op(ctx, &s, d, gates, slots, &scratch.slots_out, y, residual)?,
-        ])
+        ];
+        // vmoe's Bfloat16Dispatcher: the router saw the f32 tokens, the experts get them rounded
+        // (x in place), and the gated sum takes the experts' outputs rounded.
+        if c.dispatch_bfloat16 {
+            ops.push(round_bf16::op(ctx, x, rows * d)?);
+        }
+        ops.push(sparse_gather::op(ctx, &s, d, slots, x, &scratch.slots_in)?);
+        ops.push(stages::dense0(s.groups, n, s.cap_full, d, h, 0..n, c.gelu).op(
+            ctx,
+            &scratch.slots_in,
+            &self.w0,
+            Some(&self.b0),
+            &scratch.hidden,
+        )?);
+        ops.push(stages::dense1(s.groups, n, s.cap_full, d, h, 0..n).op(
+            ctx,
+            &scratch.hidden,
+            &self.w1,
+            Some(&self.b1),
+            &scratch.slots_out,
+        )?);
+        if c.dispatch_bfloat16 {
+            ops.push(round_bf16::op(ctx, &scratch.slots_out, s.groups * n * s.cap_full * d)?);
+        }
+        ops.push(sparse_combine::op(ctx, &s, d, gates, slots, &scratch.slots_out, y, residual)?);
+        Ok(ops)
     }
 }
 

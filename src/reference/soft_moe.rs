@@ -1,7 +1,7 @@
 //! The Soft MoE layer in f64 (docs/math.md), one function per stage, from the kernels' references.
 
 use crate::error::{Error, Result};
-use crate::reference::{combine_softmax, dispatch_softmax, gelu, l2_normalize, matmul, transpose};
+use crate::reference::{combine_softmax, dispatch_softmax, gelu, l2_normalize, matmul, round_bf16_f64, transpose};
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
 
@@ -80,9 +80,11 @@ pub fn soft_moe_f64(w: &SoftMoeWeights, x: &[f64], b: usize, m: usize) -> Refere
         let l = logits(&xn, &mu, w.scale as f64, m, d, s);
         let dm = dispatch_softmax(&l, m, s);
         let cm = combine_softmax(&l, m, s);
-        let xs = slot_inputs(&dm, xe, m, s, d);
+        // vmoe's Bfloat16Dispatcher rounds X before X̃ = DᵀX and Ỹ before Y = CỸ.
+        let round = |v: &[f64]| -> Vec<f64> { v.iter().map(|&a| if w.dispatch_bfloat16 { round_bf16_f64(a) } else { a }).collect() };
+        let xs = slot_inputs(&dm, &round(xe), m, s, d);
         let ys = expert_mlp(&xs, w);
-        out.y.extend(combine(&cm, &ys, m, s, d));
+        out.y.extend(combine(&cm, &round(&ys), m, s, d));
         out.dispatch.extend(dm);
         out.combine.extend(cm);
     }

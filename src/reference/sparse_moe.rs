@@ -1,7 +1,7 @@
 //! The sparse MoE layers (Tokens Choice, Experts Choice) in f64: gates, routing by the rules of
 //! `crate::routing`, the chosen experts on each routed token, and the gate-weighted sum.
 
-use crate::reference::{combine_softmax, gelu, matmul};
+use crate::reference::{combine_softmax, gelu, matmul, round_bf16_f64};
 use crate::routing::{groups, route};
 use crate::weights::SparseMoeWeights;
 
@@ -38,12 +38,15 @@ pub fn sparse_moe_f64(w: &SparseMoeWeights, x: &[f64], b: usize, m: usize) -> Sp
         let r = route(&w.router, &gates[g.start * n..g.end * n], n);
         slots[g.start * n..g.end * n].copy_from_slice(&r);
     }
+    // vmoe's Bfloat16Dispatcher rounds the dispatched tokens and the experts' outputs.
+    let round = |v: f64| if w.dispatch_bfloat16 { round_bf16_f64(v) } else { v };
     let mut y = vec![0.0; rows * d];
     for t in 0..rows {
+        let xt: Vec<f64> = x[t * d..(t + 1) * d].iter().map(|&v| round(v)).collect();
         for e in 0..n {
             if slots[t * n + e].is_some() {
-                let out = expert(w, e, &x[t * d..(t + 1) * d]);
-                y[t * d..(t + 1) * d].iter_mut().zip(out).for_each(|(a, v)| *a += gates[t * n + e] * v);
+                let out = expert(w, e, &xt);
+                y[t * d..(t + 1) * d].iter_mut().zip(out).for_each(|(a, v)| *a += gates[t * n + e] * round(v));
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::weights::{check_unused, LoadOptions};
 
 /// The metadata keys a layer file may hold (`format` is written by safetensors' own helpers and
 /// not read); any other is an error that names it.
-pub const LAYER_METADATA: [&str; 3] = ["gelu", "normalize", "format"];
+pub const LAYER_METADATA: [&str; 4] = ["gelu", "normalize", "dispatch_bfloat16", "format"];
 
 /// One Soft MoE layer's parameters and options. Kernels are stored [in, out].
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +38,9 @@ pub struct SoftMoeWeights {
     pub gelu: Gelu,
     /// Normalise tokens and slot parameters before the logits (SPEC default true).
     pub normalize: bool,
+    /// Round the dispatched tokens and the experts' outputs to bfloat16 as vmoe's
+    /// `Bfloat16Dispatcher` does (SPEC §1; default false).
+    pub dispatch_bfloat16: bool,
 }
 
 /// The tensor names inside a layer, relative to its prefix.
@@ -51,7 +54,15 @@ pub const B1: &str = "Mlp/Dense_1/bias";
 impl SoftMoeWeights {
     /// The layer's hyper-parameters, apart from its tensors.
     pub fn config(&self) -> SoftMoeConfig {
-        SoftMoeConfig { d: self.d, n: self.n, p: self.p, h: self.h, gelu: self.gelu, normalize: self.normalize }
+        SoftMoeConfig {
+            d: self.d,
+            n: self.n,
+            p: self.p,
+            h: self.h,
+            gelu: self.gelu,
+            normalize: self.normalize,
+            dispatch_bfloat16: self.dispatch_bfloat16,
+        }
     }
 
     /// Number of slots, n·p.
@@ -104,7 +115,7 @@ impl SoftMoeWeights {
     }
 
     /// Reads the layer stored under `prefix` (e.g. `Encoder/encoderblock_3/Moe/` inside a model, or
-    /// empty), taking `gelu`/`normalize` from metadata; the file's other tensors are not looked at
+    /// empty), taking `gelu`/`normalize`/`dispatch_bfloat16` from metadata; the file's other tensors are not looked at
     /// (a model's loader checks them; [`SoftMoeWeights::from_layer_file`] for a layer file).
     pub fn from_safetensors(st: &SafeTensors, prefix: &str) -> Result<Self> {
         let ctx = st.context().to_string();
@@ -148,11 +159,14 @@ impl SoftMoeWeights {
                 Gelu::parse(s).ok_or_else(|| Error::config(format!("{ctx} metadata"), "gelu", "`tanh` or `erf`", format!("`{s}`")))?
             }
         };
-        let normalize = match meta.get("normalize").map(String::as_str) {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(s) => return Err(Error::config(format!("{ctx} metadata"), "normalize", "`true` or `false`", format!("`{s}`"))),
+        let flag = |key: &str, default: bool| match meta.get(key).map(String::as_str) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(s) => Err(Error::config(format!("{ctx} metadata"), key, "`true` or `false`", format!("`{s}`"))),
         };
+        let normalize = flag("normalize", true)?;
+        let dispatch_bfloat16 = flag("dispatch_bfloat16", false)?;
         let w = SoftMoeWeights {
             d,
             n,
@@ -166,6 +180,7 @@ impl SoftMoeWeights {
             b1: b1.data,
             gelu,
             normalize,
+            dispatch_bfloat16,
         };
         w.validate().map_err(|e| match e {
             Error::NonFinite { name, index, .. } => Error::NonFinite { context: ctx.clone(), name: format!("{prefix}{name}"), index },
@@ -192,6 +207,7 @@ impl SoftMoeWeights {
         let mut meta = BTreeMap::new();
         meta.insert("gelu".to_string(), self.gelu.name().to_string());
         meta.insert("normalize".to_string(), self.normalize.to_string());
+        meta.insert("dispatch_bfloat16".to_string(), self.dispatch_bfloat16.to_string());
         serialize(&refs, &meta)
     }
 }
@@ -225,6 +241,21 @@ mod tests {
         }
         assert!(SoftMoeWeights::from_layer_file(&st, LoadOptions { allow_unused: true }).is_ok());
         assert!(SoftMoeWeights::from_layer_file(&layer_file(&[], &[]), LoadOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn dispatch_bfloat16_is_read_from_the_metadata_and_written_back() {
+        assert!(!SoftMoeWeights::from_layer_file(&layer_file(&[], &[]), LoadOptions::default()).unwrap().dispatch_bfloat16);
+        let w = SoftMoeWeights::from_layer_file(&layer_file(&[], &[("dispatch_bfloat16", "true")]), LoadOptions::default()).unwrap();
+        assert!(w.dispatch_bfloat16 && w.config().dispatch_bfloat16);
+        let again = SafeTensors::parse(w.to_safetensors(), "again").unwrap();
+        assert_eq!(again.metadata()["dispatch_bfloat16"], "true");
+        match SoftMoeWeights::from_layer_file(&layer_file(&[], &[("dispatch_bfloat16", "yes")]), LoadOptions::default()) {
+            Err(Error::Config { key, expected, found, .. }) => {
+                assert_eq!((key.as_str(), expected.as_str(), found.as_str()), ("dispatch_bfloat16", "`true` or `false`", "`yes`"));
+            }
+            other => panic!("expected Error::Config, got {other:?}"),
+        }
     }
 
     #[test]

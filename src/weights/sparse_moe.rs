@@ -24,6 +24,9 @@ pub struct SparseMoeWeights {
     pub w1: Vec<f32>,
     pub b1: Vec<f32>,
     pub gelu: Gelu,
+    /// Round the dispatched tokens and the experts' outputs to bfloat16, as vmoe's routers do with
+    /// `dispatcher: {bfloat16: true}` (`Bfloat16Dispatcher`); default false.
+    pub dispatch_bfloat16: bool,
 }
 
 pub const ROUTER_KERNEL: &str = "Router/dense/kernel";

@@ -368,6 +368,7 @@ impl VitWeights {
                     w1: r.get(&format!("{mp}Mlp/Dense_1/kernel"))?,
                     b1: r.get(&format!("{mp}Mlp/Dense_1/bias"))?,
                     gelu: c.gelu,
+                    dispatch_bfloat16: c.dispatch_bfloat16,
                 };
                 w.validate().map_err(|e| e.in_context(format!("{}: layer {}", st.context(), mp.trim_end_matches('/'))))?;
                 BlockMlp::Sparse(w)
@@ -383,7 +384,7 @@ impl VitWeights {
                         expected: format!("d, n, p, h = {want:?} from the config"),
                     });
                 }
-                BlockMlp::SoftMoe(SoftMoeWeights { gelu: c.gelu, normalize: c.normalize, ..w })
+                BlockMlp::SoftMoe(SoftMoeWeights { gelu: c.gelu, normalize: c.normalize, dispatch_bfloat16: c.dispatch_bfloat16, ..w })
             } else {
                 let mp = format!("{pre}{}/", names.dense_mlp());
                 BlockMlp::Dense {

@@ -86,6 +86,7 @@ pub fn spec_small(gelu: Gelu) -> (SoftMoeWeights, Tensor) {
         b1: vec![0.0, 0.0, 0.1, -0.1],
         gelu,
         normalize: true,
+        dispatch_bfloat16: false,
     };
     let x = Tensor::new(vec![1, 4, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.0]).unwrap();
     (w, x)
@@ -108,6 +109,7 @@ pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
         b1: fill(n * d, &|t| 0.05 * (0.9 * t).sin()),
         gelu: Gelu::Tanh,
         normalize: true,
+        dispatch_bfloat16: false,
     };
     let x = Tensor::new(vec![b, m, d], fill(b * m * d, &|t| (0.37 * t + 0.1).sin())).unwrap();
     (w, x)
@@ -157,5 +159,6 @@ pub fn vit_config(
         group_size: 0,
         attention_qk_norm: false,
         classifier: softmoe::Pooling::Gap,
+        dispatch_bfloat16: false,
     }
 }

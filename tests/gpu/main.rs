@@ -2,6 +2,7 @@
 //! One binary, so the device is created once.
 
 mod batch;
+mod bf16;
 mod common;
 mod f16_weights;
 mod invariants;

@@ -24,6 +24,7 @@ fn layer(rng: &mut Rng, d: usize, n: usize, h: usize, router: Router, group_size
         w1: rng.vec(n * h * d, 0.5),
         b1: rng.vec(n * d, 0.1),
         gelu: Gelu::Tanh,
+        dispatch_bfloat16: false,
     }
 }
 

@@ -54,6 +54,7 @@ pub fn config(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize,
         },
         attention_qk_norm: false,
         classifier: softmoe::Pooling::Gap,
+        dispatch_bfloat16: false,
     }
 }
 
@@ -71,6 +72,9 @@ pub fn trainable(cfg: &Config) -> std::result::Result<(), String> {
     }
     if cfg.attention_qk_norm {
         return Err("attention_qk_norm is not supported by the trainer".into());
+    }
+    if cfg.dispatch_bfloat16 {
+        return Err("dispatch_bfloat16 is not supported by the trainer (it trains the f32 math)".into());
     }
     if cfg.classifier != softmoe::Pooling::Gap {
         return Err(format!("only classifier = gap is supported by the trainer, not {}", cfg.classifier.name()));

@@ -28,6 +28,7 @@ fn config(image_size: usize, channels: usize, patch_size: usize) -> VitConfig {
         group_size: 0,
         attention_qk_norm: false,
         classifier: crate::config::Pooling::Gap,
+        dispatch_bfloat16: false,
     }
 }
 
