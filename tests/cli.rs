@@ -233,3 +233,30 @@ fn bad_usage_is_one_line_and_status_2() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_vmoe_layer_fixture_runs_as_vmoe_wrote_it_in_both_dispatcher_modes() {
+    // tests/fixtures/vmoe/layer (tools/vmoe_fixtures.py): vmoe's own tensors and outputs; the input
+    // file holds `x` beside vmoe's outputs.
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vmoe/layer");
+    let (weights, input) = (case.join("model.safetensors"), case.join("io.safetensors"));
+    assert!(weights.exists(), "{}: missing (the fixtures of tools/vmoe_fixtures.py)", weights.display());
+    let io = SafeTensors::read(&input).unwrap();
+    let dir = scratch("vmoe-layer");
+    for (flags, want, tol) in [(&[][..], "y_f32", 1e-5), (&["--dispatch-bfloat16"][..], "y_bf16", 1e-4)] {
+        for cpu in [false, true] {
+            let out = dir.join("y.safetensors");
+            let mut cmd = Command::new(BIN);
+            cmd.args(["layer", "--weights"]).arg(&weights).arg("--input").arg(&input).arg("--output").arg(&out).args(flags);
+            if cpu {
+                cmd.arg("--cpu");
+            }
+            let o = cmd.output().unwrap();
+            assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+            let y = SafeTensors::read(&out).unwrap().tensor_f32("y").unwrap();
+            let diff = softmoe::compare::max_abs_diff(&y.data, &io.tensor_f32(want).unwrap().data).unwrap();
+            eprintln!("{want} (cpu {cpu}): {:.2e}", diff.max);
+            diff.within(&format!("softmoe layer against vmoe's {want} (cpu {cpu})"), tol).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}

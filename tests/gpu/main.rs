@@ -13,3 +13,4 @@ mod stages;
 mod sweep;
 mod vit_loader;
 mod vit_model;
+mod vmoe_fixtures;
