@@ -1,4 +1,8 @@
-/** One Soft MoE block's routing for one image; dispatch and combine are [tokens, experts·slotsPerExpert]. */
+/**
+ * One Soft MoE block's routing for one image; dispatch and combine are [grid², experts·slotsPerExpert]
+ * over the patch tokens. With classifier `token` the class token's rows come apart in `classToken`
+ * (null otherwise); dispatch's columns then sum to 1 with its row included.
+ */
 export interface LayerMaps {
   kind: 'soft';
   block: number;
@@ -7,10 +11,12 @@ export interface LayerMaps {
   slotsPerExpert: number;
   dispatch: Float32Array;
   combine: Float32Array;
+  classToken: { dispatch: Float32Array; combine: Float32Array } | null;
 }
 
 /**
- * One sparse block's routing for one image (Tokens Choice or Experts Choice): gates [tokens, experts]
+ * One sparse block's routing for one image (Tokens Choice or Experts Choice), over the patch tokens
+ * (a class token's routing is left out): gates [grid², experts]
  * (softmax over experts) and, per (token, expert), the slot the token took in that expert's buffer,
  * or -1 when that expert did not process it. A token with no slot anywhere was dropped.
  */
