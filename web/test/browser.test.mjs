@@ -397,6 +397,19 @@ const TOL_LAYER_ROW = 5e-7 + 2e-7;
 extraPages['/blank.html'] = '<!doctype html><link rel="icon" href="data:,"><title>api</title>';
 extraPages['/layers/small.safetensors'] = { type: 'application/octet-stream', body: SPEC_SMALL.file };
 extraPages['/layers/medium.safetensors'] = { type: 'application/octet-stream', body: SPEC_MEDIUM.file };
+// SPEC's small layer with one tensor more, which the layer does not use: refused unless allowUnused.
+extraPages['/layers/small-extra.safetensors'] = {
+  type: 'application/octet-stream',
+  body: writeSafetensors([
+    ['Router/mu', [2, 2, 1], [1, 0, 0, 1]],
+    ['Router/scale', [], [1]],
+    ['Router/bias', [2], [5, 5]],
+    ['Mlp/Dense_0/kernel', [2, 2, 3], [1, 0, -1, 0, 1, 1, 2, 0, 0, 0, -1, 1]],
+    ['Mlp/Dense_0/bias', [2, 3], [0, 0.1, 0, 0, 0, -0.1]],
+    ['Mlp/Dense_1/kernel', [2, 3, 2], [1, 0, 0, 1, 1, 1, 0.5, 0, 0, 0.5, -1, 1]],
+    ['Mlp/Dense_1/bias', [2, 2], [0, 0, 0.1, -0.1]],
+  ]),
+};
 extraPages['/only-config/config.json'] = { type: 'application/json', body: fs.readFileSync(path.join(SITE, 'models/soft-moe-vit/config.json')) };
 
 async function runApi(base, webgpu) {
@@ -469,6 +482,10 @@ async function runApi(base, webgpu) {
     out.layerBytes = await reason(() => api.loadLayer(new Uint8Array(16)));
     out.layerType = await reason(() => api.loadLayer(42));
     out.layerBackend = await reason(() => api.loadLayer(smallBytes, { backend: 'GPU' }));
+    out.layerUnused = await reason(() => api.loadLayer('/layers/small-extra.safetensors'));
+    out.layerUnusedAllowed = await run(await api.loadLayer('/layers/small-extra.safetensors', { allowUnused: true }), small, 1, 4);
+    out.allowUnusedType = await reason(() => api.loadLayer(smallBytes, { allowUnused: 'yes' }));
+    out.modelUnusedType = await reason(() => api.loadModel('./models/soft-moe-vit', { allowUnused: 1 }));
     // Without Router/mu: the header names it nowhere else.
     const text = new TextDecoder().decode(smallBytes.subarray(8, 8 + Number(new DataView(smallBytes.buffer).getBigUint64(0, true))));
     const noMu = new TextEncoder().encode(text.replace('"Router/mu"', '"Router/nu"'));
@@ -535,6 +552,11 @@ async function runApi(base, webgpu) {
   check(r.layerType.includes('a URL or a Uint8Array') && r.layerType.endsWith('got a number'), `${pre}: layer from a number: ${r.layerType}`);
   check(r.layerBackend.includes('`GPU`') && r.layerBackend.includes('auto, webgpu, cpu'), `${pre}: layer with a bad backend: ${r.layerBackend}`);
   check(r.layerMissing.includes('Router/mu'), `${pre}: layer without Router/mu: ${r.layerMissing}`);
+  // A tensor the layer does not use: named, and loaded (without it) only when allowed.
+  check(r.layerUnused.includes('tensor `Router/bias` is not used by the config') && r.layerUnused.includes('allowUnused'), `${pre}: layer with an unused tensor: ${r.layerUnused}`);
+  check(maxDiff(r.layerUnusedAllowed.y, SPEC_SMALL.y) <= TOL_LAYER_SMALL, `${pre}: layer with an unused tensor, allowed: ${JSON.stringify(r.layerUnusedAllowed.y)}`);
+  check(r.allowUnusedType.includes('allowUnused must be true or false') && r.allowUnusedType.endsWith('got a string'), `${pre}: a non-boolean allowUnused: ${r.allowUnusedType}`);
+  check(r.modelUnusedType.includes('allowUnused must be true or false') && r.modelUnusedType.endsWith('got a number'), `${pre}: a non-boolean allowUnused for a model: ${r.modelUnusedType}`);
   check(r.forwardSize.includes('tensor of shape [1, 4, 2]: expected 8 values, found 7 values'), `${pre}: layer input of the wrong size: ${r.forwardSize}`);
   check(r.forwardInt32.includes('x (batch·tokens·2 values) must be a Float32Array, got Int32Array'), `${pre}: layer input as Int32Array: ${r.forwardInt32}`);
   check(r.forwardArray.includes('must be a Float32Array, got Array'), `${pre}: layer input as an array: ${r.forwardArray}`);
