@@ -112,7 +112,9 @@ fn gemms(ctx: &std::sync::Arc<GpuContext>, quick: bool, case_filter: &str, rows:
         let layer = pollster::block_on(SoftMoe::new(ctx.clone(), &w))?;
         for b in batches {
             let g = layer.stage_gemms(b, m, false);
+            // Dispatches per Dense layer, and the storage bindings the experts' kernels are split over.
             let groups = g.experts.len();
+            let bindings: usize = g.experts.iter().map(|e| e.0.b_buffers()).sum();
             let dense0: Vec<Matmul> = g.experts.iter().map(|e| e.0).collect();
             let dense1: Vec<Matmul> = g.experts.iter().map(|e| e.1).collect();
             let experts = |mm: &Matmul| format!("{} experts × ({}×{} · {}×{})", s.n, mm.m, mm.k, mm.k, mm.n);
@@ -131,8 +133,8 @@ fn gemms(ctx: &std::sync::Arc<GpuContext>, quick: bool, case_filter: &str, rows:
                     ),
                     vec![g.slot_inputs],
                 ),
-                (format!("{name} b={b} expert Dense₀: {}, {groups} dispatch(es)", experts(&dense0[0])), dense0),
-                (format!("{name} b={b} expert Dense₁: {}, {groups} dispatch(es)", experts(&dense1[0])), dense1),
+                (format!("{name} b={b} expert Dense₀: {}, {groups} dispatch(es), {bindings} binding(s)", experts(&dense0[0])), dense0),
+                (format!("{name} b={b} expert Dense₁: {}, {groups} dispatch(es), {bindings} binding(s)", experts(&dense1[0])), dense1),
                 (
                     format!("{name} b={b} Y = CỸ ({} × {}×{} · {}×{})", b, g.combine.m, g.combine.k, g.combine.k, g.combine.n),
                     vec![g.combine],
@@ -157,9 +159,18 @@ fn time_gemm_case(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let span = |i: usize| mms.iter().map(|mm| mm.spans()[i]).max().unwrap_or(0).max(1);
     let (a, c) = (buffer(ctx, &rng.vec(span(0), 1.0)), buffer(ctx, &vec![0.0; span(2)]));
-    // Each group has its own weights, as the layer's groups do.
-    let bs: Vec<(wgpu::Buffer, wgpu::Buffer)> =
-        mms.iter().map(|mm| (buffer(ctx, &rng.vec(mm.spans()[1].max(1), 1.0)), buffer(ctx, &rng.vec(mm.spans()[3].max(1), 1.0)))).collect();
+    // Each group has its own weights, as the layer's groups do: B in as many buffers as the
+    // description splits it over (`b_group`), each as long as its first.
+    let bs: Vec<(Vec<wgpu::Buffer>, wgpu::Buffer)> = mms
+        .iter()
+        .map(|mm| {
+            let parts = (0..mm.b_buffers()).map(|_| buffer(ctx, &rng.vec(mm.spans()[1].max(1), 1.0))).collect();
+            (parts, buffer(ctx, &rng.vec(mm.spans()[3].max(1), 1.0)))
+        })
+        .collect();
+    fn refs(parts: &[wgpu::Buffer]) -> Vec<&wgpu::Buffer> {
+        parts.iter().collect()
+    }
     let flops: f64 = mms.iter().map(|mm| mm.flops() as f64).sum();
     let bytes: f64 = mms.iter().map(|mm| gemm_bytes(mm) as f64).sum();
     let chosen = GemmKernel::choose(&mms[0], ctx.kernels_for());
@@ -184,7 +195,7 @@ fn time_gemm_case(
         let mut ops = Vec::new();
         for (mm, (b, bias)) in mms.iter().zip(&bs) {
             let mm = if vec4(kernel) || !mm.normalize_rows { *mm } else { Matmul { normalize_rows: false, ..*mm } };
-            match mm.op_with(kernel, ctx, &a, b, mm.bias_batch_stride.map(|_| bias), &c) {
+            match mm.op_split_with(kernel, ctx, &a, &refs(b), mm.bias_batch_stride.map(|_| bias), &c) {
                 Ok(op) => ops.push(op),
                 Err(_) => break,
             }
@@ -218,7 +229,7 @@ fn time_gemm_case(
             .zip(&bs)
             .map(|(mm, (b, bias))| {
                 let mm = Matmul { b: MatrixView::row_major(mm.k, mm.n), ..*mm };
-                mm.op_with(chosen, ctx, &a, b, mm.bias_batch_stride.map(|_| bias), &c)
+                mm.op_split_with(chosen, ctx, &a, &refs(b), mm.bias_batch_stride.map(|_| bias), &c)
             })
             .collect::<Result<_, _>>()?;
         let secs = gpu_time_ops(ctx, &ops.iter().collect::<Vec<_>>())?;

@@ -10,7 +10,7 @@ use crate::config::SoftMoeConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer, READBACK, STORAGE};
 use crate::kernels::execute;
-use crate::kernels::gemm::Matmul;
+use crate::kernels::gemm::{Matmul, MAX_B_BUFFERS};
 use crate::kernels::{self, combine_softmax, dispatch_softmax, l2_normalize, round_bf16, router_softmax, Op};
 use crate::layers::stages;
 use crate::reference::check_input;
@@ -45,6 +45,9 @@ pub struct SoftMoe {
     options: LayerOptions,
     mu_hat: wgpu::Buffer,
     experts: Vec<ExpertGroup>,
+    /// Every expert's Dense₀ and Dense₁ biases in one buffer each: what the one dispatch per Dense
+    /// layer binds when the kernels are split over several bindings (`ExpertDispatch::Split`).
+    all_biases: Option<(wgpu::Buffer, wgpu::Buffer)>,
     plans: PlanCache<PlanKey, Plan>,
 }
 
@@ -65,7 +68,8 @@ pub struct StageGemms {
     pub(crate) router: RouterPlan,
     pub logits: Matmul,
     pub slot_inputs: Matmul,
-    /// (Dense₀, Dense₁) per group of experts whose weights share a binding.
+    /// (Dense₀, Dense₁): one pair over every expert, reading the kernels' groups as split buffers
+    /// (`Matmul::b_group`), or one pair per group of experts whose weights share a binding.
     pub experts: Vec<(Matmul, Matmul)>,
     pub combine: Matmul,
 }
@@ -143,6 +147,13 @@ impl SoftMoe {
                 experts: r,
             });
         }
+        // Split kernels are read by one dispatch per Dense layer where a vec4 kernel can (d and h
+        // multiples of 4) and the groups fit its B bindings; it reads the biases whole.
+        let all_biases = if experts.len() > 1 && experts.len() <= MAX_B_BUFFERS && d % 4 == 0 && h % 4 == 0 {
+            Some((upload("Mlp/Dense_0/bias", &w.b0)?, upload("Mlp/Dense_1/bias", &w.b1)?))
+        } else {
+            None
+        };
         let mu_hat = if w.normalize {
             let out = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("Router/mu normalised"),
@@ -159,7 +170,16 @@ impl SoftMoe {
         if let Some(e) = scope.pop().await {
             return Err(Error::device("uploading the layer", e));
         }
-        Ok(SoftMoe { ctx, config: weights.config(), scale: weights.scale, options, mu_hat, experts, plans: PlanCache::new(MAX_PLANS) })
+        Ok(SoftMoe {
+            ctx,
+            config: weights.config(),
+            scale: weights.scale,
+            options,
+            mu_hat,
+            experts,
+            all_biases,
+            plans: PlanCache::new(MAX_PLANS),
+        })
     }
 
     /// The layer's hyper-parameters.
@@ -274,17 +294,27 @@ impl SoftMoe {
             router,
             logits: Matmul { normalize_rows: fused_norm, ..stages::logits(b * m, d, s, self.scale) },
             slot_inputs: stages::slot_inputs(b, m, s, d),
-            experts: self
-                .experts
-                .iter()
-                .map(|g| {
-                    let e = g.experts.clone();
-                    (
-                        Matmul { b_f16, ..stages::dense0(b, n, p, d, h, e.clone(), c.gelu) },
-                        Matmul { b_f16, ..stages::dense1(b, n, p, d, h, e) },
-                    )
-                })
-                .collect(),
+            experts: match (&self.all_biases, self.experts.first()) {
+                // One dispatch per Dense layer reading every group's kernels (B split over buffers).
+                (Some(_), Some(first)) => {
+                    let b_group = Some(first.experts.len());
+                    vec![(
+                        Matmul { b_f16, b_group, ..stages::dense0(b, n, p, d, h, 0..n, c.gelu) },
+                        Matmul { b_f16, b_group, ..stages::dense1(b, n, p, d, h, 0..n) },
+                    )]
+                }
+                _ => self
+                    .experts
+                    .iter()
+                    .map(|g| {
+                        let e = g.experts.clone();
+                        (
+                            Matmul { b_f16, ..stages::dense0(b, n, p, d, h, e.clone(), c.gelu) },
+                            Matmul { b_f16, ..stages::dense1(b, n, p, d, h, e) },
+                        )
+                    })
+                    .collect(),
+            },
             combine: stages::combine(b, m, s, d, residual),
         }
     }
@@ -328,9 +358,16 @@ impl SoftMoe {
             ops.push(round_bf16::op(ctx, x, b * m * d)?);
         }
         ops.push(g.slot_inputs.op(ctx, dm, x, None, &scratch.slots_in)?);
-        for (group, (mm0, mm1)) in self.experts.iter().zip(&g.experts) {
-            ops.push(mm0.op(ctx, &scratch.slots_in, &group.w0, Some(&group.b0), &scratch.hidden)?);
-            ops.push(mm1.op(ctx, &scratch.hidden, &group.w1, Some(&group.b1), &scratch.slots_out)?);
+        if let (Some((b0, b1)), [(mm0, mm1)]) = (&self.all_biases, g.experts.as_slice()) {
+            let w0: Vec<&wgpu::Buffer> = self.experts.iter().map(|e| &e.w0).collect();
+            let w1: Vec<&wgpu::Buffer> = self.experts.iter().map(|e| &e.w1).collect();
+            ops.push(mm0.op_split(ctx, &scratch.slots_in, &w0, Some(b0), &scratch.hidden)?);
+            ops.push(mm1.op_split(ctx, &scratch.hidden, &w1, Some(b1), &scratch.slots_out)?);
+        } else {
+            for (group, (mm0, mm1)) in self.experts.iter().zip(&g.experts) {
+                ops.push(mm0.op(ctx, &scratch.slots_in, &group.w0, Some(&group.b0), &scratch.hidden)?);
+                ops.push(mm1.op(ctx, &scratch.hidden, &group.w1, Some(&group.b1), &scratch.slots_out)?);
+            }
         }
         // …and Y = CỸ the experts' outputs rounded.
         if c.dispatch_bfloat16 {

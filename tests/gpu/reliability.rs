@@ -29,6 +29,22 @@ fn tiny_binding_limits_split_experts_and_chunk_batches() {
     // Chunking changes no bit: the last example alone equals its row in the chunked batch.
     let alone = gpu_forward(&layer, &Tensor::new(vec![1, 49, 16], example(&x, 49)).unwrap());
     assert_bits("the example alone against in the chunked batch", &alone.y, &got.y[49 * 49 * 16..]);
+    // The three groups are read by one dispatch per Dense layer; with seven (24 KiB bindings: more
+    // than a dispatch's four B bindings) each group has its own. Same bits as unsplit either way.
+    let one = x.data[..49 * 16].to_vec();
+    let one = Tensor::new(vec![1, 49, 16], one).unwrap();
+    let whole = gpu_forward(&pollster::block_on(SoftMoe::new(crate::common::ctx(), &w)).unwrap(), &one);
+    let g = layer.stage_gemms(1, 49, false);
+    assert_eq!((g.experts.len(), g.experts[0].0.b_buffers()), (1, 3), "one Dense₀ dispatch over three bindings");
+    assert_bits("three groups in one dispatch against unsplit", &gpu_forward(&layer, &one).y, &whole.y);
+    let tiny =
+        pollster::block_on(GpuContext::with_options(GpuOptions { max_binding_bytes: Some(24 << 10), ..Default::default() })).unwrap();
+    let seven = pollster::block_on(SoftMoe::new(tiny, &w)).unwrap();
+    assert_eq!(seven.stage_gemms(1, 9, false).experts.len(), 7, "seven groups, one dispatch pair each");
+    // Nine tokens, so that one example's buffers fit 24 KiB.
+    let nine = Tensor::new(vec![1, 9, 16], x.data[..9 * 16].to_vec()).unwrap();
+    let whole = gpu_forward(&pollster::block_on(SoftMoe::new(crate::common::ctx(), &w)).unwrap(), &nine);
+    assert_bits("seven groups against unsplit", &gpu_forward(&seven, &nine).y, &whole.y);
 }
 
 #[test]
