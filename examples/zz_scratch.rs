@@ -1,27 +1,26 @@
-use softmoe::kernels::gemm::{GemmKernel, Matmul, MatrixView};
-use softmoe::kernels::profile_ops;
-use softmoe::testing::{shared_context, upload};
+use softmoe::model::Vit;
+use softmoe::testing::shared_context;
+use softmoe::weights::VitWeights;
+use softmoe::Tensor;
 fn main() {
     let c = shared_context();
-    for (m, n, k, batch) in
-        [(2, 128, 64, 1), (2, 128, 64, 8), (2, 128, 640, 1), (2, 128, 640, 8), (2, 1024, 64, 1), (16, 128, 64, 8), (49, 128, 64, 1)]
-    {
-        let mm = Matmul { batch, b: MatrixView::panels(k, n), bias_batch_stride: Some(n), ..Matmul::new(m, n, k) };
-        let mm = Matmul { a: MatrixView { batch_stride: m * k, ..mm.a }, c: MatrixView { batch_stride: m * n, ..mm.c }, ..mm };
-        let (a, b, bias, out) = (
-            upload(&c, &vec![0.5; batch * m * k]),
-            upload(&c, &vec![0.5; batch * k * n]),
-            upload(&c, &vec![0.5; batch * n]),
-            upload(&c, &vec![0.0; batch * m * n]),
-        );
-        for g in [GemmKernel::Vec4, GemmKernel::Skinny] {
-            let op = mm.op_with(g, &c, &a, &b, Some(&bias), &out).unwrap();
-            let mut v = Vec::new();
-            for _ in 0..15 {
-                v.push(pollster::block_on(profile_ops(&c, &[&op])).unwrap().unwrap()[0]);
-            }
-            v.sort_by(f64::total_cmp);
-            println!("{m}x{n}x{k} batch {batch} {g:?}: {:.3} ms", v[7] * 1e3);
+    for name in ["soft-moe-vit", "dense-vit"] {
+        let w = VitWeights::load(format!("weights/{name}")).unwrap();
+        let vit = pollster::block_on(Vit::new(c.clone(), &w)).unwrap();
+        let img = Tensor::new(vec![1, 28, 28], vec![0.5; 784]).unwrap();
+        let mut runs = Vec::new();
+        for _ in 0..21 {
+            runs.push(pollster::block_on(vit.profile(&img)).unwrap().unwrap());
         }
+        let n = runs[0].len();
+        let mut total = 0.0;
+        let mut line = String::new();
+        for i in 0..n {
+            let mut v: Vec<f64> = runs.iter().map(|r| r[i].1).collect();
+            v.sort_by(f64::total_cmp);
+            total += v[10];
+            line += &format!("{}:{:.3} ", runs[0][i].0.trim_start_matches("gemm_"), v[10] * 1e3);
+        }
+        println!("{name}: {n} dispatches, sum of medians {:.3} ms\n  {line}", total * 1e3);
     }
 }

@@ -255,6 +255,7 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
     use softmoe::kernels::{combine_softmax, dispatch_softmax, l2_normalize};
     let mut cases = vec![
         ("router, demo b=64 (64 × 49 tokens, d=64, 16 slots)", 64, 49, 64, 16),
+        ("router, ViT-S b=1 (196 tokens, d=384, 128 slots)", 1, 196, 384, 128),
         ("router, ViT-S b=8 (8 × 196 tokens, d=384, 128 slots)", 8, 196, 384, 128),
     ];
     if quick {
@@ -283,9 +284,15 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
             reductions.push(RowReduction::Subgroup);
         }
         for red in reductions {
-            let fused = router_softmax::op_with(red, ctx, &lg, &dm, &cm, b, m, s)?;
-            let logits_op = Matmul { normalize_rows: true, ..mm }.op(ctx, &x, &mu, None, &lg)?;
-            variants.push((format!("fused ({red:?} row reductions, 2 dispatches)"), vec![logits_op, fused]));
+            // As chosen (an example spread over several workgroups at small batch), and one
+            // workgroup per example where that differs: the spread's own baseline.
+            let parts = router_softmax::parts_for(b, m, ctx.kernels_for());
+            for p in if parts > 1 { vec![parts, 1] } else { vec![1] } {
+                let fused = router_softmax::op_with(red, ctx, &lg, &dm, &cm, b, m, s, p)?;
+                let logits_op = Matmul { normalize_rows: true, ..mm }.op(ctx, &x, &mu, None, &lg)?;
+                variants
+                    .push((format!("fused ({red:?} row reductions, 2 dispatches, {p} workgroup(s) per example)"), vec![logits_op, fused]));
+            }
         }
         let bytes = (4 * (rows_n * d + d * s + 2 * rows_n * s)) as f64;
         let flops = mm.flops() as f64;
@@ -521,6 +528,31 @@ fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>
         }
         let (s_med, d_med) = (median(ts), median(td));
         eprintln!("model b=1 interleaved: Soft MoE {:.3} ms, dense {:.3} ms", s_med * 1e3, d_med * 1e3);
+        // Inside one forward of each: GPU time per kernel (medians of 11 profiles, summed over the
+        // kernel's dispatches), so where the two differ shows.
+        for (name, vit) in [("soft-moe-vit", &soft_vit), ("dense-vit", &dense_vit)] {
+            let runs: Vec<Vec<(&str, f64)>> = (0..11).filter_map(|_| pollster::block_on(vit.profile(&image)).ok().flatten()).collect();
+            let Some(first) = runs.first() else { continue };
+            let per_dispatch: Vec<(&str, f64)> =
+                (0..first.len()).map(|i| (first[i].0, median(runs.iter().map(|r| r[i].1).collect()))).collect();
+            let total: f64 = per_dispatch.iter().map(|(_, t)| t).sum();
+            let mut labels: Vec<&str> = per_dispatch.iter().map(|(l, _)| *l).collect();
+            labels.sort();
+            labels.dedup();
+            for label in labels {
+                let (count, secs) = per_dispatch.iter().filter(|(l, _)| *l == label).fold((0, 0.0), |(c, t), (_, s)| (c + 1, t + s));
+                rows.push(Row {
+                    suite: "dispatch",
+                    case: format!("shipped {name}, b=1: {label} (×{count})"),
+                    variant: label.to_string(),
+                    secs,
+                    gflops: f64::NAN,
+                    gbs: 0.0,
+                    on_adapter: false,
+                    note: format!("{:.1} % of the {} dispatches' {:.2} ms", 100.0 * secs / total, per_dispatch.len(), total * 1e3),
+                });
+            }
+        }
         for (variant, t, config, vit) in [("Soft MoE ViT", s_med, &soft.config, &soft_vit), ("dense ViT", d_med, &dense.config, &dense_vit)]
         {
             rows.push(Row {
@@ -606,7 +638,7 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::L
         ("router", "Router (normalise, logits, dispatch and combine softmaxes): fused against separate kernels"),
         ("layer", "Soft MoE layer: softmoe on the GPU against burn on the same GPU and candle on the CPU"),
         ("model", "The shipped models"),
-        ("dispatch", "Inside one forward at b = 1: GPU time of each dispatch (timestamp queries)"),
+        ("dispatch", "Inside one forward at b = 1: GPU time of each dispatch (layers) and of each kernel over its dispatches (models), from timestamp queries"),
     ] {
         let _ = writeln!(s, "## {title}\n\n| case | implementation | time (ms) | GFLOP/s | GB/s | roofline share | note |\n|---|---|---:|---:|---:|---:|---|");
         for r in rows.iter().filter(|r| r.suite == suite) {

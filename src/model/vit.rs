@@ -248,6 +248,22 @@ impl Vit {
         Ok(self.plans.get_or_build((b, false), || self.build_plan(b, false))?.ops.len())
     }
 
+    /// GPU seconds of each dispatch of one forward of `images` (one chunk at most), from timestamp
+    /// queries, labelled by kernel; None when the device has none. The benchmark's per-dispatch table.
+    #[doc(hidden)]
+    pub async fn profile(&self, images: &Tensor) -> Result<Option<Vec<(&'static str, f64)>>> {
+        let b = check_images(&self.config, images)?;
+        let chunk = self.chunk_size(b, false)?;
+        if b > chunk {
+            return Err(Error::input("images", format!("at most {chunk} images (profile takes one chunk)"), format!("{b} images")));
+        }
+        let plan = self.plans.get_or_build((b, false), || self.build_plan(b, false))?;
+        self.ctx.queue.write_buffer(&plan.images, 0, bytemuck::cast_slice(&images.data));
+        let ops: Vec<&Op> = plan.ops.iter().collect();
+        let times = crate::kernels::profile_ops(&self.ctx, &ops).await?;
+        Ok(times.map(|t| ops.iter().map(|o| o.label()).zip(t).collect()))
+    }
+
     /// As `classify`, also reading back every Soft MoE block's dispatch and combine weights.
     pub async fn classify_with_maps(&self, images: &Tensor) -> Result<VitOutput> {
         self.run(images, true).await

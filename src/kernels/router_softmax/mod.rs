@@ -29,6 +29,8 @@ kernel_params! {
         slots: u32,
         /// Invocations per row in router_rows_shared.wgsl (unused with subgroups): `row_lanes(slots)`.
         row_lanes: u32,
+        /// Workgroups per example: `parts_for(batch, tokens)`.
+        parts: u32,
     }
 }
 
@@ -68,6 +70,16 @@ pub fn row_lanes(slots: usize) -> usize {
     slots.div_ceil(8).next_power_of_two().min(64)
 }
 
+/// Workgroups per example for `batch` examples of `tokens` tokens on an adapter of type `device`:
+/// spread out at small batch (each takes a run of tokens and some 64-slot column blocks), one per
+/// example once the batch alone fills the device; never more than there are tokens. A GPU gets some
+/// 32 workgroups in all, enough to occupy many cores with a few rows each; a CPU adapter, which runs
+/// a workgroup per thread and pays for every extra one, 4.
+pub fn parts_for(batch: usize, tokens: usize, device: wgpu::DeviceType) -> usize {
+    let target: usize = if device == wgpu::DeviceType::Cpu { 4 } else { 32 };
+    target.div_ceil(batch.max(1)).clamp(1, tokens.max(1))
+}
+
 /// Whether the fused kernel can take `slots` slots.
 pub fn fits(slots: usize) -> bool {
     slots <= MAX_SLOTS
@@ -83,10 +95,12 @@ pub fn op(
     tokens: usize,
     slots: usize,
 ) -> Result<Op> {
-    op_with(RowReduction::best(ctx), ctx, logits, dispatch, combine, batch, tokens, slots)
+    let parts = parts_for(batch, tokens, ctx.kernels_for());
+    op_with(RowReduction::best(ctx), ctx, logits, dispatch, combine, batch, tokens, slots, parts)
 }
 
-/// As `op`, with the reduction chosen by the caller (tests and benchmarks compare both).
+/// As `op`, with the reduction and the workgroups per example chosen by the caller (tests and
+/// benchmarks compare them).
 #[allow(clippy::too_many_arguments)]
 pub fn op_with(
     reduction: RowReduction,
@@ -97,8 +111,9 @@ pub fn op_with(
     batch: usize,
     tokens: usize,
     slots: usize,
+    parts: usize,
 ) -> Result<Op> {
-    if !fits(slots) || tokens == 0 {
+    if !fits(slots) || tokens == 0 || parts == 0 {
         return Err(Error::Internal(format!(
             "the fused router softmax takes 1..={MAX_SLOTS} slots and at least one token, not {slots} slots and {tokens} tokens"
         )));
@@ -111,7 +126,8 @@ pub fn op_with(
         tokens: u32_of(tokens, "tokens")?,
         slots: u32_of(slots, "slots")?,
         row_lanes: row_lanes(slots) as u32,
+        parts: u32_of(parts, "parts")?,
     };
     u32_of(batch * tokens * slots, "batch·tokens·slots")?;
-    Op::new(ctx, reduction.kernel(), &params, &[logits, dispatch, combine], batch as u64)
+    Op::new(ctx, reduction.kernel(), &params, &[logits, dispatch, combine], (batch * parts) as u64)
 }

@@ -1,16 +1,19 @@
 // Both router softmaxes in one pass over an example's logits L [tokens, slots] (row-major, batched):
 // D = softmax over the tokens of each slot (dispatch) and C = softmax over the slots of each token
-// (combine). One workgroup of 256 invocations per example: column statistics first (64 slots × 4
-// token lanes, merged in workgroup memory in a fixed order), then the rows, each reduced by a group
-// of invocations with `group_max` / `group_sum` from the prelude (router_rows_subgroup.wgsl or
+// (combine). Each example is spread over `parts` workgroups of 256 invocations (many at small
+// batch, so one example does not leave the device idle): part w takes the 64-slot column blocks
+// w, w + parts, … — their statistics (64 slots × 4 token lanes, merged in workgroup memory in a
+// fixed order) and their D — and one contiguous run of tokens, whose C rows are each reduced by a
+// group of invocations with `group_max` / `group_sum` from the prelude (router_rows_subgroup.wgsl or
 // router_rows_shared.wgsl), which also defines `main`. Every sum runs in an order fixed by the shape
-// and the device, never by the batch, so an example's D and C do not depend on the rest of the batch.
+// and the device, never by the batch or the parts, so an example's D and C do not depend on either.
 
 struct RouterSoftmaxParams {
     batch: u32,
     tokens: u32,
     slots: u32,
     row_lanes: u32, // invocations per row in router_rows_shared.wgsl (unused with subgroups)
+    parts: u32,     // workgroups per example
 }
 
 @group(0) @binding(0) var<uniform> p: RouterSoftmaxParams;
@@ -31,7 +34,9 @@ var<workgroup> part: array<f32, WG>;
 // How the rows are shared out: invocation `lane` of `lanes` in row group `row_group` of `groups`.
 // Four scalars, not a struct: uniformity analysis (Tint's, in browsers) judges a parameter whole, and
 // `groups`, which bounds the loop around the collective reductions, must stay provably uniform.
-fn softmaxes(e: u32, t: u32, row_group: u32, lane: u32, groups: u32, lanes: u32) {
+fn softmaxes(wi: u32, t: u32, row_group: u32, lane: u32, groups: u32, lanes: u32) {
+    let e = wi / p.parts;
+    let piece = wi % p.parts;
     if (e >= p.batch) {
         return;
     }
@@ -39,10 +44,11 @@ fn softmaxes(e: u32, t: u32, row_group: u32, lane: u32, groups: u32, lanes: u32)
     let s = p.slots;
     let base = e * m * s;
 
-    // Column statistics, 64 slots at a time: token lane q sums tokens q, q + 4, q + 8, ...
+    // This part's column blocks: statistics, 64 slots at a time (token lane q sums tokens q, q + 4,
+    // q + 8, ...), then their dispatch weights.
     let c = t % 64u;
     let q = t / 64u;
-    for (var c0 = 0u; c0 < s; c0 += 64u) {
+    for (var c0 = piece * 64u; c0 < s; c0 += p.parts * 64u) {
         let j = c0 + c;
         var mx = LOWEST;
         if (j < s) {
@@ -69,11 +75,22 @@ fn softmaxes(e: u32, t: u32, row_group: u32, lane: u32, groups: u32, lanes: u32)
             col_sum[j] = ((part[c] + part[c + 64u]) + part[c + 128u]) + part[c + 192u];
         }
         workgroupBarrier();
+        if (j < s) {
+            let cm = col_max[j];
+            let cs = col_sum[j];
+            for (var i = q; i < m; i += 4u) {
+                let at = base + i * s + j;
+                dispatch[at] = exp(logits[at] - cm) / cs;
+            }
+        }
     }
 
-    // Rows: each row group takes one token, its lanes stride over the slots. Groups past the last
-    // token still take part in the reductions (they are collective) but store nothing.
-    for (var r0 = 0u; r0 < m; r0 += groups) {
+    // This part's tokens: each row group takes one, its lanes stride over the slots. Groups past the
+    // last token still take part in the reductions (they are collective) but store nothing.
+    let per_part = (m + p.parts - 1u) / p.parts;
+    let lo = piece * per_part;
+    let hi = min(lo + per_part, m);
+    for (var r0 = lo; r0 < hi; r0 += groups) {
         let i = r0 + row_group;
         let row = base + min(i, m - 1u) * s;
         var mx = LOWEST;
@@ -86,11 +103,9 @@ fn softmaxes(e: u32, t: u32, row_group: u32, lane: u32, groups: u32, lanes: u32)
             sm += exp(logits[row + j] - mx);
         }
         sm = group_sum(sm, t);
-        if (i < m) {
+        if (i < hi) {
             for (var j = lane; j < s; j += lanes) {
-                let l = logits[row + j];
-                combine[row + j] = exp(l - mx) / sm;
-                dispatch[row + j] = exp(l - col_max[j]) / col_sum[j];
+                combine[row + j] = exp(logits[row + j] - mx) / sm;
             }
         }
     }

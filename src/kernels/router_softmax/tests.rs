@@ -38,7 +38,7 @@ fn matches_the_reference_with_either_reduction() {
     };
     let without = pollster::block_on(GpuContext::with_options(GpuOptions { no_subgroups: true, ..Default::default() })).unwrap();
     let one = upload(&without, &[0.0]);
-    let refused = op_with(RowReduction::Subgroup, &without, &one, &one, &one, 1, 1, 1).err().expect("subgroups without the feature");
+    let refused = op_with(RowReduction::Subgroup, &without, &one, &one, &one, 1, 1, 1, 1).err().expect("subgroups without the feature");
     assert!(refused.to_string().contains("`subgroups`"), "{refused}");
     let mut reductions = vec![(RowReduction::Shared, c.clone())];
     reductions.extend(with_subgroups.map(|s| (RowReduction::Subgroup, s)));
@@ -48,11 +48,18 @@ fn matches_the_reference_with_either_reduction() {
         let (want_d, want_c) = router_softmax(&to_f64(&l), b, m, s);
         for (red, dev) in &reductions {
             let (src, dm, cm) = (upload(dev, &l), upload(dev, &vec![0.0; l.len()]), upload(dev, &vec![0.0; l.len()]));
-            let fused = op_with(*red, dev, &src, &dm, &cm, b, m, s).unwrap();
-            let got_d = run_and_read(dev, &[&fused], &dm, l.len());
-            let got_c = run_and_read(dev, &[], &cm, l.len());
-            assert_close(&format!("{red:?} dispatch {b}x{m}x{s}"), &got_d, &want_d, f32_tol(m, 1.0));
-            assert_close(&format!("{red:?} combine {b}x{m}x{s}"), &got_c, &want_c, f32_tol(s, 1.0));
+            // One workgroup per example, and the example spread over several (the bits must not move).
+            let mut first = None;
+            for parts in [1, 3, super::parts_for(b, m, wgpu::DeviceType::DiscreteGpu)] {
+                let fused = op_with(*red, dev, &src, &dm, &cm, b, m, s, parts.min(m)).unwrap();
+                let got_d = run_and_read(dev, &[&fused], &dm, l.len());
+                let got_c = run_and_read(dev, &[], &cm, l.len());
+                assert_close(&format!("{red:?} dispatch {b}x{m}x{s}"), &got_d, &want_d, f32_tol(m, 1.0));
+                assert_close(&format!("{red:?} combine {b}x{m}x{s}"), &got_c, &want_c, f32_tol(s, 1.0));
+                let (d0, c0) = first.get_or_insert_with(|| (got_d.clone(), got_c.clone()));
+                crate::testing::assert_bits(&format!("{red:?} dispatch {b}x{m}x{s} in {parts} parts"), d0, &got_d);
+                crate::testing::assert_bits(&format!("{red:?} combine {b}x{m}x{s} in {parts} parts"), c0, &got_c);
+            }
         }
     }
     let b = upload(&c, &[0.0]);
