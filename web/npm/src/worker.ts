@@ -1,0 +1,52 @@
+// The worker that runs a model off the main thread: one Engine, driven by messages (protocol.ts).
+// Results go back as transferred buffers, not copies.
+
+import init from './softmoe_wasm.js';
+import { Engine } from './engine.js';
+import { toPlain } from './errors.js';
+import { buffersOf, type Reply, type Request, type WorkerHello } from './protocol.js';
+
+interface WorkerScope {
+  postMessage(message: Reply, transfer?: Transferable[]): void;
+  addEventListener(type: 'message', listener: (ev: MessageEvent<Request>) => void): void;
+  navigator: Navigator;
+}
+const scope = self as unknown as WorkerScope;
+let engine: Engine | null = null;
+
+const post = (reply: Reply, transfer: Transferable[] = []) => scope.postMessage(reply, transfer);
+
+async function handle(req: Request): Promise<{ value: unknown; transfer?: Transferable[] }> {
+  switch (req.op) {
+    case 'init': {
+      await init(req.wasmUrl ? { module_or_path: req.wasmUrl } : undefined);
+      const hello: WorkerHello = { gpu: 'gpu' in scope.navigator && !!(scope.navigator as { gpu?: unknown }).gpu };
+      return { value: hello };
+    }
+    case 'load':
+      engine = await Engine.create(req.configJson, req.weights, req.options, (stage) => post({ kind: 'stage', stage }), (event) => post({ kind: 'event', event }));
+      return { value: engine.getInfo() };
+    case 'classify': {
+      if (!engine) throw new Error('no model loaded');
+      const results = await engine.classify(req.pixels, req.maps);
+      return { value: results, transfer: buffersOf(results) };
+    }
+    case 'pixels': {
+      if (!engine) throw new Error('no model loaded');
+      const px = engine.pixelsFromImageData(req.image);
+      return { value: px, transfer: [px.buffer as ArrayBuffer] };
+    }
+    case 'dispose':
+      engine?.dispose();
+      engine = null;
+      return { value: null };
+  }
+}
+
+scope.addEventListener('message', (ev) => {
+  const req = ev.data;
+  handle(req).then(
+    ({ value, transfer }) => post({ kind: 'done', id: req.id, value }, transfer),
+    (e) => post({ kind: 'failed', id: req.id, error: toPlain(e) }),
+  );
+});
