@@ -259,7 +259,7 @@ fn serve(stream: TcpStream, site: &Path) -> std::io::Result<()> {
 }
 
 /// Installs what the browser tests run on when missing: Chromium, Node.js with npm, and the test's
-/// own packages (playwright-core, from web/test/package-lock.json).
+/// own packages (playwright-core and vite, from web/test/package-lock.json).
 pub fn browser_tools() -> Result<(), String> {
     if !Path::new("/usr/bin/chromium").exists() {
         crate::setup::apt_install(&["chromium"])?;
@@ -268,7 +268,7 @@ pub fn browser_tools() -> Result<(), String> {
         crate::setup::apt_install(&["nodejs", "npm"])?;
     }
     let tests = root().join("web/test");
-    if !tests.join("node_modules/playwright-core").exists() {
+    if !tests.join("node_modules/playwright-core").exists() || !tests.join("node_modules/vite").exists() {
         crate::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&tests))?;
     }
     Ok(())
@@ -320,5 +320,17 @@ pub fn browser_tests() -> Result<(), String> {
             .env("SOFTMOE", root().join("target/release/softmoe"))
             .env("TSC", root().join("web/tools/node_modules/.bin/tsc"))
             .env("SHOTS", root().join("target")),
+    )?;
+    // The packed package in a fresh vite project, and the demo server's compressed serving (through
+    // this very binary's `serve`).
+    let xtask = std::env::current_exe().map_err(|e| format!("the xtask binary: {e}"))?;
+    crate::run(
+        Command::new("node")
+            .arg("fresh-project.test.mjs")
+            .current_dir(&tests)
+            .env("PKG", package_dir())
+            .env("SITE", &site)
+            .env("NATIVE_DIR", &native_dir)
+            .env("XTASK", xtask),
     )
 }
