@@ -762,10 +762,11 @@ async function runLoad(base, webgpu) {
     && last.bytesLoaded === WEIGHTS_BYTES + CONFIG_BYTES && last.bytesTotal === WEIGHTS_BYTES + CONFIG_BYTES,
     `${pre}: progress: stages ${JSON.stringify(stages)}, ${bytes.length} byte reports ending ${bytes[bytes.length - 1]}, last ${JSON.stringify(last)}`);
   check(wantStages.slice(1, -1).every((st) => typeof cold.report.timings[st] === 'number') && cold.report.timings.total > 0, `${pre}: stage timings ${JSON.stringify(cold.report.timings)}`);
-  // Warm-up: the first classify after the load is as fast as the ones after it (within 2× + 15 ms);
-  // without warm-up, on WebGPU, it pays for compiling every pipeline.
+  // Warm-up: the first classify after the load is about as fast as the ones after it (within 3×
+  // + 25 ms: this shared 2-core host's noise); without warm-up, on WebGPU, it pays for compiling
+  // every pipeline (seconds on SwiftShader).
   const steady = median(cold.rest);
-  check(cold.firstMs <= 2 * steady + 15 && cached.firstMs <= 2 * median(cached.rest) + 15, `${pre}: first classify after the load ${cold.firstMs.toFixed(1)} ms (cached: ${cached.firstMs.toFixed(1)}), steady ${steady.toFixed(1)} ms`);
+  check(cold.firstMs <= 3 * steady + 25 && cached.firstMs <= 3 * median(cached.rest) + 25, `${pre}: first classify after the load ${cold.firstMs.toFixed(1)} ms (cached: ${cached.firstMs.toFixed(1)}), steady ${steady.toFixed(1)} ms`);
   const cold2 = await loadOnce({ backend, warmup: false });
   const noWarmStages = [...new Set(cold2.events.map((e) => e.stage))];
   check(!noWarmStages.includes('warmup') && !noWarmStages.includes('compile'), `${pre}: warmup: false skips the warm-up: ${JSON.stringify(noWarmStages)}`);

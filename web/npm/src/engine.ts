@@ -93,11 +93,16 @@ export class Engine {
       const c = raw.config;
       const blank = new Float32Array(c.image_size * c.image_size * c.channels);
       try {
+        // Both plans a batch of one uses (with maps, as classify; without, as classifyBatch). On
+        // WebGPU the first forward compiles every pipeline: its own stage.
         if (raw.backend === 'webgpu') {
           enter('compile');
           await raw.classify(blank, true);
+          enter('warmup');
+        } else {
+          enter('warmup');
+          await raw.classify(blank, true);
         }
-        enter('warmup');
         await raw.classify(blank, false);
       } catch (e) {
         raw.dispose();

@@ -255,12 +255,7 @@ export class Classifier extends EventTarget {
   #runner!: Runner;
   #info!: EngineInfo;
   #disposed = false;
-  /** The model's hyper-parameters (config.json's keys). */
-  config!: ModelConfig;
-  /** The class names, by label. */
-  classNames!: string[];
-  /** How the load went (files, cache, stage timings, worker). */
-  loadReport!: LoadReport;
+  #report!: LoadReport;
 
   /** Made by loadModel / loadModelFromBytes. */
   constructor(runner: Runner, report: LoadReport) {
@@ -272,10 +267,15 @@ export class Classifier extends EventTarget {
   attach(runner: Runner, report: LoadReport) {
     this.#runner = runner;
     this.#info = runner.info;
-    this.config = runner.info.config;
-    this.classNames = runner.info.config.class_names;
-    this.loadReport = report;
+    this.#report = report;
   }
+
+  /** The model's hyper-parameters (config.json's keys). */
+  get config(): ModelConfig { return this.#info.config; }
+  /** The class names, by label. */
+  get classNames(): string[] { return this.#info.config.class_names; }
+  /** How the load went (files, cache, stage timings, worker). */
+  get loadReport(): LoadReport { return this.#report; }
 
   /** @internal */
   handle(e: EngineEvent) {
