@@ -69,6 +69,14 @@ fn gelu_erf(x: f32) -> f32 {
     return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
 }
 
+// This workgroup's batch entry z and output tile t within it (tiles_m × tiles_n tiles per entry,
+// from the folded grid); z ≥ p.batch past the last tile.
+fn gemm_tile(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
+    let tile = workgroup_index(wid, nwg);
+    let per_batch = p.tiles_m * p.tiles_n;
+    return vec2<u32>(tile / per_batch, tile % per_batch);
+}
+
 // The output's view: batch z, row gr → element offset of column 0.
 fn a_at(z: u32, r: u32, k: u32) -> u32 {
     return p.a_off + z * p.a_bs + (r / p.a_rg) * p.a_gs + (r % p.a_rg) * p.a_rs + k * p.a_cs;

@@ -7,13 +7,12 @@ const COLS: u32 = WG_SIZE;
 
 @compute @workgroup_size(WG_SIZE)
 fn main(invocation: Invocation) {
-    let tile = workgroup_index(invocation.wid, invocation.nwg);
-    let per_batch = p.tiles_m * p.tiles_n;
-    if (tile >= per_batch * p.batch) {
+    let at = gemm_tile(invocation.wid, invocation.nwg);
+    if (at.x >= p.batch) {
         return;
     }
-    let z = tile / per_batch;
-    let t = tile % per_batch;
+    let z = at.x;
+    let t = at.y;
     let row0 = (t / p.tiles_n) * ROWS;
     let gc = (t % p.tiles_n) * COLS + invocation.lidx;
     let cc = min(gc, p.n - 1u);

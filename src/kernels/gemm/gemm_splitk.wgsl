@@ -21,13 +21,12 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lidx: u32,
 ) {
-    let tile = workgroup_index(wid, nwg);
-    let per_batch = p.tiles_m * p.tiles_n;
-    if (tile >= per_batch * p.batch) {
+    let at = gemm_tile(wid, nwg);
+    if (at.x >= p.batch) {
         return;
     }
-    let z = tile / per_batch;
-    let t = tile % per_batch;
+    let z = at.x;
+    let t = at.y;
     select_b(z);
     let cl_log2 = (p.flags >> 8u) & 15u;
     let cl = 1u << cl_log2;

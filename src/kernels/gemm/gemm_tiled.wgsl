@@ -15,13 +15,12 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lidx: u32,
 ) {
-    let tile = workgroup_index(wid, nwg);
-    let per_batch = p.tiles_m * p.tiles_n;
-    if (tile >= per_batch * p.batch) {
+    let at = gemm_tile(wid, nwg);
+    if (at.x >= p.batch) {
         return;
     }
-    let z = tile / per_batch;
-    let t = tile % per_batch;
+    let z = at.x;
+    let t = at.y;
     let row0 = (t / p.tiles_n) * TM;
     let col0 = (t % p.tiles_n) * TN;
 

@@ -10,13 +10,12 @@ const ROWS: u32 = 8u;
 
 @compute @workgroup_size(WG_SIZE)
 fn main(invocation: Invocation) {
-    let tile = workgroup_index(invocation.wid, invocation.nwg);
-    let per_batch = p.tiles_m * p.tiles_n;
-    if (tile >= per_batch * p.batch) {
+    let at = gemm_tile(invocation.wid, invocation.nwg);
+    if (at.x >= p.batch) {
         return;
     }
-    let z = tile / per_batch;
-    let t = tile % per_batch;
+    let z = at.x;
+    let t = at.y;
     select_b(z);
     let g_log2 = (p.flags >> 8u) & 15u;
     let g = 1u << g_log2;

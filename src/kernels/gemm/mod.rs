@@ -491,23 +491,12 @@ impl Matmul {
         let [a_len, b_len, c_len, bias_len] = self.spans();
         let b_bytes = if self.b_f16 { 2 } else { 4 };
         // Each of B's buffers holds b_group entries, the last what is left of the batch.
-        for (i, buf) in bs.iter().enumerate().skip(1) {
-            let entries = self.b_group.map_or(self.batch, |g| g.min(self.batch - i * g));
-            let need = b_bytes * self.b.span(self.k, self.n, entries);
-            if buf.size() < need as u64 {
-                return Err(Error::Internal(format!(
-                    "GEMM {}×{}×{} (batch {}): B's buffer {i} needs {need} bytes, it holds {}",
-                    self.m,
-                    self.n,
-                    self.k,
-                    self.batch,
-                    buf.size()
-                )));
-            }
-        }
-        for (name, buf, need) in
-            [("A", Some(a), 4 * a_len), ("B", Some(b), b_bytes * b_len), ("C", Some(c), 4 * c_len), ("bias", bias, 4 * bias_len)]
-        {
+        let b_need = |i: usize| b_bytes * self.b_group.map_or(b_len, |g| self.b.span(self.k, self.n, g.min(self.batch - i * g)));
+        let mut needs = vec![("A".to_string(), Some(a), 4 * a_len)];
+        needs
+            .extend(bs.iter().enumerate().map(|(i, &b)| (if i == 0 { "B".into() } else { format!("B's buffer {i}") }, Some(b), b_need(i))));
+        needs.extend([("C".to_string(), Some(c), 4 * c_len), ("bias".to_string(), bias, 4 * bias_len)]);
+        for (name, buf, need) in needs {
             if let Some(buf) = buf.filter(|buf| buf.size() < need as u64) {
                 return Err(Error::Internal(format!(
                     "GEMM {}×{}×{} (batch {}): {name} needs {need} bytes, its buffer holds {}",
