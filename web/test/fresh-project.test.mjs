@@ -127,7 +127,13 @@ async function runFresh(webgpu) {
       GPUDevice.prototype.createCommandEncoder = function (...args) { self.__devices.add(this); return orig.apply(this, args); };
     });
     await page.evaluate(() => window.model.classify(window.px));
+    await page.evaluate(() => { window.lostSeen = new Promise((r) => window.model.addEventListener('devicelost', () => r(true), { once: true })); });
     const destroyed = await worker.evaluate(() => { for (const d of self.__devices) d.destroy(); return self.__devices.size; });
+    // A loss is reported asynchronously: a call made before the page hears of it can still start on
+    // the dead device and reject with DeviceLostError, as a call in flight does. The page waits for
+    // the `devicelost` event, as an application would; the call after it must run on a new device.
+    const heard = await page.evaluate(() => Promise.race([window.lostSeen, new Promise((r) => setTimeout(() => r(false), 30_000))]));
+    check(heard === true, `${pre}: the devicelost event after device.destroy() in the worker`);
     const after = await Promise.race([
       page.evaluate(async () => { const r = await window.model.classify(window.px); return { backend: r.backend, label: r.label, probs: Array.from(r.probs) }; }),
       new Promise((res) => setTimeout(() => res({ hung: true }), 60_000)),
