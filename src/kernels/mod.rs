@@ -13,6 +13,7 @@ pub mod l2_normalize;
 pub mod layer_norm;
 pub mod mean_pool;
 pub mod patchify;
+pub mod rms_norm;
 pub mod round_bf16;
 pub mod router_softmax;
 pub mod sparse_combine;
@@ -61,6 +62,7 @@ pub const KERNELS: &[Kernel] = &[
     attention::KERNEL,
     mean_pool::KERNEL,
     round_bf16::KERNEL,
+    rms_norm::KERNEL,
     sparse_route::KERNEL,
     sparse_gather::KERNEL,
     sparse_combine::KERNEL,

@@ -17,6 +17,7 @@ pub use crate::kernels::l2_normalize::reference::{l2_normalize, NORM_EPS};
 pub use crate::kernels::layer_norm::reference::layer_norm;
 pub use crate::kernels::mean_pool::reference::mean_pool;
 pub use crate::kernels::patchify::reference::patchify;
+pub use crate::kernels::rms_norm::reference::{rms_norm, RMS_NORM_EPS};
 pub use crate::kernels::round_bf16::reference::{round_bf16, round_bf16_f64};
 pub use crate::kernels::router_softmax::reference::router_softmax;
 pub use soft_moe::*;
