@@ -134,6 +134,9 @@ mod tests {
             gelu: Gelu::Tanh,
             normalize: true,
             dispatch_bfloat16: false,
+            variant: crate::SoftMoeVariant::Vmoe,
+            norm_scale: Vec::new(),
+            slot_norm_scale: Vec::new(),
         };
         let st = SafeTensors::parse(w.to_safetensors(), "mem").unwrap();
         let tensors: Vec<(String, Tensor)> = st.entries().iter().map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap())).collect();

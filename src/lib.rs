@@ -63,7 +63,7 @@ pub mod testing;
 pub mod web;
 pub mod weights;
 
-pub use config::{Gelu, Pooling, SoftMoeConfig};
+pub use config::{Gelu, Pooling, SoftMoeConfig, SoftMoeVariant};
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuOptions};
 pub use layers::{LayerOptions, LayerOutput, SoftMoe, SparseMoe, SparseOutput};

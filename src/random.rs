@@ -1,6 +1,6 @@
 //! Seeded pseudo-random layers and inputs for tests, examples and benchmarks (no `rand` dependency).
 
-use crate::config::Gelu;
+use crate::config::{Gelu, SoftMoeVariant};
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
 
@@ -65,7 +65,18 @@ pub fn random_layer(rng: &mut Rng, s: LayerShape) -> SoftMoeWeights {
         gelu: s.gelu,
         normalize: s.normalize,
         dispatch_bfloat16: false,
+        variant: SoftMoeVariant::Vmoe,
+        norm_scale: Vec::new(),
+        slot_norm_scale: Vec::new(),
     }
+}
+
+/// A random layer of the soft-moe-pytorch variant (`SoftMoeVariant::SoftMoePytorch`): `random_layer`'s
+/// weights and erf GELU, RMSNorm scales around 1 as training leaves them (1 ± 0.5), no logit scale.
+pub fn random_pytorch_layer(rng: &mut Rng, d: usize, n: usize, p: usize, h: usize) -> SoftMoeWeights {
+    let base = random_layer(rng, LayerShape { d, n, p, h, scale: 1.0, gelu: Gelu::Erf, normalize: true });
+    let mut gammas = || rng.vec(d, 0.5).into_iter().map(|v| 1.0 + v).collect::<Vec<f32>>();
+    SoftMoeWeights { variant: SoftMoeVariant::SoftMoePytorch, norm_scale: gammas(), slot_norm_scale: gammas(), ..base }
 }
 
 /// A random input [b, m, d] uniform in [-1, 1).

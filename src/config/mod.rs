@@ -5,7 +5,7 @@
 mod soft_moe;
 mod vit;
 
-pub use soft_moe::SoftMoeConfig;
+pub use soft_moe::{SoftMoeConfig, SoftMoeVariant};
 pub use vit::{VitConfig, LAYER_NORM_EPS};
 
 /// How a ViT turns the encoder's output into the vector its head reads: vmoe's `classifier`.

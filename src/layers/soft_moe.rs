@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use crate::config::SoftMoeConfig;
+use crate::config::{SoftMoeConfig, SoftMoeVariant};
 use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer, READBACK, STORAGE};
 use crate::kernels::execute;
 use crate::kernels::gemm::{Matmul, MAX_B_BUFFERS};
-use crate::kernels::{self, combine_softmax, dispatch_softmax, l2_normalize, round_bf16, router_softmax, Op};
+use crate::kernels::{self, combine_softmax, dispatch_softmax, l2_normalize, rms_norm, round_bf16, router_softmax, Op};
 use crate::layers::stages;
 use crate::reference::check_input;
 use crate::tensor::Tensor;
@@ -44,6 +44,8 @@ pub struct SoftMoe {
     scale: f32,
     options: LayerOptions,
     mu_hat: wgpu::Buffer,
+    /// `Norm/scale`, the γ of the tokens' RMSNorm, in the soft-moe-pytorch variant only.
+    norm_scale: Option<wgpu::Buffer>,
     experts: Vec<ExpertGroup>,
     /// Every expert's Dense₀ and Dense₁ biases in one buffer each: what the one dispatch per Dense
     /// layer binds when the kernels are split over several bindings (`ExpertDispatch::Split`).
@@ -154,19 +156,27 @@ impl SoftMoe {
         } else {
             None
         };
-        let mu_hat = if w.normalize {
+        let pytorch = w.variant == SoftMoeVariant::SoftMoePytorch;
+        let mu_hat = if w.normalize || pytorch {
             let out = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("Router/mu normalised"),
                 size: mu.size(),
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
             });
-            let op = l2_normalize::columns_op(&ctx, &mu, &out, w.d, w.slots())?;
+            let op = if pytorch {
+                // soft-moe-pytorch: Φ' = slot_norm(slot_embeds), each slot RMSNorm-ed with its γ.
+                let gamma = upload("SlotNorm/scale", &w.slot_norm_scale)?;
+                rms_norm::columns_op(&ctx, &mu, &gamma, &out, w.d, w.slots())?
+            } else {
+                l2_normalize::columns_op(&ctx, &mu, &out, w.d, w.slots())?
+            };
             ctx.queue.submit([kernels::encode_ops(&ctx, &[&op]).finish()]);
             out
         } else {
             mu
         };
+        let norm_scale = if pytorch { Some(upload("Norm/scale", &w.norm_scale)?) } else { None };
         if let Some(e) = scope.pop().await {
             return Err(Error::device("uploading the layer", e));
         }
@@ -176,6 +186,7 @@ impl SoftMoe {
             scale: weights.scale,
             options,
             mu_hat,
+            norm_scale,
             experts,
             all_biases,
             plans: PlanCache::new(MAX_PLANS),
@@ -341,12 +352,24 @@ impl SoftMoe {
         // The router: token normalisation fused into the logits GEMM where the vec4 kernel runs it
         // (n·p a multiple of 4), both softmaxes in one kernel where the slots fit it.
         let g = self.stage_gemms(b, m, residual);
-        if g.router.separate_normalisation {
-            ops.push(l2_normalize::rows_op(ctx, x, &scratch.xn, b * m, d)?);
-            ops.push(g.logits.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
-        } else {
-            ops.push(g.logits.op(ctx, x, &self.mu_hat, None, &scratch.logits)?);
-        }
+        // soft-moe-pytorch replaces the tokens by X' = RMSNorm(X) before everything: the logits
+        // and the slot inputs read X' (in scratch X̂); vmoe's X̃ = DᵀX reads the layer's input.
+        let dispatched: &wgpu::Buffer = match &self.norm_scale {
+            Some(gamma) => {
+                ops.push(rms_norm::rows_op(ctx, x, gamma, &scratch.xn, b * m, d)?);
+                ops.push(g.logits.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
+                &scratch.xn
+            }
+            None if g.router.separate_normalisation => {
+                ops.push(l2_normalize::rows_op(ctx, x, &scratch.xn, b * m, d)?);
+                ops.push(g.logits.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
+                x
+            }
+            None => {
+                ops.push(g.logits.op(ctx, x, &self.mu_hat, None, &scratch.logits)?);
+                x
+            }
+        };
         if g.router.fused_softmax {
             ops.push(router_softmax::op(ctx, &scratch.logits, dm, cm, b, m, s)?);
         } else {
@@ -357,7 +380,7 @@ impl SoftMoe {
         if c.dispatch_bfloat16 {
             ops.push(round_bf16::op(ctx, x, b * m * d)?);
         }
-        ops.push(g.slot_inputs.op(ctx, dm, x, None, &scratch.slots_in)?);
+        ops.push(g.slot_inputs.op(ctx, dm, dispatched, None, &scratch.slots_in)?);
         if let (Some((b0, b1)), [(mm0, mm1)]) = (&self.all_biases, g.experts.as_slice()) {
             let w0: Vec<&wgpu::Buffer> = self.experts.iter().map(|e| &e.w0).collect();
             let w1: Vec<&wgpu::Buffer> = self.experts.iter().map(|e| &e.w1).collect();
@@ -382,8 +405,9 @@ impl SoftMoe {
 /// sizing and the encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RouterPlan {
-    /// Tokens are L2-normalised by their own kernel (into scratch X̂) because the logits GEMM cannot
-    /// do it: only the vec4 kernel fuses the normalisation, and it needs n·p a multiple of 4.
+    /// Tokens are normalised by their own kernel (into scratch X̂): always in the soft-moe-pytorch
+    /// variant (its RMSNorm, whose output the experts read too), and in vmoe's when the logits GEMM
+    /// cannot do it: only the vec4 kernel fuses the normalisation, and it needs n·p a multiple of 4.
     pub separate_normalisation: bool,
     /// Both softmaxes in one kernel (the slots fit it), else the two separate kernels.
     pub fused_softmax: bool,
@@ -392,7 +416,8 @@ pub(crate) struct RouterPlan {
 impl RouterPlan {
     pub(crate) fn of(c: &SoftMoeConfig, rows: usize) -> Self {
         let vec4_logits = stages::logits(rows, c.d, c.slots(), 1.0).vec4_b();
-        RouterPlan { separate_normalisation: c.normalize && !vec4_logits, fused_softmax: router_softmax::fits(c.slots()) }
+        let pytorch = c.variant == SoftMoeVariant::SoftMoePytorch;
+        RouterPlan { separate_normalisation: pytorch || (c.normalize && !vec4_logits), fused_softmax: router_softmax::fits(c.slots()) }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Soft MoE layer in f64 (docs/math.md), one function per stage, from the kernels' references.
 
+use crate::config::SoftMoeVariant;
 use crate::error::{Error, Result};
-use crate::reference::{combine_softmax, dispatch_softmax, gelu, l2_normalize, matmul, round_bf16_f64, transpose};
+use crate::reference::{combine_softmax, dispatch_softmax, gelu, l2_normalize, matmul, rms_norm, round_bf16_f64, transpose};
 use crate::tensor::Tensor;
 use crate::weights::SoftMoeWeights;
 
@@ -49,14 +50,31 @@ pub fn combine(c: &[f64], ys: &[f64], m: usize, s: usize, d: usize) -> Vec<f64> 
     matmul(c, ys, m, s, d)
 }
 
-/// Φ̂: mu as a d×s matrix, column-normalised when the layer normalises.
+/// Φ̂: mu as a d×s matrix, column-normalised when the layer normalises (in the soft-moe-pytorch
+/// variant: each column RMSNorm-ed with `SlotNorm/scale`).
 pub fn slot_params(w: &SoftMoeWeights) -> Vec<f64> {
     let mu: Vec<f64> = w.mu.iter().map(|&v| v as f64).collect();
-    if w.normalize {
-        l2_normalize(&mu, w.slots(), w.d, 1, w.slots())
-    } else {
-        mu
+    match w.variant {
+        SoftMoeVariant::SoftMoePytorch => rms_norm(&mu, &f64s(&w.slot_norm_scale), w.slots(), w.d, 1, w.slots()),
+        SoftMoeVariant::Vmoe if w.normalize => l2_normalize(&mu, w.slots(), w.d, 1, w.slots()),
+        SoftMoeVariant::Vmoe => mu,
     }
+}
+
+/// The tokens the router reads for one example x (m×d): X̂ (L2-normalised when the layer
+/// normalises) or, in the soft-moe-pytorch variant, X' = RMSNorm(X) with `Norm/scale` — which the
+/// experts then read too.
+pub fn router_tokens(w: &SoftMoeWeights, x: &[f64], m: usize) -> Vec<f64> {
+    let d = w.d;
+    match w.variant {
+        SoftMoeVariant::SoftMoePytorch => rms_norm(x, &f64s(&w.norm_scale), m, d, d, 1),
+        SoftMoeVariant::Vmoe if w.normalize => l2_normalize(x, m, d, d, 1),
+        SoftMoeVariant::Vmoe => x.to_vec(),
+    }
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&a| a as f64).collect()
 }
 
 /// The whole layer for a batch `x` [b, m, d]; each example is one group.
@@ -76,13 +94,18 @@ pub fn soft_moe_f64(w: &SoftMoeWeights, x: &[f64], b: usize, m: usize) -> Refere
         combine: Vec::with_capacity(b * m * s),
     };
     for xe in x.chunks(m * d).take(b) {
-        let xn = if w.normalize { l2_normalize(xe, m, d, d, 1) } else { xe.to_vec() };
+        let xn = router_tokens(w, xe, m);
         let l = logits(&xn, &mu, w.scale as f64, m, d, s);
         let dm = dispatch_softmax(&l, m, s);
         let cm = combine_softmax(&l, m, s);
         // vmoe's Bfloat16Dispatcher rounds X before X̃ = DᵀX and Ỹ before Y = CỸ.
         let round = |v: &[f64]| -> Vec<f64> { v.iter().map(|&a| if w.dispatch_bfloat16 { round_bf16_f64(a) } else { a }).collect() };
-        let xs = slot_inputs(&dm, &round(xe), m, s, d);
+        // vmoe dispatches the layer's input; soft-moe-pytorch the RMSNorm-ed tokens.
+        let dispatched = match w.variant {
+            SoftMoeVariant::Vmoe => round(xe),
+            SoftMoeVariant::SoftMoePytorch => xn,
+        };
+        let xs = slot_inputs(&dm, &dispatched, m, s, d);
         let ys = expert_mlp(&xs, w);
         out.y.extend(combine(&cm, &round(&ys), m, s, d));
         out.dispatch.extend(dm);

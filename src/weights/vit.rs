@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::config::{Gelu, Pooling, VitConfig};
+use crate::config::{Gelu, Pooling, SoftMoeVariant, VitConfig};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::weights::{check_unused, soft_moe, LoadOptions, SafeTensors, SoftMoeWeights, SparseMoeWeights, ROUTER_KERNEL};
@@ -374,7 +374,7 @@ impl VitWeights {
                 BlockMlp::Sparse(w)
             } else if c.is_moe(k) {
                 let moe_pre = format!("{pre}Moe/");
-                let w = SoftMoeWeights::from_safetensors(st, &moe_pre)?;
+                let w = SoftMoeWeights::from_safetensors_as(st, &moe_pre, SoftMoeVariant::Vmoe)?;
                 let want = (d, c.num_experts, c.slots_per_expert, c.expert_mlp_dim);
                 if (w.d, w.n, w.p, w.h) != want {
                     return Err(Error::Shape {

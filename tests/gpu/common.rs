@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use softmoe::reference;
-use softmoe::{Gelu, GpuContext, SoftMoe, SoftMoeWeights, Tensor};
+use softmoe::{Gelu, GpuContext, SoftMoe, SoftMoeVariant, SoftMoeWeights, Tensor};
 
 /// The one device of the test binary (see `softmoe::testing::shared_context`).
 pub fn ctx() -> Arc<GpuContext> {
@@ -87,6 +87,9 @@ pub fn spec_small(gelu: Gelu) -> (SoftMoeWeights, Tensor) {
         gelu,
         normalize: true,
         dispatch_bfloat16: false,
+        variant: SoftMoeVariant::Vmoe,
+        norm_scale: Vec::new(),
+        slot_norm_scale: Vec::new(),
     };
     let x = Tensor::new(vec![1, 4, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.0]).unwrap();
     (w, x)
@@ -110,6 +113,9 @@ pub fn spec_medium() -> (SoftMoeWeights, Tensor) {
         gelu: Gelu::Tanh,
         normalize: true,
         dispatch_bfloat16: false,
+        variant: SoftMoeVariant::Vmoe,
+        norm_scale: Vec::new(),
+        slot_norm_scale: Vec::new(),
     };
     let x = Tensor::new(vec![b, m, d], fill(b * m * d, &|t| (0.37 * t + 0.1).sin())).unwrap();
     (w, x)

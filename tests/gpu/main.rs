@@ -7,6 +7,7 @@ mod common;
 mod f16_weights;
 mod invariants;
 mod reliability;
+mod soft_moe_pytorch;
 mod sparse;
 mod spec_vectors;
 mod stages;
