@@ -29,6 +29,10 @@ pub enum Error {
          `--allow-unused` (LoadOptions::allow_unused, `allowUnused` in the npm package) loads the file without them"
     )]
     UnusedTensor { context: String, name: String, unused: usize, hint: String },
+    /// A tensor that the format being converted from does not have (`softmoe convert`): `expected`
+    /// says what that format holds, `hint` what the tensor suggests, where known. Never ignored.
+    #[error("{context}: unknown tensor `{name}` {shape:?}, expected only {expected}{hint}")]
+    UnknownTensor { context: String, name: String, shape: Vec<usize>, expected: String, hint: String },
     /// A configuration value outside what softmoe supports; `context` names the file or layer.
     #[error("{context}: `{key}` is {found}, expected {expected}")]
     Config { context: String, key: String, expected: String, found: String },
