@@ -1,4 +1,4 @@
-//! The `softmoe` command-line program: `info`, `layer`, `classify`, `eval`, `batch-effects` (see
+//! The `softmoe` command-line program: `info`, `layer`, `classify`, `eval`, `batch-effects`, `convert` (see
 //! `softmoe help`).
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -260,3 +260,124 @@ fn the_vmoe_layer_fixture_runs_as_vmoe_wrote_it_in_both_dispatcher_modes() {
         }
     }
 }
+
+fn soft_moe_pytorch_case() -> PathBuf {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vmoe/soft_moe_pytorch");
+    assert!(case.join("model.safetensors").exists(), "{}: missing (the fixtures of tools/vmoe_fixtures.py)", case.display());
+    case
+}
+
+/// An edit of a state_dict's tensors.
+type Edit = dyn Fn(&mut Vec<(String, Tensor)>);
+
+fn convert(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(BIN).arg("convert").args(args).output().unwrap()
+}
+
+#[test]
+fn a_converted_soft_moe_pytorch_layer_runs_as_pytorch_computed_it() {
+    // tests/fixtures/vmoe/soft_moe_pytorch: PyTorch's state_dict, input and output.
+    let case = soft_moe_pytorch_case();
+    let (state_dict, input) = (case.join("model.safetensors"), case.join("io.safetensors"));
+    let dir = scratch("convert");
+    let layer = dir.join("layer.safetensors");
+    let o = convert(&["--from".as_ref(), "soft-moe-pytorch".as_ref(), state_dict.as_os_str(), layer.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("d = 8, 4 experts × 2 slots, hidden 16, erf GELU (metadata variant = soft-moe-pytorch)"), "{stdout}");
+    let st = SafeTensors::read(&layer).unwrap();
+    assert_eq!(st.metadata().get("variant").map(String::as_str), Some("soft-moe-pytorch"));
+    let mut names: Vec<&str> = st.entries().iter().map(|e| e.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["Mlp/Dense_0/bias", "Mlp/Dense_0/kernel", "Mlp/Dense_1/bias", "Mlp/Dense_1/kernel", "Norm/scale", "Router/mu", "SlotNorm/scale"]
+    );
+    // Only the layer file is left in the directory (the temporary file was renamed).
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // The same state_dict converts to the same bytes.
+    let again = dir.join("again.safetensors");
+    assert_eq!(
+        convert(&["--from".as_ref(), "soft-moe-pytorch".as_ref(), state_dict.as_os_str(), again.as_os_str()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(std::fs::read(&layer).unwrap(), std::fs::read(&again).unwrap());
+
+    let want = SafeTensors::read(&input).unwrap().tensor_f32("y").unwrap();
+    for cpu in [false, true] {
+        let out = dir.join(if cpu { "cpu.safetensors" } else { "gpu.safetensors" });
+        let (code, stderr) = run(&layer, &input, &out, cpu);
+        assert_eq!(code, 0, "{stderr}");
+        let y = SafeTensors::read(&out).unwrap().tensor_f32("y").unwrap();
+        assert_eq!(y.shape, want.shape);
+        let diff = softmoe::compare::max_abs_diff(&y.data, &want.data).unwrap();
+        eprintln!("softmoe layer (cpu {cpu}) against PyTorch's y: {:.2e}", diff.max);
+        diff.within(&format!("converted layer against PyTorch (cpu {cpu})"), 1e-5).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The state_dict itself is refused by `softmoe layer`, with the command that converts it.
+    let (code, stderr) = run(&state_dict, &input, &dir.join("y.safetensors"), true);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("softmoe convert --from soft-moe-pytorch"), "{stderr}");
+}
+
+#[test]
+fn convert_refuses_bad_inputs_in_one_line_and_leaves_the_output_alone() {
+    let case = soft_moe_pytorch_case();
+    let st = SafeTensors::read(case.join("model.safetensors")).unwrap();
+    let tensors: Vec<(String, Tensor)> = st.entries().iter().map(|e| (e.name.clone(), st.tensor_f32(&e.name).unwrap())).collect();
+    let dir = scratch("convert-bad");
+    // A state_dict edited by `edit`, written to `name`.
+    let edited = |name: &str, edit: &Edit| -> PathBuf {
+        let mut t = tensors.clone();
+        edit(&mut t);
+        let refs: Vec<(&str, &Tensor)> = t.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let path = dir.join(name);
+        std::fs::write(&path, serialize(&refs, &BTreeMap::new())).unwrap();
+        path
+    };
+    let unknown = edited("unknown.safetensors", &|t| t.push(("norm.beta".into(), Tensor::zeros(vec![8]))));
+    let missing = edited("missing.safetensors", &|t| t.retain(|(n, _)| n != "experts.experts.3.3.bias"));
+    let shape = edited("shape.safetensors", &|t| {
+        t.iter_mut().filter(|(n, _)| n == "slot_norm.gamma").for_each(|(_, v)| *v = Tensor::zeros(vec![9]))
+    });
+    let truncated = dir.join("truncated.safetensors");
+    let bytes = std::fs::read(case.join("model.safetensors")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    let converted = dir.join("converted.safetensors");
+    std::fs::write(&converted, softmoe::weights::convert::soft_moe_pytorch_layer(&st).unwrap().to_safetensors()).unwrap();
+    // An existing output that every failure must leave as it was.
+    let out = dir.join("out.safetensors");
+    std::fs::write(&out, b"old").unwrap();
+    let os = |p: &Path| p.as_os_str().to_owned();
+    let (o, from, smp) = (os(&out), std::ffi::OsString::from("--from"), std::ffi::OsString::from("soft-moe-pytorch"));
+    let cases: Vec<(&str, Vec<std::ffi::OsString>, String)> = vec![
+        ("unknown tensor", vec![from.clone(), smp.clone(), os(&unknown), o.clone()], "unknown tensor `norm.beta` [8]".into()),
+        ("use_layernorm", vec![from.clone(), smp.clone(), os(&unknown), o.clone()], "`use_layernorm=True`".into()),
+        ("missing tensor", vec![from.clone(), smp.clone(), os(&missing), o.clone()], "missing tensor `experts.experts.3.3.bias`".into()),
+        (
+            "wrong shape",
+            vec![from.clone(), smp.clone(), os(&shape), o.clone()],
+            "tensor `slot_norm.gamma` has shape [9], expected [8]".into(),
+        ),
+        ("truncated", vec![from.clone(), smp.clone(), os(&truncated), o.clone()], "truncated".into()),
+        ("converted", vec![from.clone(), smp.clone(), os(&converted), o.clone()], "needs no conversion".into()),
+        ("missing file", vec![from.clone(), smp.clone(), os(&dir.join("nope.safetensors")), o.clone()], "nope.safetensors".into()),
+        ("unknown format", vec![from.clone(), "vmoe".into(), os(&unknown), o.clone()], "one of `soft-moe-pytorch`".into()),
+        ("no format", vec![os(&unknown), o.clone()], "--from is required".into()),
+        ("no output", vec![from.clone(), smp.clone(), os(&unknown)], "OUT.safetensors is required".into()),
+        ("extra argument", vec![from.clone(), smp.clone(), os(&unknown), o.clone(), "x".into()], "unexpected argument `x`".into()),
+        ("OUT is IN", vec![from.clone(), smp.clone(), o.clone(), o.clone()], "OUT is IN".into()),
+    ];
+    for (name, args, needle) in cases {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let r = convert(&args);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: stderr is not one line: {stderr}");
+        assert!(stderr.contains(&needle), "{name}: stderr does not mention `{needle}`: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert_eq!(std::fs::read(&out).unwrap(), b"old", "{name}: the output was touched");
+    }
+    // Nothing but the inputs and the untouched output: no temporary file left behind.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 6);
+}

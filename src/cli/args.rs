@@ -64,6 +64,19 @@ impl Args {
         self.rest.len() != before
     }
 
+    /// Takes the remaining arguments as the positional ones named in `names`, failing on a flag
+    /// not taken and on any more or fewer.
+    pub fn positionals<const N: usize>(self, names: [&str; N]) -> Result<[String; N], Error> {
+        if let Some(flag) = self.rest.iter().find(|a| a.starts_with("--")) {
+            return Err(Error::Usage(format!("unexpected argument `{flag}`")));
+        }
+        let found = self.rest.len();
+        self.rest.try_into().map_err(|rest: Vec<String>| {
+            let what = if found > N { format!("unexpected argument `{}`", rest[N]) } else { format!("{} is required", names[found]) };
+            Error::Usage(format!("{what} (expected {})", names.join(" ")))
+        })
+    }
+
     /// Fails on anything not taken.
     pub fn finish(self) -> Result<(), Error> {
         match self.rest.first() {

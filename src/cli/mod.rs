@@ -3,6 +3,7 @@
 mod args;
 mod batch_effects;
 mod classify;
+mod convert;
 mod eval;
 mod info;
 mod layer;
@@ -36,6 +37,10 @@ const USAGE: &str = "usage:
                         [--allow-unused]
       classify each image alone and in R shuffled batches of N (default 4 of 32), and count
       the outputs that change; FILE defaults to samples.safetensors beside DIR
+  softmoe convert --from soft-moe-pytorch IN.safetensors OUT.safetensors
+      convert a soft-moe-pytorch 0.1.9 SoftMoE layer's state_dict (safetensors.torch.save_file)
+      into a softmoe layer file of the soft-moe-pytorch variant, for `softmoe layer`; any
+      tensor it does not know is an error naming it
 
   Models (DIR: config.json + model.safetensors) and layers are read with the block names of the
   ViT checkpoints or of vmoe, as the file has them; a tensor the config does not use is an error
@@ -68,6 +73,7 @@ fn run(argv: Vec<String>) -> Result<(), Error> {
         Some("classify") => classify::run(args),
         Some("eval") => eval::run(args),
         Some("batch-effects") => batch_effects::run(args),
+        Some("convert") => convert::run(args),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
