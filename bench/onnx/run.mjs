@@ -4,12 +4,14 @@
 // results (JSON). `cargo xtask bench-web` runs it after building what it needs.
 //
 // usage: node run.mjs [--data DIR] [--softmoe DIR] [--models DIR] [--out FILE.md] [--json FILE]
-//                     [--cases a,b] [--check] [--rounds N]
+//                     [--cases a,b] [--check] [--rounds N] [--impls id,id] [--no-profile]
+//        node run.mjs --render results.json --out FILE.md   (the markdown again, e.g. after NOTES.md changed)
 //   --data     make_graphs.py's folder (default ../../target/bench-onnx)
 //   --softmoe  the npm package built by `cargo xtask wasm` (default ../../target/npm/softmoe)
 //   --models   the shipped models (default ../../weights)
 //   --out      the markdown to write (default: none; print only)
 //   --check    the outputs-equal step only (no timing, no markdown), e.g. on demo-layer
+//   --impls    which implementations (page.mjs ids; default softmoe-webgpu,softmoe-cpu,ort-webgpu,ort-wasm)
 //   env CHROMIUM (default /usr/bin/chromium)
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -29,6 +31,15 @@ const OUT = opt('out', null);
 const JSON_OUT = opt('json', path.join(DATA, 'results.json'));
 const CHECK = args.includes('--check');
 const ROUNDS = Number(opt('rounds', '3'));
+const IMPLS = opt('impls', null)?.split(',');
+// --render FILE.json: only write the markdown (--out) from a results file of an earlier run.
+const RENDER = opt('render', null);
+if (RENDER) {
+  if (!OUT) throw new Error('--render needs --out FILE.md');
+  fs.writeFileSync(OUT, markdown(JSON.parse(fs.readFileSync(RENDER, 'utf8'))));
+  console.log(`bench-web: wrote ${OUT} from ${RENDER}`);
+  process.exit(0);
+}
 const manifest = JSON.parse(fs.readFileSync(path.join(DATA, 'manifest.json'), 'utf8'));
 const wanted = opt('cases', null)?.split(',');
 const cases = manifest.cases.filter((c) => !wanted || wanted.includes(c.name));
@@ -36,7 +47,7 @@ if (wanted && cases.length !== wanted.length) throw new Error(`unknown case in $
 
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 const ORT_DIST = path.join(HERE, 'node_modules/onnxruntime-web/dist');
-const routes = [['/softmoe/', SOFTMOE], ['/ort/', ORT_DIST], ['/data/', DATA], ['/models/', MODELS]];
+const routes = [['/limits/', path.join(ROOT, 'bench/src/limits')], ['/softmoe/', SOFTMOE], ['/ort/', ORT_DIST], ['/data/', DATA], ['/models/', MODELS]];
 
 function serve() {
   const server = http.createServer((req, res) => {
@@ -85,10 +96,14 @@ const output = { date: new Date().toISOString(), chromium: browser.version(), ho
 try {
   await page.goto(`${base}/page.html`);
   await page.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
+  if (!CHECK) {
+    output.adapterLimits = await page.evaluate(() => window.benchAdapter());
+    say(`adapter limits measured in the page: vec4 copy kernel ${output.adapterLimits.copyGBs.toFixed(2)} GB/s, FMA chain ${output.adapterLimits.fmaGflops.toFixed(1)} GFLOP/s, one dispatch + 4-byte readback ${output.adapterLimits.roundTripMs.toFixed(2)} ms`);
+  }
   for (const c of cases) {
     const spec = { ...c, tolerance: manifest.tolerance };
     const t = Date.now();
-    const r = await page.evaluate(([spec, o]) => window.benchCase(spec, o), [spec, CHECK ? { rounds: 0 } : { rounds: ROUNDS }]);
+    const r = await page.evaluate(([spec, o]) => window.benchCase(spec, o), [spec, { rounds: CHECK ? 0 : ROUNDS, ...(IMPLS ? { only: IMPLS } : {}) }]);
     r.seconds = (Date.now() - t) / 1000;
     output.cases.push({ ...r, shape: c.shape, weightBytes: c.weight_bytes, onnxBytes: c.onnx_bytes, graphCheck: c.batches.map((b) => ({ b: b.b, ...b.graph_check })) });
     for (const res of r.results) for (const row of res.rows) if (row.error) { failed++; say(`FAIL: ${c.name} b=${res.b} ${row.label}: ${row.error}`); }
@@ -101,6 +116,26 @@ try {
 output.consoleErrors = errors;
 output.seconds = (Date.now() - t0) / 1000;
 await browser.close();
+// Where ORT's WebGPU time goes: the JSEP EP's per-kernel GPU timestamps, one run per case at its first
+// batch size, in a second Chromium that exposes timestamp queries (not part of the timed session).
+if (!CHECK && !args.includes('--no-profile') && failed === 0) {
+  const prof = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: [...flags, '--enable-dawn-features=allow_unsafe_apis'], headless: true });
+  const pp = await prof.newPage();
+  pp.on('pageerror', (e) => say(`[profile page error] ${e}`));
+  await pp.goto(`${base}/page.html`);
+  await pp.waitForFunction(() => window.benchReady === true, null, { timeout: 120_000 });
+  output.profiles = [];
+  for (const c of cases) {
+    try {
+      const p = await pp.evaluate(([spec, b]) => window.benchOrtProfile(spec, b), [c, c.batches[0].b]);
+      output.profiles.push(p);
+      say(`ORT JSEP profile ${c.name} b=${p.b}: ${p.kernels} kernels, GPU ${p.gpuMs.toFixed(1)} ms of ${p.wallMs.toFixed(1)} ms; ${p.groups.slice(0, 4).map((g) => `${g.kernel} ${g.ms.toFixed(1)} ms`).join(', ')}`);
+    } catch (e) {
+      say(`ORT JSEP profile ${c.name}: ${e.message ?? e}`);
+    }
+  }
+  await prof.close();
+}
 server.close();
 fs.writeFileSync(JSON_OUT, JSON.stringify(output, null, 1));
 fs.writeFileSync(path.join(path.dirname(JSON_OUT), 'browser.log'), logLines.join('\n') + '\n');
@@ -119,10 +154,12 @@ process.exit(failed === 0 ? 0 : 1);
 // ---- the markdown ----------------------------------------------------------------------------------
 
 function fmtMs(v) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2); }
+function fmtRatio(v) { return v >= 10 ? `${v.toFixed(0)}×` : v >= 0.1 ? `${v.toFixed(2)}×` : `${v.toPrecision(2)}×`; }
 function mb(bytes) { return `${(bytes / 1e6).toFixed(bytes > 1e7 ? 0 : 1)} MB`; }
+function cell(t) { return String(t).replace(/\|/g, '\\|'); }
 
 function caseTitle(c, b) {
-  if (c.name === 'soft-moe-vit') return `shipped Soft MoE ViT (weights/soft-moe-vit), b=${b}`;
+  if (c.name === 'soft-moe-vit') return `shipped Soft MoE ViT, b=${b}`;
   const s = c.shape;
   const what = c.name === 'vits-layer' ? 'ViT-S/16 layer' : 'demo layer';
   return `${what} (m=${s.m}, d=${s.d}, n=${s.n}, p=${s.p}, h=${s.h}), b=${b}`;
@@ -131,56 +168,82 @@ function caseTitle(c, b) {
 function markdown(o) {
   const info = o.info ?? {};
   const a = info.adapter ?? {};
+  const lim = o.adapterLimits;
   const adapter = [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ') || 'unknown';
-  const lines = [];
-  lines.push('# softmoe beside onnxruntime-web, in the browser');
-  lines.push('');
-  lines.push('Produced by `cargo xtask bench-web` (bench/onnx: `make_graphs.py` builds the ONNX graphs from the same safetensors, `run.mjs` drives `page.html` in one headless Chromium). Every figure below is from that one run.');
-  lines.push('');
-  lines.push(`- Run: ${o.date.slice(0, 16).replace('T', ' ')} UTC, ${o.seconds.toFixed(0)} s.`);
-  lines.push(`- Browser: headless Chromium ${o.chromium} (Debian), \`--enable-unsafe-webgpu --use-webgpu-adapter=swiftshader\`; one page holds all four implementations.`);
-  lines.push(`- WebGPU adapter (the only one this Chromium offers, used by softmoe and by ORT alike): **SwiftShader** — \`${adapter}\`${a.isFallbackAdapter ? ' (a fallback adapter)' : ''}: Google's software Vulkan on the CPU, so this shows relative speed on a CPU-backed adapter, not a GPU's. Adapter limits: maxBufferSize ${mb(info.limits?.maxBufferSize ?? 0)}, maxStorageBufferBindingSize ${mb(info.limits?.maxStorageBufferBindingSize ?? 0)}.`);
-  lines.push(`- Host: ${o.host.model ?? 'CPU'}, ${o.host.cpus} cores shared with other work (timings are noisy: medians over three interleaved rounds; the note gives the spread of the round medians), ${o.host.memGiB} GiB.`);
-  lines.push(`- onnxruntime-web ${info.ort?.version ?? '?'} from npm: the WebGPU EP from \`onnxruntime-web/webgpu\` and the wasm EP from \`onnxruntime-web\`, default session options (graph optimisation level \`all\`); the wasm EP ran ${info.ort?.wasmThreadsWasmBundle ?? '?'} thread(s) (its default for ${info.hardwareConcurrency} logical cores; page cross-origin isolated: ${info.crossOriginIsolated}). softmoe's CPU path is its f64 reference compiled into the wasm, one thread.`);
-  lines.push(`- Graphs: ONNX opset ${o.manifest.opset} (onnx ${o.manifest.onnx}), float32, the math of SPEC §1 and §2 op by op (\`bench/onnx/make_graphs.py\`: tanh GELU written out, experts as one batched MatMul per Dense layer).`);
-  lines.push(`- Timed: the wall time of one awaited call, input in a Float32Array, outputs back in Float32Arrays (upload, GPU work and readback included) — layers return y, dispatch and combine (what softmoe's \`layer.forward\` returns; the ONNX layer graphs output the same three), the ViT its logits. Median after warm-up.`);
-  lines.push(`- Checked before timing: every output of every implementation against softmoe's f64 reference (\`softmoe layer --cpu\`, \`softmoe classify --json --cpu\`) within ${o.manifest.tolerance}; the note gives the largest |Δ| over all outputs. The graphs themselves were checked by make_graphs.py with the onnx package's reference evaluator first.`);
-  lines.push('');
-  lines.push('| case | implementation | median (ms) | ratio to ORT WebGPU | note |');
-  lines.push('|---|---|---:|---:|---|');
+  const L = [];
+  L.push('# softmoe beside onnxruntime-web, in the browser');
+  L.push('');
+  L.push('Produced by `cargo xtask bench-web` (`bench/onnx`: `make_graphs.py` builds the ONNX graphs from the same safetensors and checks them, `run.mjs` drives `page.html` in one headless Chromium). Every figure below is from that one run on this machine.');
+  L.push('');
+  L.push(`- Run: ${o.date.slice(0, 16).replace('T', ' ')} UTC, ${(o.seconds / 60).toFixed(0)} min.`);
+  L.push(`- Browser: headless Chromium ${o.chromium} (Debian), \`--enable-unsafe-webgpu --use-webgpu-adapter=swiftshader\` (as web/test); one page holds every implementation.`);
+  L.push(`- WebGPU adapter, the only one this Chromium offers, used by softmoe and ORT alike: **SwiftShader** (\`${adapter}\`${a.isFallbackAdapter ? ', a fallback adapter' : ''}), Google's software Vulkan running on the same CPU cores: relative speed on a CPU-backed adapter, not a GPU's. maxBufferSize and maxStorageBufferBindingSize ${mb(info.limits?.maxBufferSize ?? 0)}.`);
+  if (lim) L.push(`- The adapter's limits, measured in the same page with \`cargo xtask bench\`'s kernels (bench/src/limits): vec4 copy kernel **${lim.copyGBs.toFixed(2)} GB/s** (read + written), FMA chain **${lim.fmaGflops.toFixed(1)} GFLOP/s**, and **${lim.roundTripMs.toFixed(2)} ms** for one one-workgroup dispatch with a 4-byte readback (the least an awaited WebGPU call costs here).`);
+  L.push(`- Host: ${o.host.model ?? 'CPU'}, ${o.host.cpus} cores shared with other engineers' work, ${o.host.memGiB} GiB: timings are noisy. Each implementation is timed in three interleaved rounds (rotating order); the median is over all calls, and the note gives each round's median.`);
+  L.push(`- onnxruntime-web ${info.ort?.version ?? '?'} (npm), default session options (graph optimisation \`all\`): the WebGPU EP from \`onnxruntime-web/webgpu\` (its C++ WebGPU EP compiled to wasm), the wasm EP from \`onnxruntime-web\` (${info.ort?.wasmThreadsWasmBundle ?? '?'} thread: ORT's default for ${info.hardwareConcurrency} logical cores; the page is cross-origin isolated), and that import's older JavaScript WebGPU EP (JSEP) as a fifth row. softmoe's CPU path is its f64 reference compiled into the wasm, one thread.`);
+  L.push(`- Graphs: ONNX opset ${o.manifest.opset} (onnx ${o.manifest.onnx}), float32, SPEC §1 and §2 op by op (\`bench/onnx/make_graphs.py\`; tanh GELU written out; the experts as one batched MatMul per Dense layer).`);
+  L.push('- Timed: the wall time of one awaited call, input in a Float32Array, outputs back in Float32Arrays (upload, GPU work and readback included). The layers return y, dispatch and combine (what softmoe\'s `layer.forward` returns; the ONNX layer graphs output the same three), the ViT its logits. Medians after two untimed calls.');
+  L.push(`- Checked before timing: every output of every implementation against softmoe's f64 reference (\`softmoe layer --cpu\`, \`softmoe classify --json --cpu\`) within ${o.manifest.tolerance} (the note gives the largest \\|Δ\\| over all outputs; softmoe's CPU path *is* that reference, hence 0). The graphs were checked by make_graphs.py with the onnx package's reference evaluator before that.`);
+  L.push('');
+  L.push('| case | implementation | median (ms) | ratio to ORT WebGPU EP | note |');
+  L.push('|---|---|---:|---:|---|');
   for (const c of o.cases) {
     for (const r of c.results) {
       const ortGpu = r.rows.find((x) => x.id === 'ort-webgpu' && x.medianMs);
       for (const row of r.rows) {
         const ms = row.medianMs ? fmtMs(row.medianMs) : '—';
-        const ratio = row.medianMs && ortGpu ? `${(row.medianMs / ortGpu.medianMs).toFixed(2)}×` : '—';
-        const spread = row.roundMedians?.length ? `; rounds ${row.roundMedians.map(fmtMs).join(' / ')} ms, ${row.samples.length} calls` : '';
+        const ratio = row.medianMs && ortGpu ? fmtRatio(row.medianMs / ortGpu.medianMs) : '—';
+        const spread = row.roundMedians?.length ? `; rounds ${row.roundMedians.map(fmtMs).join(' / ')} ms, ${row.samples.length} call${row.samples.length === 1 ? '' : 's'}` : '';
         const note = row.error ? row.error : `max |Δ| ${row.maxDiff.toExponential(1)}${spread}`;
-        lines.push(`| ${caseTitle(c, r.b)} | ${row.label} | ${ms} | ${ratio} | ${note} |`);
+        const name = row.id === 'softmoe-webgpu' ? `**${row.label}**` : row.label;
+        L.push(`| ${cell(caseTitle(c, r.b))} | ${cell(name)} | ${ms} | ${ratio} | ${cell(note)} |`);
       }
     }
   }
-  lines.push('');
-  lines.push('Ratio: median time ÷ ORT WebGPU EP\'s median time on the same case (below 1 is faster than ORT on WebGPU).');
-  lines.push('');
+  L.push('');
+  L.push('Ratio: median ÷ the ORT WebGPU EP\'s median on the same case; below 1 is faster than ORT on WebGPU.');
+  L.push('');
+  // Streaming the ViT-S experts: the b = 1 layer reads 604 MB of weights once.
+  const vits = o.cases.find((c) => c.name === 'vits-layer');
+  const v1 = vits?.results.find((r) => r.b === 1);
+  if (v1 && lim) {
+    const w = vits.weightBytes;
+    const floor = (w / (lim.copyGBs * 1e9)) * 1e3;
+    const rate = (id) => { const x = v1.rows.find((r) => r.id === id && r.medianMs); return x ? `${(w / (x.medianMs * 1e6)).toFixed(2)} GB/s (${fmtMs(x.medianMs)} ms)` : 'not timed'; };
+    L.push(`**Bandwidth at b = 1.** The ViT-S/16 layer at batch 1 is bound by reading its ${mb(w)} of expert weights once: at the copy kernel's ${lim.copyGBs.toFixed(2)} GB/s that takes at least ${fmtMs(floor)} ms on this adapter. Weights read per second of a whole call: softmoe WebGPU ${rate('softmoe-webgpu')}, ORT WebGPU EP ${rate('ort-webgpu')}, ORT wasm EP ${rate('ort-wasm')} (on the CPU directly, without the adapter in between).`);
+    L.push('');
+  }
   const notes = path.join(HERE, 'NOTES.md');
-  if (fs.existsSync(notes)) lines.push(fs.readFileSync(notes, 'utf8').trim(), '');
-  lines.push('## Sizes and load times');
-  lines.push('');
-  lines.push('| case | weights (safetensors) | ONNX file | load: softmoe WebGPU / CPU / ORT WebGPU / wasm (ms) | graph vs f64 reference (onnx evaluator) |');
-  lines.push('|---|---:|---:|---|---|');
+  if (fs.existsSync(notes)) L.push(fs.readFileSync(notes, 'utf8').trim(), '');
+  if (o.profiles?.length) {
+    L.push('## Where ORT\'s WebGPU time goes');
+    L.push('');
+    L.push('One run per case (first batch size) with the JSEP WebGPU EP\'s own profiler (`env.webgpu.profiling`: GPU timestamps per kernel), in a second Chromium started with `--enable-dawn-features=allow_unsafe_apis` so that timestamp queries exist; not part of the timed session. The native WebGPU EP has no such switch in the browser; its WGSL kernels are ports of JSEP\'s, and both EPs take about as long in the table. Kernels grouped by op (WGSL program), the four that took longest:');
+    L.push('');
+    L.push('| case | wall (ms) | GPU, all kernels (ms) | kernels | longest: op (program) — total ms, count, slowest shapes |');
+    L.push('|---|---:|---:|---:|---|');
+    for (const p of o.profiles) {
+      const top = p.groups.slice(0, 4).map((g) => `${g.kernel} — ${fmtMs(g.ms)} ms, ${g.count}×, slowest ${fmtMs(g.slowest)} ms: ${g.shapes}`).join('<br>');
+      L.push(`| ${p.name}, b=${p.b} | ${fmtMs(p.wallMs)} | ${fmtMs(p.gpuMs)} | ${p.kernels} | ${cell(top)} |`);
+    }
+    L.push('');
+  }
+  L.push('## Sizes and load times');
+  L.push('');
+  L.push('| case | weights (safetensors) | ONNX file | load (ms): softmoe WebGPU / CPU / ORT WebGPU / wasm / JSEP | graph vs f64 reference (onnx evaluator, max \\|Δ\\|) |');
+  L.push('|---|---:|---:|---|---|');
   for (const c of o.cases) {
     const rows = c.results[0]?.rows ?? [];
-    const load = ['softmoe-webgpu', 'softmoe-cpu', 'ort-webgpu', 'ort-wasm'].map((id) => { const x = rows.find((r) => r.id === id); return x?.loadMs ? x.loadMs.toFixed(0) : '—'; }).join(' / ');
+    const load = ['softmoe-webgpu', 'softmoe-cpu', 'ort-webgpu', 'ort-wasm', 'ort-jsep'].map((id) => { const x = rows.find((r) => r.id === id); return x?.loadMs ? x.loadMs.toFixed(0) : '—'; }).join(' / ');
     const gc = c.graphCheck.map((g) => `b=${g.b}: ${Math.max(...Object.entries(g).filter(([k]) => k !== 'b').map(([, v]) => v)).toExponential(1)}`).join(', ');
-    lines.push(`| ${c.name} | ${mb(c.weightBytes)} | ${mb(c.onnxBytes)} | ${load} | ${gc} |`);
+    L.push(`| ${c.name} | ${mb(c.weightBytes)} | ${mb(c.onnxBytes)} | ${load} | ${gc} |`);
   }
-  lines.push('');
+  L.push('');
   if (o.consoleErrors.length) {
-    lines.push('Console errors during the run:');
-    lines.push('');
-    for (const e of o.consoleErrors.slice(0, 20)) lines.push(`- \`${e.replace(/`/g, "'").slice(0, 300)}\``);
-    lines.push('');
+    L.push('Console errors during the run:');
+    L.push('');
+    for (const e of o.consoleErrors.slice(0, 20)) L.push(`- \`${e.replace(/`/g, "'").slice(0, 300)}\``);
+    L.push('');
   }
-  return lines.join('\n');
+  return L.join('\n');
 }
