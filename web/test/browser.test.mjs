@@ -762,15 +762,16 @@ async function runLoad(base, webgpu) {
     && last.bytesLoaded === WEIGHTS_BYTES + CONFIG_BYTES && last.bytesTotal === WEIGHTS_BYTES + CONFIG_BYTES,
     `${pre}: progress: stages ${JSON.stringify(stages)}, ${bytes.length} byte reports ending ${bytes[bytes.length - 1]}, last ${JSON.stringify(last)}`);
   check(wantStages.slice(1, -1).every((st) => typeof cold.report.timings[st] === 'number') && cold.report.timings.total > 0, `${pre}: stage timings ${JSON.stringify(cold.report.timings)}`);
-  // Warm-up: the first classify after the load is about as fast as the ones after it (within 3×
-  // + 25 ms: this shared 2-core host's noise); without warm-up, on WebGPU, it pays for compiling
-  // every pipeline (seconds on SwiftShader).
+  // Warm-up: the first classify after the load is not the slow one. On WebGPU, without warm-up it
+  // pays for compiling every pipeline (seconds on SwiftShader): with it, it must take under a fifth
+  // of that; and on both paths it stays within 4× + 50 ms of the classifies after it (loose: this
+  // shared 2-core host stalls for a few hundred ms now and then).
   const steady = median(cold.rest);
-  check(cold.firstMs <= 3 * steady + 25 && cached.firstMs <= 3 * median(cached.rest) + 25, `${pre}: first classify after the load ${cold.firstMs.toFixed(1)} ms (cached: ${cached.firstMs.toFixed(1)}), steady ${steady.toFixed(1)} ms`);
   const cold2 = await loadOnce({ backend, warmup: false });
   const noWarmStages = [...new Set(cold2.events.map((e) => e.stage))];
   check(!noWarmStages.includes('warmup') && !noWarmStages.includes('compile'), `${pre}: warmup: false skips the warm-up: ${JSON.stringify(noWarmStages)}`);
-  if (webgpu) check(cold2.firstMs > 3 * cold.firstMs, `${pre}: without warm-up the first classify takes ${cold2.firstMs.toFixed(0)} ms, with it ${cold.firstMs.toFixed(0)} ms`);
+  check(cold.firstMs <= 4 * steady + 50 && cached.firstMs <= 4 * median(cached.rest) + 50 && (!webgpu || Math.max(cold.firstMs, cached.firstMs) < cold2.firstMs / 5),
+    `${pre}: the first classify after the load takes ${cold.firstMs.toFixed(1)} ms (cached: ${cached.firstMs.toFixed(1)}), the next ones ${steady.toFixed(1)}; without warm-up the first takes ${cold2.firstMs.toFixed(0)} ms`);
   measured[`${pre}: load→first result`] = `cold ${cold.loadToFirst.toFixed(0)} ms (load ${cold.loadMs.toFixed(0)} + first ${cold.firstMs.toFixed(1)}), cached ${cached.loadToFirst.toFixed(0)} ms (load ${cached.loadMs.toFixed(0)} + first ${cached.firstMs.toFixed(1)}); steady ${steady.toFixed(1)} ms/image; without warm-up the first takes ${cold2.firstMs.toFixed(0)} ms; stages ${JSON.stringify(Object.fromEntries(Object.entries(cold.report.timings).map(([k, v]) => [k, Math.round(v)])))}`;
   // A corrupted entry (one byte flipped, or cut short, under the stored size and hash) is found,
   // evicted and fetched again, and the model is the same; then the fresh copy is cached again.
