@@ -6,7 +6,8 @@ use wasm_bindgen::{JsCast, JsError, JsValue};
 
 use crate::error::Error;
 
-/// The `code` the npm package maps to an error class, and the variant's fields.
+/// The `code` the npm package maps to an error class, and the variant's fields. No `_` arm: a new
+/// variant does not compile until it says which JS error class it becomes.
 fn fields(e: &Error) -> (&'static str, Vec<(&'static str, JsValue)>) {
     let s = |v: &str| JsValue::from_str(v);
     match e {
@@ -17,6 +18,9 @@ fn fields(e: &Error) -> (&'static str, Vec<(&'static str, JsValue)>) {
         }
         Error::DType { context, name, found, expected } => {
             ("WEIGHTS", vec![("file", s(context)), ("tensor", s(name)), ("expected", s(expected)), ("found", s(found))])
+        }
+        Error::UnknownTensor { context, name, shape, expected, .. } => {
+            ("WEIGHTS", vec![("file", s(context)), ("tensor", s(name)), ("expected", s(expected)), ("found", s(&format!("{shape:?}")))])
         }
         Error::Shape { context, name, found, expected } => {
             ("WEIGHTS", vec![("file", s(context)), ("tensor", s(name)), ("expected", s(expected)), ("found", s(&format!("{found:?}")))])
