@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         attention_qk_norm: false,
         classifier: softmoe::Pooling::Gap,
         dispatch_bfloat16: false,
+        moe_variant: softmoe::SoftMoeVariant::Vmoe,
     };
     let weights = random_vit(&mut Rng::new(seed), &config);
     std::fs::create_dir_all(&out)?;

@@ -130,7 +130,13 @@ pub fn random_vit(rng: &mut Rng, config: &crate::config::VitConfig) -> crate::we
                     gelu: c.gelu,
                     normalize: c.normalize,
                 };
-                BlockMlp::SoftMoe(SoftMoeWeights { dispatch_bfloat16: c.dispatch_bfloat16, ..random_layer(rng, shape) })
+                let layer = match c.moe_variant {
+                    SoftMoeVariant::Vmoe => random_layer(rng, shape),
+                    SoftMoeVariant::SoftMoePytorch => {
+                        SoftMoeWeights { gelu: c.gelu, ..random_pytorch_layer(rng, d, shape.n, shape.p, shape.h) }
+                    }
+                };
+                BlockMlp::SoftMoe(SoftMoeWeights { dispatch_bfloat16: c.dispatch_bfloat16, ..layer })
             } else {
                 BlockMlp::Dense {
                     w0: fan(rng, d, d * c.mlp_dim),

@@ -51,6 +51,7 @@ fn model_routed(dir: &Path, router: Option<Router>) -> PathBuf {
         attention_qk_norm: false,
         classifier: softmoe::Pooling::Gap,
         dispatch_bfloat16: false,
+        moe_variant: softmoe::SoftMoeVariant::Vmoe,
     };
     let w = random_vit(&mut Rng::new(7), &config);
     let m = dir.join(router.map_or("model", |r| r.name()));

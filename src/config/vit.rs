@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::config::{Gelu, Pooling};
+use crate::config::{Gelu, Pooling, SoftMoeVariant};
 use crate::error::{Error, Result};
 use crate::routing::{Router, MAX_CAPACITY_MULTIPLE_OF, VMOE_CAPACITY_MULTIPLE_OF};
 
@@ -14,7 +14,7 @@ const MAX_DIM: usize = 1 << 16;
 
 /// Every key a config.json may hold; any other is an error. `training` (the trainer's record of
 /// the recipe and results) is not read.
-const KNOWN_KEYS: [&str; 25] = [
+const KNOWN_KEYS: [&str; 26] = [
     "image_size",
     "channels",
     "patch_size",
@@ -39,6 +39,7 @@ const KNOWN_KEYS: [&str; 25] = [
     "attention_qk_norm",
     "classifier",
     "dispatch_bfloat16",
+    "moe_variant",
     "training",
 ];
 
@@ -78,6 +79,9 @@ pub struct VitConfig {
     /// `Bfloat16Dispatcher` does (always in its `SoftRouter`; with `dispatcher: {bfloat16: true}` in
     /// its sparse routers). Default false: the f32 math.
     pub dispatch_bfloat16: bool,
+    /// Which Soft MoE layer the Soft MoE blocks are (`moe_variant`): vmoe's (default) or
+    /// soft-moe-pytorch's, with `Moe/Norm/scale` and `Moe/SlotNorm/scale` instead of `Router/scale`.
+    pub moe_variant: SoftMoeVariant,
 }
 
 impl VitConfig {
@@ -153,6 +157,12 @@ impl VitConfig {
             moe_layers,
             attention_qk_norm: flag("attention_qk_norm")?,
             dispatch_bfloat16: flag("dispatch_bfloat16")?,
+            moe_variant: match obj.get("moe_variant") {
+                None => SoftMoeVariant::Vmoe,
+                Some(v) => {
+                    v.as_str().and_then(SoftMoeVariant::parse).ok_or_else(|| bad("moe_variant", "`vmoe` or `soft-moe-pytorch`", v))?
+                }
+            },
             classifier: match obj.get("classifier") {
                 None => Pooling::Gap,
                 Some(v) => v.as_str().and_then(Pooling::parse).ok_or_else(|| bad("classifier", "`gap`, `token` or `map`", v))?,
@@ -207,6 +217,21 @@ impl VitConfig {
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return bad("layer_norm_eps", "a positive number".into(), self.layer_norm_eps.to_string());
         }
+        if self.moe_variant == SoftMoeVariant::SoftMoePytorch {
+            // soft-moe-pytorch's layer is a Soft MoE that always normalises and never rounds.
+            let clash = [
+                ("moe_type", self.router.map(|r| format!("`{}`", r.name())), "`soft` (soft-moe-pytorch's layer is a Soft MoE)"),
+                ("normalize", (!self.normalize).then(|| "false".to_string()), "true (soft-moe-pytorch always applies its RMSNorm)"),
+                (
+                    "dispatch_bfloat16",
+                    self.dispatch_bfloat16.then(|| "true".to_string()),
+                    "false (vmoe's Bfloat16Dispatcher is no part of soft-moe-pytorch)",
+                ),
+            ];
+            if let Some((key, Some(found), expected)) = clash.into_iter().find(|c| c.1.is_some()) {
+                return bad(key, format!("{expected} with `moe_variant` `soft-moe-pytorch`"), found);
+            }
+        }
         Ok(())
     }
 
@@ -240,6 +265,9 @@ impl VitConfig {
         }
         if self.dispatch_bfloat16 {
             v["dispatch_bfloat16"] = true.into();
+        }
+        if self.moe_variant != SoftMoeVariant::Vmoe {
+            v["moe_variant"] = self.moe_variant.name().into();
         }
         if let Some(r) = self.router {
             v["moe_type"] = r.name().into();
@@ -381,6 +409,33 @@ mod tests {
             let e = parse(&format!(r#", "{key}": {value}"#)).unwrap_err();
             assert!(matches!(&e, Error::Config { key: k, .. } if k == key), "{key}: {e:?}");
         }
+    }
+
+    #[test]
+    fn moe_variant_is_read_checked_against_the_other_keys_and_written_back() {
+        const SOFT: &str = r#"{"image_size": 28, "channels": 1, "patch_size": 7, "hidden_size": 16, "num_layers": 2,
+            "num_heads": 2, "mlp_dim": 32, "num_classes": 10, "moe_layers": [1], "num_experts": 4, "slots_per_expert": 2,
+            "expert_mlp_dim": 24, "gelu": "erf""#;
+        let soft = |extra: &str| VitConfig::from_json(&format!("{SOFT}{extra}}}"), "config.json");
+        assert_eq!(soft("").unwrap().moe_variant, SoftMoeVariant::Vmoe);
+        assert!(!soft("").unwrap().to_json().contains("moe_variant"), "the default is not written");
+        let c = soft(r#", "moe_variant": "soft-moe-pytorch""#).unwrap();
+        assert_eq!(c.moe_variant, SoftMoeVariant::SoftMoePytorch);
+        assert!(c.to_json().contains(r#""moe_variant": "soft-moe-pytorch""#));
+        assert_eq!(VitConfig::from_json(&c.to_json(), "again").unwrap(), c);
+        for bad in ["\"pytorch\"", "true"] {
+            let e = soft(&format!(r#", "moe_variant": {bad}"#)).unwrap_err();
+            assert!(
+                matches!(&e, Error::Config { key, expected, .. } if key == "moe_variant" && expected == "`vmoe` or `soft-moe-pytorch`"),
+                "{e:?}"
+            );
+        }
+        for (extra, key) in [(r#", "normalize": false"#, "normalize"), (r#", "dispatch_bfloat16": true"#, "dispatch_bfloat16")] {
+            let e = soft(&format!(r#", "moe_variant": "soft-moe-pytorch"{extra}"#)).unwrap_err();
+            assert!(matches!(&e, Error::Config { key: k, expected, .. } if k == key && expected.contains("soft-moe-pytorch")), "{e:?}");
+        }
+        let e = parse(r#", "moe_variant": "soft-moe-pytorch""#).unwrap_err();
+        assert!(matches!(&e, Error::Config { key, found, .. } if key == "moe_type" && found == "`tokens_choice`"), "{e:?}");
     }
 
     #[test]

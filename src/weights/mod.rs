@@ -48,6 +48,8 @@ fn hint(name: &str) -> String {
         "the attention-pooling head: set `classifier` to `map`"
     } else if name.starts_with("pre_logits/") {
         "a representation layer before the head (vmoe's `representation_size`), which softmoe does not run"
+    } else if name.ends_with("Moe/Norm/scale") || name.ends_with("Moe/SlotNorm/scale") {
+        "soft-moe-pytorch's RMSNorm scales: set `moe_variant` to `soft-moe-pytorch`"
     } else if name.starts_with("Encoder/encoderblock_") {
         "a block tensor of another layout: check `num_layers`, `moe_layers` and `moe_type`"
     } else {

@@ -212,7 +212,13 @@ pub fn vit_tensor_shapes_as(c: &VitConfig, names: BlockNames) -> Vec<(String, Ve
                 v.push((format!("{pre}Moe/{ROUTER_KERNEL}"), vec![d, n]));
             } else {
                 v.push((format!("{pre}Moe/{}", soft_moe::MU), vec![d, n, c.slots_per_expert]));
-                v.push((format!("{pre}Moe/{}", soft_moe::SCALE), vec![]));
+                match c.moe_variant {
+                    SoftMoeVariant::Vmoe => v.push((format!("{pre}Moe/{}", soft_moe::SCALE), vec![])),
+                    SoftMoeVariant::SoftMoePytorch => {
+                        v.push((format!("{pre}Moe/{}", soft_moe::NORM_SCALE), vec![d]));
+                        v.push((format!("{pre}Moe/{}", soft_moe::SLOT_NORM_SCALE), vec![d]));
+                    }
+                }
             }
             v.push((format!("{pre}Moe/{}", soft_moe::W0), vec![n, d, h]));
             v.push((format!("{pre}Moe/{}", soft_moe::B0), vec![n, h]));
@@ -374,7 +380,7 @@ impl VitWeights {
                 BlockMlp::Sparse(w)
             } else if c.is_moe(k) {
                 let moe_pre = format!("{pre}Moe/");
-                let w = SoftMoeWeights::from_safetensors_as(st, &moe_pre, SoftMoeVariant::Vmoe)?;
+                let w = SoftMoeWeights::from_safetensors_as(st, &moe_pre, c.moe_variant)?;
                 let want = (d, c.num_experts, c.slots_per_expert, c.expert_mlp_dim);
                 if (w.d, w.n, w.p, w.h) != want {
                     return Err(Error::Shape {
@@ -479,7 +485,13 @@ impl VitWeights {
                 }
                 BlockMlp::SoftMoe(w) => {
                     put(format!("{pre}Moe/{}", soft_moe::MU), &w.mu);
-                    put(format!("{pre}Moe/{}", soft_moe::SCALE), &[w.scale]);
+                    match w.variant {
+                        SoftMoeVariant::Vmoe => put(format!("{pre}Moe/{}", soft_moe::SCALE), &[w.scale]),
+                        SoftMoeVariant::SoftMoePytorch => {
+                            put(format!("{pre}Moe/{}", soft_moe::NORM_SCALE), &w.norm_scale);
+                            put(format!("{pre}Moe/{}", soft_moe::SLOT_NORM_SCALE), &w.slot_norm_scale);
+                        }
+                    }
                     Some([&w.w0, &w.b0, &w.w1, &w.b1])
                 }
                 BlockMlp::Sparse(w) => {
@@ -613,6 +625,31 @@ mod tests {
                 assert!(matches!(&e, Error::UnusedTensor { .. } | Error::Shape { .. }), "{classifier:?}: {e:?}");
             }
         }
+    }
+
+    #[test]
+    fn soft_moe_pytorch_blocks_are_read_and_written_with_their_norm_scales() {
+        let json = r#"{"image_size": 8, "channels": 1, "patch_size": 4, "hidden_size": 8, "num_layers": 2, "num_heads": 2,
+            "mlp_dim": 12, "num_classes": 3, "moe_layers": [0, 1], "num_experts": 2, "slots_per_expert": 2,
+            "expert_mlp_dim": 6, "gelu": "erf", "classifier": "token", "moe_variant": "soft-moe-pytorch"}"#;
+        let config = VitConfig::from_json(json, "config.json").unwrap();
+        let w = VitWeights { names: BlockNames::Vmoe, ..random_vit(&mut Rng::new(6), &config) };
+        let st = file(&w, |_| {});
+        for k in 0..2 {
+            for name in ["Norm/scale", "SlotNorm/scale"] {
+                assert_eq!(st.entry(&format!("Encoder/encoderblock_{k}/Moe/{name}")).map(|e| e.shape.clone()), Some(vec![8]), "{name}");
+            }
+            assert!(st.entry(&format!("Encoder/encoderblock_{k}/Moe/Router/scale")).is_none());
+        }
+        let again = VitWeights::from_parts(config.clone(), &st).unwrap();
+        assert_eq!(again.to_safetensors(), w.to_safetensors());
+        for b in &again.blocks {
+            assert!(matches!(&b.mlp, BlockMlp::SoftMoe(l) if l.variant == SoftMoeVariant::SoftMoePytorch && l.gelu == Gelu::Erf));
+        }
+        // Read as vmoe's layer, the file lacks `Router/scale`; its norm scales are named with the key to set.
+        let vmoe = VitConfig { moe_variant: SoftMoeVariant::Vmoe, ..config };
+        let e = VitWeights::from_parts(vmoe, &st).unwrap_err().to_string();
+        assert!(e.contains("Moe/Norm/scale` is not used by the config") && e.contains("set `moe_variant` to `soft-moe-pytorch`"), "{e}");
     }
 
     #[test]

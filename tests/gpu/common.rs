@@ -166,5 +166,6 @@ pub fn vit_config(
         attention_qk_norm: false,
         classifier: softmoe::Pooling::Gap,
         dispatch_bfloat16: false,
+        moe_variant: SoftMoeVariant::Vmoe,
     }
 }

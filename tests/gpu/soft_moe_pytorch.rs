@@ -3,16 +3,22 @@
 //! `weights::convert::soft_moe_pytorch_layer`, what `softmoe convert --from soft-moe-pytorch` runs,
 //! matches PyTorch's output within 1e-5 (issue 14) on the GPU and on the f64 path, and PyTorch's
 //! intermediates (the RMSNorm-ed tokens, the experts' inputs and outputs) too. Random layers of the
-//! variant at odd shapes against the f64 reference, and batch invariance.
+//! variant at odd shapes against the f64 reference, and batch invariance; ViTs with such blocks
+//! (`moe_variant`) likewise.
 
 use std::path::PathBuf;
 
 use softmoe::kernels::rms_norm;
-use softmoe::reference::{self as r, soft_moe_forward};
+use softmoe::model::{Vit, VitConfig};
+use softmoe::random::random_vit;
+use softmoe::reference::{self as r, soft_moe_forward, vit_forward};
 use softmoe::weights::convert::soft_moe_pytorch_layer;
-use softmoe::{Gelu, SafeTensors, SoftMoe, SoftMoeVariant, SoftMoeWeights, Tensor};
+use softmoe::{Gelu, Pooling, SafeTensors, SoftMoe, SoftMoeVariant, SoftMoeWeights, Tensor};
 
-use crate::common::{assert_bits, assert_close, ctx, gpu_forward, max_abs, max_abs_diff, random_input, run_and_read, to_f64, upload, Rng};
+use crate::common::{
+    assert_bits, assert_close, ctx, f32_tol, gpu_forward, max_abs, max_abs_diff, random_input, run_and_read, to_f64, upload, vit_config,
+    Rng,
+};
 
 /// Issue 14's bound against PyTorch's output.
 const BOUND: f64 = 1e-5;
@@ -124,4 +130,46 @@ fn a_soft_moe_pytorch_example_is_bit_identical_alone_and_in_a_batch() {
     assert_bits("y alone against inside a batch of 9", &a.y, &all.y[target * m * d..(target + 1) * m * d]);
     let s = w.slots();
     assert_bits("D alone against inside a batch of 9", &a.dispatch, &all.dispatch[target * m * s..(target + 1) * m * s]);
+}
+
+/// A ViT whose Soft MoE blocks are soft-moe-pytorch layers (config.json `moe_variant`), as a
+/// PyTorch ViT with its MLPs replaced by `SoftMoE` is: erf GELU, with a class token or pooled.
+#[allow(clippy::too_many_arguments)]
+fn pytorch_vit(image: usize, patch: usize, d: usize, layers: usize, heads: usize, moe: &[usize], n: usize, p: usize) -> VitConfig {
+    VitConfig { moe_variant: SoftMoeVariant::SoftMoePytorch, gelu: Gelu::Erf, ..vit_config(image, 1, patch, d, layers, heads, moe, n, p) }
+}
+
+fn vit_images(rng: &mut Rng, b: usize, c: &VitConfig) -> Tensor {
+    let n = c.image_size * c.image_size * c.channels;
+    Tensor::new(vec![b, c.image_size, c.image_size, c.channels], rng.vec(b * n, 0.5).into_iter().map(|v| v + 0.5).collect()).unwrap()
+}
+
+#[test]
+fn soft_moe_pytorch_vits_match_the_reference_and_are_batch_invariant() {
+    let configs = [
+        VitConfig { classifier: Pooling::Token, ..pytorch_vit(28, 7, 16, 3, 2, &[1, 2], 4, 2) },
+        pytorch_vit(12, 3, 15, 2, 3, &[0, 1], 3, 3),
+    ];
+    for (i, c) in configs.iter().enumerate() {
+        let mut rng = Rng::new(400 + i as u64);
+        let w = random_vit(&mut rng, c);
+        let vit = pollster::block_on(Vit::new(ctx(), &w)).unwrap();
+        let x = vit_images(&mut rng, 5, c);
+        let got = pollster::block_on(vit.classify_with_maps(&x)).unwrap();
+        let want = vit_forward(&w, &x).unwrap();
+        // tests/gpu/vit_model.rs's bound: one f32 bound per block on the logits' size.
+        let k = c.mlp_dim.max(c.expert_mlp_dim).max(c.seq_len()).max(c.hidden_size);
+        let tol = (c.num_layers + 1) as f64 * f32_tol(k, max_abs("logits", &want.logits).max(1.0));
+        assert_close(&format!("soft-moe-pytorch ViT {i}: logits"), &got.logits.data, &want.logits, tol);
+        assert_eq!((got.maps.len(), want.maps.len()), (c.moe_layers.len(), c.moe_layers.len()), "ViT {i}: a map per Soft MoE block");
+        for (g, (block, d, cm)) in got.maps.iter().zip(&want.maps) {
+            let tol = (block + 1) as f64 * f32_tol(k, 1.0);
+            assert_close(&format!("soft-moe-pytorch ViT {i}: block {block} dispatch"), &g.dispatch.data, d, tol);
+            assert_close(&format!("soft-moe-pytorch ViT {i}: block {block} combine"), &g.combine.data, cm, tol);
+        }
+        let per = x.data.len() / 5;
+        let one = Tensor::new(vec![1, c.image_size, c.image_size, 1], x.data[3 * per..4 * per].to_vec()).unwrap();
+        let alone = pollster::block_on(vit.classify(&one)).unwrap();
+        assert_bits(&format!("soft-moe-pytorch ViT {i}: image 3 alone"), &alone.logits.data, &got.logits.data[30..40]);
+    }
 }

@@ -55,6 +55,7 @@ pub fn config(d: usize, layers: usize, heads: usize, mlp: usize, experts: usize,
         attention_qk_norm: false,
         classifier: softmoe::Pooling::Gap,
         dispatch_bfloat16: false,
+        moe_variant: softmoe::SoftMoeVariant::Vmoe,
     }
 }
 

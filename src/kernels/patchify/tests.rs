@@ -29,6 +29,7 @@ fn config(image_size: usize, channels: usize, patch_size: usize) -> VitConfig {
         attention_qk_norm: false,
         classifier: crate::config::Pooling::Gap,
         dispatch_bfloat16: false,
+        moe_variant: crate::config::SoftMoeVariant::Vmoe,
     }
 }
 
