@@ -260,8 +260,7 @@ window.benchAdapter = async () => {
  * Where ORT's WebGPU time goes: one run of the case with the JSEP WebGPU EP's own profiler
  * (`env.webgpu.profiling`, GPU timestamps per kernel; the browser must expose timestamp queries,
  * run.mjs launches a second Chromium with `--enable-dawn-features=allow_unsafe_apis` for it).
- * The native WebGPU EP of `onnxruntime-web/webgpu` has no such switch in the browser; its WGSL
- * kernels are ports of JSEP's.
+ * The native WebGPU EP of `onnxruntime-web/webgpu` has no such switch in the browser.
  */
 window.benchOrtProfile = async (spec, b) => {
   const session = await ortWasm.InferenceSession.create(await fetchBytes(`/data/${spec.onnx}`), { executionProviders: ['webgpu'] });

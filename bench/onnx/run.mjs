@@ -12,7 +12,8 @@
 //   --out      the markdown to write (default: none; print only)
 //   --check    the outputs-equal step only (no timing, no markdown), e.g. on demo-layer
 //   --impls    which implementations (page.mjs ids; default softmoe-webgpu,softmoe-cpu,ort-webgpu,ort-wasm)
-//   env CHROMIUM (default /usr/bin/chromium)
+//   env CHROMIUM (default /usr/bin/chromium), BENCH_WEB_ADAPTER (swiftshader, the default, or default:
+//       Chromium's own choice, e.g. a GPU)
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -77,8 +78,11 @@ const say = (s) => { logLines.push(s); console.log(s); };
 
 const server = await serve();
 const base = `http://127.0.0.1:${server.address().port}`;
+// SwiftShader, as web/test uses, unless BENCH_WEB_ADAPTER=default leaves the adapter to Chromium
+// (a machine with a GPU and its Vulkan driver).
+const swiftshader = (process.env.BENCH_WEB_ADAPTER ?? 'swiftshader') === 'swiftshader';
 const flags = ['--headless=new', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-dev-shm-usage',
-  '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader', '--use-webgpu-adapter=swiftshader'];
+  '--enable-unsafe-webgpu', '--enable-features=Vulkan', ...(swiftshader ? ['--use-angle=swiftshader', '--use-webgpu-adapter=swiftshader'] : [])];
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: flags, headless: true });
 const page = await browser.newPage();
 const errors = [];
@@ -176,8 +180,9 @@ function markdown(o) {
   L.push('Produced by `cargo xtask bench-web` (`bench/onnx`: `make_graphs.py` builds the ONNX graphs from the same safetensors and checks them, `run.mjs` drives `page.html` in one headless Chromium). Every figure below is from that one run on this machine.');
   L.push('');
   L.push(`- Run: ${o.date.slice(0, 16).replace('T', ' ')} UTC, ${(o.seconds / 60).toFixed(0)} min.`);
-  L.push(`- Browser: headless Chromium ${o.chromium} (Debian), \`--enable-unsafe-webgpu --use-webgpu-adapter=swiftshader\` (as web/test); one page holds every implementation.`);
-  L.push(`- WebGPU adapter, the only one this Chromium offers, used by softmoe and ORT alike: **SwiftShader** (\`${adapter}\`${a.isFallbackAdapter ? ', a fallback adapter' : ''}), Google's software Vulkan running on the same CPU cores: relative speed on a CPU-backed adapter, not a GPU's. maxBufferSize and maxStorageBufferBindingSize ${mb(info.limits?.maxBufferSize ?? 0)}.`);
+  const ss = /swiftshader/i.test(adapter);
+  L.push(`- Browser: headless Chromium ${o.chromium} (Debian), \`--enable-unsafe-webgpu\`${ss ? ' `--use-webgpu-adapter=swiftshader` (as web/test)' : ''}; one page holds every implementation.`);
+  L.push(`- WebGPU adapter, used by softmoe and ORT alike: ${ss ? `**SwiftShader** (\`${adapter}\`${a.isFallbackAdapter ? ', a fallback adapter' : ''}), Google's software Vulkan running on the same CPU cores: relative speed on a CPU-backed adapter, not a GPU's` : `**${adapter}**${a.isFallbackAdapter ? ' (a fallback adapter)' : ''}`}. maxBufferSize ${mb(info.limits?.maxBufferSize ?? 0)}, maxStorageBufferBindingSize ${mb(info.limits?.maxStorageBufferBindingSize ?? 0)}.`);
   if (lim) L.push(`- The adapter's limits, measured in the same page with \`cargo xtask bench\`'s kernels (bench/src/limits): vec4 copy kernel **${lim.copyGBs.toFixed(2)} GB/s** (read + written), FMA chain **${lim.fmaGflops.toFixed(1)} GFLOP/s**, and **${lim.roundTripMs.toFixed(2)} ms** for one one-workgroup dispatch with a 4-byte readback (the least an awaited WebGPU call costs here).`);
   L.push(`- Host: ${o.host.model ?? 'CPU'}, ${o.host.cpus} cores shared with other engineers' work, ${o.host.memGiB} GiB: timings are noisy. Each implementation is timed in three interleaved rounds (rotating order); the median is over all calls, and the note gives each round's median.`);
   L.push(`- onnxruntime-web ${info.ort?.version ?? '?'} (npm), default session options (graph optimisation \`all\`): the WebGPU EP from \`onnxruntime-web/webgpu\` (its C++ WebGPU EP compiled to wasm), the wasm EP from \`onnxruntime-web\` (${info.ort?.wasmThreadsWasmBundle ?? '?'} thread: ORT's default for ${info.hardwareConcurrency} logical cores; the page is cross-origin isolated), and that import's older JavaScript WebGPU EP (JSEP) as a fifth row. softmoe's CPU path is its f64 reference compiled into the wasm, one thread.`);
@@ -209,8 +214,9 @@ function markdown(o) {
   if (v1 && lim) {
     const w = vits.weightBytes;
     const floor = (w / (lim.copyGBs * 1e9)) * 1e3;
-    const rate = (id) => { const x = v1.rows.find((r) => r.id === id && r.medianMs); return x ? `${(w / (x.medianMs * 1e6)).toFixed(2)} GB/s (${fmtMs(x.medianMs)} ms)` : 'not timed'; };
-    L.push(`**Bandwidth at b = 1.** The ViT-S/16 layer at batch 1 is bound by reading its ${mb(w)} of expert weights once: at the copy kernel's ${lim.copyGBs.toFixed(2)} GB/s that takes at least ${fmtMs(floor)} ms on this adapter. Weights read per second of a whole call: softmoe WebGPU ${rate('softmoe-webgpu')}, ORT WebGPU EP ${rate('ort-webgpu')}, ORT wasm EP ${rate('ort-wasm')} (on the CPU directly, without the adapter in between).`);
+    const row = (id) => v1.rows.find((r) => r.id === id && r.medianMs);
+    const rate = (id) => { const x = row(id); return x ? `${(w / (x.medianMs * 1e6)).toFixed(2)} GB/s (${fmtMs(x.medianMs)} ms${id.endsWith('wasm') ? '' : `, ${(100 * floor / x.medianMs).toPrecision(2)} % of that floor`})` : 'not timed'; };
+    L.push(`**Bandwidth at b = 1.** The ViT-S/16 layer at batch 1 is bound by reading its ${mb(w)} of expert weights once: at the copy kernel's ${lim.copyGBs.toFixed(2)} GB/s (counted as the Rust bench counts it: the bytes a kernel must move ÷ the copy kernel's read + write rate) that takes at least ${fmtMs(floor)} ms on this adapter. Weights read per second of a whole call: softmoe WebGPU ${rate('softmoe-webgpu')}, ORT WebGPU EP ${rate('ort-webgpu')}; ORT's wasm EP reads them at ${rate('ort-wasm')} on the CPU directly, without the adapter in between.`);
     L.push('');
   }
   const notes = path.join(HERE, 'NOTES.md');
@@ -218,7 +224,7 @@ function markdown(o) {
   if (o.profiles?.length) {
     L.push('## Where ORT\'s WebGPU time goes');
     L.push('');
-    L.push('One run per case (first batch size) with the JSEP WebGPU EP\'s own profiler (`env.webgpu.profiling`: GPU timestamps per kernel), in a second Chromium started with `--enable-dawn-features=allow_unsafe_apis` so that timestamp queries exist; not part of the timed session. The native WebGPU EP has no such switch in the browser; its WGSL kernels are ports of JSEP\'s, and both EPs take about as long in the table. Kernels grouped by op (WGSL program), the four that took longest:');
+    L.push('One run per case (first batch size) with the JSEP WebGPU EP\'s own profiler (`env.webgpu.profiling`: GPU timestamps per kernel), in a second Chromium started with `--enable-dawn-features=allow_unsafe_apis` so that timestamp queries exist; not part of the timed session. The native WebGPU EP (C++, with MatMul variants of its own) has no per-kernel profiler reachable from the page; it takes about as long as JSEP on every case of the table. Kernels grouped by op (WGSL program), the four that took longest:');
     L.push('');
     L.push('| case | wall (ms) | GPU, all kernels (ms) | kernels | longest: op (program) — total ms, count, slowest shapes |');
     L.push('|---|---:|---:|---:|---|');
