@@ -616,6 +616,10 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::L
     let mut s = String::new();
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(s, "Produced by `cargo xtask bench` (bench/src/main.rs); every ratio below comes from one run, side by side.\n");
+    let _ = writeln!(
+        s,
+        "In the browser, beside onnxruntime-web's WebGPU and wasm EPs (headless Chromium, SwiftShader): `docs/benchmarks-web.md` (`cargo xtask bench-web`).\n"
+    );
     let _ = writeln!(s, "- GPU: **{device}**");
     let _ = writeln!(s, "- CPU: {cpu}, {threads} threads (candle runs here)");
     let burn = if cfg!(feature = "burn") {
