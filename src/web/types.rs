@@ -100,6 +100,10 @@ pub struct ModelConfig {
     pub classifier: &'static str,
     /// vmoe's Bfloat16Dispatcher: X and Ỹ rounded to bfloat16 around the Soft MoE products.
     pub dispatch_bfloat16: bool,
+    /// Which Soft MoE layer the Soft MoE blocks are: vmoe's, or soft-moe-pytorch's (RMSNorm-ed
+    /// tokens and slots, no logit scale).
+    #[tsify(type = "'vmoe' | 'soft-moe-pytorch'")]
+    pub moe_variant: &'static str,
     /// What the MoE blocks route with; `dense` when there are none.
     #[tsify(type = "'soft' | 'tokens_choice' | 'experts_choice' | 'dense'")]
     pub moe_type: &'static str,
@@ -142,6 +146,7 @@ impl From<&VitConfig> for ModelConfig {
             attention_qk_norm,
             classifier,
             dispatch_bfloat16,
+            moe_variant,
         } = c;
         ModelConfig {
             image_size: *image_size,
@@ -164,6 +169,7 @@ impl From<&VitConfig> for ModelConfig {
             attention_qk_norm: *attention_qk_norm,
             classifier: classifier.name(),
             dispatch_bfloat16: *dispatch_bfloat16,
+            moe_variant: moe_variant.name(),
             moe_type: c.moe_type(),
             router_k: router.filter(|r| r.k() > 0).map(|r| r.k()),
             capacity_factor: router.map(|r| r.capacity_factor()),
