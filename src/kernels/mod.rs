@@ -3,18 +3,24 @@
 //! starts with `kernels/common.wgsl` (the workgroup size `WG_SIZE` = `WORKGROUP_SIZE` and the
 //! flattened index of a folded grid). Each `Op` is one recorded dispatch: pipeline, bind group, grid.
 
+pub mod adamw;
 pub mod add_position;
 pub mod attention;
+pub mod column_sum;
 pub mod combine_softmax;
+pub mod cross_entropy;
 pub mod dispatch_softmax;
 mod execute;
+pub mod gelu;
 pub mod gemm;
+pub mod grad_norm;
 pub mod l2_normalize;
 pub mod layer_norm;
 pub mod mean_pool;
 pub mod patchify;
 pub mod rms_norm;
 pub mod round_bf16;
+pub mod router_scale;
 pub mod router_softmax;
 pub mod sparse_combine;
 pub mod sparse_gather;
@@ -66,6 +72,25 @@ pub const KERNELS: &[Kernel] = &[
     sparse_route::KERNEL,
     sparse_gather::KERNEL,
     sparse_combine::KERNEL,
+    // Training: the backward kernels (beside their forwards), the loss and the optimiser.
+    mean_pool::backward::BACKWARD_KERNEL,
+    layer_norm::backward::BACKWARD_KERNEL,
+    layer_norm::backward::PARAM_GRAD_KERNEL,
+    attention::backward::QUERY_KERNEL,
+    attention::backward::KEY_KERNEL,
+    dispatch_softmax::backward::BACKWARD_KERNEL,
+    combine_softmax::backward::BACKWARD_KERNEL,
+    l2_normalize::backward::BACKWARD_KERNEL,
+    router_scale::KERNEL,
+    router_scale::BACKWARD_KERNEL,
+    gelu::KERNEL,
+    gelu::BACKWARD_KERNEL,
+    column_sum::KERNEL,
+    cross_entropy::KERNEL,
+    cross_entropy::BACKWARD_KERNEL,
+    grad_norm::KERNEL,
+    grad_norm::FINISH_KERNEL,
+    adamw::KERNEL,
 ];
 
 /// One dispatch, ready to encode: created once (per forward plan), encoded on every call.

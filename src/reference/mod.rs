@@ -4,6 +4,8 @@
 //!
 //! It is the oracle of the tests and the `--cpu` backend of the CLI. Matrices are row-major slices.
 
+#[doc(hidden)]
+pub mod grad_check;
 mod soft_moe;
 mod sparse_moe;
 mod vit;

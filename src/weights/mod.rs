@@ -1,6 +1,7 @@
 //! Weight files: the safetensors reader/writer and the typed weights of each layer.
 
 pub mod convert;
+pub mod params;
 pub mod safetensors;
 mod soft_moe;
 mod sparse_moe;

@@ -29,3 +29,5 @@ pub fn op(ctx: &GpuContext, pos: &wgpu::Buffer, x: &wgpu::Buffer, total: usize, 
     };
     Op::per_item(ctx, &KERNEL, &params, &[pos, x], total)
 }
+
+pub mod backward;

@@ -120,3 +120,8 @@ fn encode(
     let scales = qk_norm.map_or(q, |n| n.scales);
     Op::per_item(ctx, &KERNEL, &params, &[q, kv, scales, out], items)
 }
+
+pub mod backward;
+pub mod backward_reference;
+#[cfg(test)]
+mod backward_tests;

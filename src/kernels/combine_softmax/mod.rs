@@ -22,3 +22,8 @@ pub fn op(ctx: &GpuContext, logits: &wgpu::Buffer, out: &wgpu::Buffer, rows: usi
     let params = CombineSoftmaxParams { rows: u32_of(rows, "rows")?, slots: u32_of(slots, "slots")? };
     Op::per_item(ctx, &KERNEL, &params, &[logits, out], rows)
 }
+
+pub mod backward;
+pub mod backward_reference;
+#[cfg(test)]
+mod backward_tests;

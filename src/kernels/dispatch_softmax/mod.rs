@@ -31,3 +31,8 @@ pub fn op(ctx: &GpuContext, logits: &wgpu::Buffer, out: &wgpu::Buffer, batch: us
     };
     Op::per_item(ctx, &KERNEL, &params, &[logits, out], items)
 }
+
+pub mod backward;
+pub mod backward_reference;
+#[cfg(test)]
+mod backward_tests;

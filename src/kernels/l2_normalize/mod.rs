@@ -47,3 +47,8 @@ pub fn rows_op(ctx: &GpuContext, src: &wgpu::Buffer, dst: &wgpu::Buffer, rows: u
 pub fn columns_op(ctx: &GpuContext, src: &wgpu::Buffer, dst: &wgpu::Buffer, rows: usize, cols: usize) -> Result<Op> {
     op(ctx, src, dst, cols, rows, 1, cols)
 }
+
+pub mod backward;
+pub mod backward_reference;
+#[cfg(test)]
+mod backward_tests;

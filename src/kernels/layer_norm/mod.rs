@@ -23,3 +23,8 @@ pub fn op(ctx: &GpuContext, src: &wgpu::Buffer, affine: &wgpu::Buffer, dst: &wgp
     let params = LayerNormParams { rows: u32_of(rows, "rows")?, d: u32_of(d, "width")?, eps };
     Op::per_item(ctx, &KERNEL, &params, &[src, affine, dst], rows)
 }
+
+pub mod backward;
+pub mod backward_reference;
+#[cfg(test)]
+mod backward_tests;

@@ -23,3 +23,8 @@ pub fn op(ctx: &GpuContext, x: &wgpu::Buffer, pooled: &wgpu::Buffer, batch: usiz
     let params = MeanPoolParams { batch: u32_of(batch, "batch")?, tokens: u32_of(tokens, "tokens")?, d: u32_of(d, "width")? };
     Op::per_item(ctx, &KERNEL, &params, &[x, pooled], batch * d)
 }
+
+pub mod backward;
+pub mod backward_reference;
+#[cfg(test)]
+mod backward_tests;
