@@ -9,6 +9,7 @@ pub mod grad_check;
 mod soft_moe;
 mod sparse_moe;
 mod vit;
+mod vit_backward;
 
 pub use crate::kernels::add_position::reference::add_position;
 pub use crate::kernels::attention::reference::{attend, attention, attention_qk, QkNormRef, Queries};
@@ -25,3 +26,4 @@ pub use crate::kernels::router_softmax::reference::router_softmax;
 pub use soft_moe::*;
 pub use sparse_moe::*;
 pub use vit::*;
+pub use vit_backward::*;
