@@ -59,6 +59,7 @@ pub mod tensor;
 #[cfg(not(target_arch = "wasm32"))]
 #[doc(hidden)]
 pub mod testing;
+pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 pub mod weights;
