@@ -5,6 +5,7 @@
 //! for `--resume`) into `--out` after every epoch, each written to a temporary file and renamed.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -171,6 +172,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
     let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
         .map_err(|e| Error::Internal(e.to_string()))?
         .progress_chars("=> ");
+    let terminal = std::io::stderr().is_terminal();
     for epoch in start_epoch..r.epochs {
         let order = batches.next_epoch();
         let bar = ProgressBar::new(steps_per_epoch as u64).with_style(style.clone()).with_prefix(format!("{}/{}", epoch + 1, r.epochs));
@@ -187,7 +189,18 @@ pub fn run(mut args: Args) -> Result<(), Error> {
             loss_sum += o.loss * idx.len() as f64;
             correct += o.correct;
             bar.inc(1);
-            bar.set_message(format!("loss {:.4} · {:.0} images/s", loss_sum / seen as f64, seen as f64 / t.elapsed().as_secs_f64()));
+            let rate = seen as f64 / t.elapsed().as_secs_f64();
+            bar.set_message(format!("loss {:.4} · {rate:.0} images/s", loss_sum / seen as f64));
+            let in_epoch = bar.position();
+            if !terminal && in_epoch.is_multiple_of(50) {
+                // No bar when stderr is a file or a pipe: a line every 50 steps instead.
+                eprintln!(
+                    "epoch {}/{}: step {in_epoch}/{steps_per_epoch}, loss {:.4}, {rate:.1} images/s",
+                    epoch + 1,
+                    r.epochs,
+                    loss_sum / seen as f64
+                );
+            }
         }
         bar.finish_and_clear();
         let epoch_seconds = t.elapsed().as_secs_f64();

@@ -164,3 +164,31 @@ fn bad_batches_are_refused_by_name() {
     let e = pollster::block_on(t.step(&img, &[1], f64::NAN)).unwrap_err().to_string();
     assert!(e.contains("learning rate"), "{e}");
 }
+
+/// Where a step's time goes on the shipped Soft MoE config (batch 128): `cargo test --release --lib
+/// profile_a_step -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn profile_a_step() {
+    let ctx = shared_context();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/soft-moe-vit");
+    let w = VitWeights::load(dir).unwrap();
+    let mut rng = Rng::new(9);
+    let (images, labels): (Vec<f32>, Vec<u32>) =
+        (rng.vec(128 * 784, 0.5).iter().map(|v| v + 0.5).collect(), (0..128).map(|i| i % 10).collect());
+    let mut t = pollster::block_on(Trainer::new(ctx, &w, TrainOptions::default())).unwrap();
+    let times = pollster::block_on(t.profile(&images, &labels)).unwrap().expect("timestamp queries");
+    let mut by: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
+    for (label, s) in &times {
+        let e = by.entry(label).or_default();
+        e.0 += s;
+        e.1 += 1;
+    }
+    let total: f64 = times.iter().map(|t| t.1).sum();
+    let mut rows: Vec<_> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (label, (s, n)) in rows {
+        eprintln!("{label:28} {n:4} dispatches {:9.1} ms {:5.1} %", s * 1e3, 100.0 * s / total);
+    }
+    eprintln!("total {:.1} ms for 128 images", total * 1e3);
+}

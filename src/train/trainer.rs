@@ -262,6 +262,21 @@ impl Trainer {
         out
     }
 
+    /// The GPU time of every dispatch of a step on batch `images`/`labels`, each in its own timed
+    /// pass (None without timestamp queries): where a step's time goes. For benchmarks.
+    #[doc(hidden)]
+    pub async fn profile(&mut self, images: &[f32], labels: &[u32]) -> Result<Option<Vec<(&'static str, f64)>>> {
+        let b = self.check_batch(images, labels)?;
+        self.plan(b)?;
+        let plan = &self.plans[&b];
+        self.ctx.queue.write_buffer(&plan.images, 0, bytemuck::cast_slice(images));
+        self.ctx.queue.write_buffer(&plan.labels, 0, bytemuck::cast_slice(labels));
+        let ops: Vec<&Op> =
+            plan.backward.iter().filter_map(|s| if let Step::Op(op) = s { Some(op) } else { None }).chain(plan.update.iter()).collect();
+        let times = crate::kernels::profile_ops(&self.ctx, &ops).await?;
+        Ok(times.map(|t| ops.iter().map(|o| o.label()).zip(t).collect()))
+    }
+
     /// The current parameters, `ParamLayout` order.
     pub async fn params(&self) -> Result<Vec<Vec<f32>>> {
         self.read_all(&self.params.iter().map(|b| b.as_ref()).collect::<Vec<_>>(), 1).await

@@ -572,4 +572,6 @@ fn samples_cmd(a: &Args) -> Res<()> {
 }
 
 #[cfg(test)]
+mod gpu_step_tests;
+#[cfg(test)]
 mod tests;
