@@ -65,12 +65,25 @@ fn batch(c: &VitConfig, rng: &mut Rng, b: usize) -> (Vec<f32>, Vec<u32>) {
 
 #[test]
 fn gpu_gradients_match_the_f64_reference() {
-    let ctx = shared_context();
+    gradients_match_the_f64_reference(shared_context(), "this adapter's kernels");
+}
+
+/// The same with the GEMM kernels a discrete GPU gets (split-K for few rows, the tiled vec4 kernel
+/// for many), run on whatever adapter this is.
+#[test]
+fn gpu_gradients_match_the_f64_reference_with_a_gpus_kernels() {
+    let opts = crate::gpu::GpuOptions { kernels_for: Some(wgpu::DeviceType::DiscreteGpu), ..Default::default() };
+    gradients_match_the_f64_reference(pollster::block_on(crate::gpu::GpuContext::with_options(opts)).unwrap(), "a GPU's kernels");
+}
+
+fn gradients_match_the_f64_reference(ctx: std::sync::Arc<crate::gpu::GpuContext>, kernels: &str) {
     let mut rng = Rng::new(600);
     let cases = [
         (config(8, 8, 2, 12, 3, 2, 5, Gelu::Tanh, true), 3, 0.1),
         (config(12, 12, 3, 10, 3, 1, 7, Gelu::Erf, false), 5, 0.0),
         (config(12, 16, 4, 32, 4, 2, 20, Gelu::Tanh, true), 2, 0.1),
+        // 72 token rows: the tiled vec4 GEMM's many-row case on a GPU.
+        (config(12, 16, 4, 32, 4, 2, 20, Gelu::Tanh, true), 8, 0.1),
     ];
     for (c, b, smoothing) in cases {
         let w = random_weights(&c, &mut rng);
