@@ -25,6 +25,7 @@ pub mod router_softmax;
 pub mod sparse_combine;
 pub mod sparse_gather;
 pub mod sparse_route;
+pub mod transpose;
 
 use std::sync::Arc;
 
@@ -91,6 +92,7 @@ pub const KERNELS: &[Kernel] = &[
     grad_norm::KERNEL,
     grad_norm::FINISH_KERNEL,
     adamw::KERNEL,
+    transpose::KERNEL,
 ];
 
 /// One dispatch, ready to encode: created once (per forward plan), encoded on every call.

@@ -95,7 +95,7 @@ fn gradients_match_the_f64_reference(ctx: std::sync::Arc<crate::gpu::GpuContext>
         let img64: Vec<f64> = images.iter().map(|&v| v as f64).collect();
         let (want_loss, want) = vit_gradients_f64(&c, &p64, &img64, &labels, smoothing as f64).unwrap();
         let what = format!(
-            "d{} n{} p{} h{} {:?} normalize {}",
+            "{kernels}, d{} n{} p{} h{} {:?} normalize {}",
             c.hidden_size, c.num_experts, c.slots_per_expert, c.expert_mlp_dim, c.gelu, c.normalize
         );
         assert_close(&format!("loss, {what}"), &[loss], &[want_loss], 1e-5);

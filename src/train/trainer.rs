@@ -14,7 +14,7 @@ use crate::kernels::column_sum::ColumnSum;
 use crate::kernels::gemm::Matmul;
 use crate::kernels::{
     add_position, attention, combine_softmax, cross_entropy, dispatch_softmax, gelu, grad_norm, l2_normalize, layer_norm, mean_pool,
-    patchify, router_scale, Op,
+    patchify, router_scale, transpose, Op,
 };
 use crate::train::views;
 use crate::weights::params::ParamLayout;
@@ -73,6 +73,9 @@ pub struct Trainer {
     layout: ParamLayout,
     options: TrainOptions,
     params: Vec<Arc<wgpu::Buffer>>,
+    /// The transpose of each weight matrix whose input gradient the backward computes, with its
+    /// (matrices, rows, cols): rewritten at the start of every step.
+    transposed: Vec<Option<(Arc<wgpu::Buffer>, [usize; 3])>>,
     grads: Vec<Arc<wgpu::Buffer>>,
     moments: Vec<wgpu::Buffer>,
     /// The step values AdamW reads (`kernels::adamw::HYPER_LEN`).
@@ -154,9 +157,24 @@ impl Trainer {
                 None => raw_buffer(&ctx, &s.name, 2 * s.len),
             })
             .collect();
+        let (d, f, n, h, k) = (config.hidden_size, config.mlp_dim, config.num_experts, config.expert_mlp_dim, config.num_classes);
+        let mut transposed: Vec<Option<(Arc<wgpu::Buffer>, [usize; 3])>> = vec![None; layout.specs.len()];
+        let mut shapes = vec![(layout.head_kernel, [1, d, k])];
+        for bp in &layout.blocks {
+            shapes.push((bp.qkv_kernel, [1, d, 3 * d]));
+            shapes.push((bp.out_kernel, [1, d, d]));
+            if bp.soft_moe {
+                shapes.extend([(bp.mlp + 2, [n, d, h]), (bp.mlp + 4, [n, h, d])]);
+            } else {
+                shapes.extend([(bp.mlp, [1, d, f]), (bp.mlp + 2, [1, f, d])]);
+            }
+        }
+        for (i, shape) in shapes {
+            transposed[i] = Some((buffer(&ctx, "transposed weight", layout.specs[i].len), shape));
+        }
         let partials = buffer(&ctx, "gradient norm partial sums", layout.specs.iter().map(|s| grad_norm::chunks(s.len)).sum());
         let hyper = buffer(&ctx, "optimizer step values", HYPER_LEN);
-        Ok(Trainer { ctx, config, layout, options, params, grads, moments, hyper, partials, plans: HashMap::new(), steps })
+        Ok(Trainer { ctx, config, layout, options, params, transposed, grads, moments, hyper, partials, plans: HashMap::new(), steps })
     }
 
     pub fn config(&self) -> &VitConfig {
@@ -385,6 +403,12 @@ fn build_plan(t: &Trainer, b: usize) -> Result<Plan> {
     let eps = c.layer_norm_eps;
     let gelu_kind = c.gelu;
     let w = |i: usize| t.params[i].clone();
+    let wt = |i: usize| {
+        t.transposed[i]
+            .as_ref()
+            .map(|(b, _)| b.clone())
+            .ok_or_else(|| Error::Internal(format!("no transpose kept of `{}`", l.specs[i].name)))
+    };
     let g = |i: usize| t.grads[i].clone();
     let mm = |desc: Matmul, a: &wgpu::Buffer, bb: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, out: &wgpu::Buffer| -> Result<Step> {
         Ok(Step::Op(desc.op(ctx, a, bb, bias, out)?))
@@ -460,6 +484,12 @@ fn build_plan(t: &Trainer, b: usize) -> Result<Plan> {
     let dxf = tok("d final norm");
 
     let mut st: Vec<Step> = Vec::new();
+    // The weights' transposes, for the input gradients.
+    for (i, kept) in t.transposed.iter().enumerate() {
+        if let Some((buf, [batch, r, cols])) = kept {
+            st.push(Step::Op(transpose::op(ctx, &t.params[i], buf, *batch, *r, *cols)?));
+        }
+    }
     // Forward.
     st.push(Step::Op(patchify::op(ctx, &images, &patches, b, c)?));
     let x0 = &blocks.first().map_or(&x_last, |bb| &bb.x).clone();
@@ -506,7 +536,7 @@ fn build_plan(t: &Trainer, b: usize) -> Result<Plan> {
     // Backward: head, pooling, final norm.
     st.push(mm(views::weight_grad(b, d, k), &pooled, &d_logits, None, &g(l.head_kernel))?);
     st.push(Step::Op(ColumnSum::rows(b, k).op(ctx, &d_logits, &g(l.head_bias))?));
-    st.push(mm(views::input_grad(b, d, k, false), &d_logits, &w(l.head_kernel), None, &d_pooled)?);
+    st.push(mm(views::input_grad_from_transpose(b, d, k, false), &d_logits, &*wt(l.head_kernel)?, None, &d_pooled)?);
     st.push(Step::Op(mean_pool::backward::backward_op(ctx, &d_pooled, &dxf, b, m, d)?));
     st.push(Step::Op(layer_norm::backward::backward_op(ctx, &x_last, &w(l.norm), &dxf, &gx, &ln_stats, rows, d, eps, false)?));
     st.push(Step::Op(layer_norm::backward::param_grad_op(ctx, &x_last, &ln_stats, &dxf, &g(l.norm), rows, d)?));
@@ -517,11 +547,11 @@ fn build_plan(t: &Trainer, b: usize) -> Result<Plan> {
             st.push(mm(views::slots_from_tokens(b, m, n, p, d), &bb.combine, &gx, None, &d_ys)?);
             st.push(mm(views::expert_weight_grad(n, b * p, h, d), &bb.act, &d_ys, None, &g(bp.mlp + 4))?);
             st.push(Step::Op(ColumnSum::grouped(n, b * p, d).op(ctx, &d_ys, &g(bp.mlp + 5))?));
-            st.push(mm(views::expert_dense1_input_grad(b, n, p, d, h), &d_ys, &w(bp.mlp + 4), None, &d_act)?);
+            st.push(mm(views::expert_dense1_input_grad(b, n, p, d, h), &d_ys, &*wt(bp.mlp + 4)?, None, &d_act)?);
             st.push(Step::Op(gelu::backward_op(ctx, &bb.pre, &d_act, b * s * h, gelu_kind)?));
             st.push(mm(views::expert_weight_grad(n, b * p, d, h), &bb.x_slots, &d_act, None, &g(bp.mlp + 2))?);
             st.push(Step::Op(ColumnSum::grouped(n, b * p, h).op(ctx, &d_act, &g(bp.mlp + 3))?));
-            st.push(mm(views::expert_dense0_input_grad(b, n, p, d, h), &d_act, &w(bp.mlp + 2), None, &d_xs)?);
+            st.push(mm(views::expert_dense0_input_grad(b, n, p, d, h), &d_act, &*wt(bp.mlp + 2)?, None, &d_xs)?);
             st.push(mm(views::token_slot_grad(b, m, s, d), &bb.h2, &d_xs, None, &d_d)?);
             st.push(mm(views::tokens_from_slots(b, m, s, d, false), &bb.dispatch, &d_xs, None, &dh)?);
             st.push(Step::Op(dispatch_softmax::backward::backward_op(ctx, &bb.dispatch, &d_d, &d_l, b, m, s)?));
@@ -549,24 +579,24 @@ fn build_plan(t: &Trainer, b: usize) -> Result<Plan> {
         } else {
             st.push(mm(views::weight_grad(rows, f, d), &bb.act, &gx, None, &g(bp.mlp + 2))?);
             st.push(Step::Op(ColumnSum::rows(rows, d).op(ctx, &gx, &g(bp.mlp + 3))?));
-            st.push(mm(views::input_grad(rows, f, d, false), &gx, &w(bp.mlp + 2), None, &d_act_dense)?);
+            st.push(mm(views::input_grad_from_transpose(rows, f, d, false), &gx, &*wt(bp.mlp + 2)?, None, &d_act_dense)?);
             st.push(Step::Op(gelu::backward_op(ctx, &bb.pre, &d_act_dense, rows * f, gelu_kind)?));
             st.push(mm(views::weight_grad(rows, d, f), &bb.h2, &d_act_dense, None, &g(bp.mlp))?);
             st.push(Step::Op(ColumnSum::rows(rows, f).op(ctx, &d_act_dense, &g(bp.mlp + 1))?));
-            st.push(mm(views::input_grad(rows, d, f, false), &d_act_dense, &w(bp.mlp), None, &dh)?);
+            st.push(mm(views::input_grad_from_transpose(rows, d, f, false), &d_act_dense, &*wt(bp.mlp)?, None, &dh)?);
         }
         st.push(Step::Op(layer_norm::backward::backward_op(ctx, &bb.x_mid, &w(bp.ln2), &dh, &gx, &ln_stats, rows, d, eps, true)?));
         st.push(Step::Op(layer_norm::backward::param_grad_op(ctx, &bb.x_mid, &ln_stats, &dh, &g(bp.ln2), rows, d)?));
         // The attention branch, from gx = d loss / d x_mid.
         st.push(mm(views::weight_grad(rows, d, d), &bb.att, &gx, None, &g(bp.out_kernel))?);
         st.push(Step::Op(ColumnSum::rows(rows, d).op(ctx, &gx, &g(bp.out_bias))?));
-        st.push(mm(views::input_grad(rows, d, d, false), &gx, &w(bp.out_kernel), None, &datt)?);
+        st.push(mm(views::input_grad_from_transpose(rows, d, d, false), &gx, &*wt(bp.out_kernel)?, None, &datt)?);
         let [q, kv] = attention::backward::backward_ops(ctx, &bb.qkv, &bb.att, &datt, &dqkv, &att_stats, b, m, heads, hd)?;
         st.push(Step::Op(q));
         st.push(Step::Op(kv));
         st.push(mm(views::weight_grad(rows, d, 3 * d), &bb.h0, &dqkv, None, &g(bp.qkv_kernel))?);
         st.push(Step::Op(ColumnSum::rows(rows, 3 * d).op(ctx, &dqkv, &g(bp.qkv_bias))?));
-        st.push(mm(views::input_grad(rows, d, 3 * d, false), &dqkv, &w(bp.qkv_kernel), None, &dh)?);
+        st.push(mm(views::input_grad_from_transpose(rows, d, 3 * d, false), &dqkv, &*wt(bp.qkv_kernel)?, None, &dh)?);
         st.push(Step::Op(layer_norm::backward::backward_op(ctx, &bb.x, &w(bp.ln0), &dh, &gx, &ln_stats, rows, d, eps, true)?));
         st.push(Step::Op(layer_norm::backward::param_grad_op(ctx, &bb.x, &ln_stats, &dh, &g(bp.ln0), rows, d)?));
     }

@@ -24,6 +24,12 @@ pub fn input_grad(rows: usize, k: usize, n: usize, accumulate: bool) -> Matmul {
     Matmul { b: MatrixView::transposed(k, n), accumulate, ..Matmul::new(rows, k, n) }
 }
 
+/// As `input_grad` with B the stored transpose Wᵀ [n, k] (row-major, so the vec4 GEMMs can read it):
+/// how the trainer runs the weights' input gradients.
+pub fn input_grad_from_transpose(rows: usize, k: usize, n: usize, accumulate: bool) -> Matmul {
+    Matmul { accumulate, ..Matmul::new(rows, k, n) }
+}
+
 /// Slot-major [b, n·p, d] rows addressed expert by expert: expert e (the batch index) row r = (example
 /// r / p, slot e·p + r % p).
 pub fn slot_major_by_expert(n: usize, p: usize, d: usize) -> MatrixView {
@@ -81,14 +87,14 @@ pub fn expert_weight_grad(experts: usize, rows: usize, k: usize, n: usize) -> Ma
     Matmul { batch: experts, a: MatrixView::transposed(rows, k), ..Matmul::new(k, n, rows) }
 }
 
-/// dHₑ [n, b·p, h] = dỸₑ (expert-major) · W1ₑᵀ.
+/// dHₑ [n, b·p, h] = dỸₑ (expert-major) · W1ₑᵀ, from the stored transposes W1ₑᵀ [d, h].
 pub fn expert_dense1_input_grad(batch: usize, n: usize, p: usize, d: usize, h: usize) -> Matmul {
-    Matmul { batch: n, b: MatrixView::transposed(h, d), ..Matmul::new(batch * p, h, d) }
+    Matmul { batch: n, ..Matmul::new(batch * p, h, d) }
 }
 
-/// dX̃ (slot-major) = dHₑ · W0ₑᵀ.
+/// dX̃ (slot-major) = dHₑ · W0ₑᵀ, from the stored transposes W0ₑᵀ [h, d].
 pub fn expert_dense0_input_grad(batch: usize, n: usize, p: usize, d: usize, h: usize) -> Matmul {
-    Matmul { batch: n, b: MatrixView::transposed(d, h), c: slot_major_by_expert(n, p, d), ..Matmul::new(batch * p, d, h) }
+    Matmul { batch: n, c: slot_major_by_expert(n, p, d), ..Matmul::new(batch * p, d, h) }
 }
 
 #[cfg(test)]
