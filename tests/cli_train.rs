@@ -45,6 +45,10 @@ fn config(dir: &Path, moe_type: Option<&str>) -> String {
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
         router: None,
         group_size: 0,
+        attention_qk_norm: false,
+        classifier: softmoe::Pooling::Gap,
+        dispatch_bfloat16: false,
+        moe_variant: softmoe::SoftMoeVariant::Vmoe,
     };
     let mut text = c.to_json();
     if let Some(t) = moe_type {

@@ -363,6 +363,10 @@ mod tests {
             class_names: Vec::new(),
             router: None,
             group_size: 0,
+            attention_qk_norm: false,
+            classifier: crate::config::Pooling::Gap,
+            dispatch_bfloat16: false,
+            moe_variant: crate::config::SoftMoeVariant::Vmoe,
         }
     }
 

@@ -34,6 +34,10 @@ fn config(image: usize, d: usize, heads: usize, f: usize, n: usize, p: usize, h:
         class_names: Vec::new(),
         router: None,
         group_size: 0,
+        attention_qk_norm: false,
+        classifier: crate::config::Pooling::Gap,
+        dispatch_bfloat16: false,
+        moe_variant: crate::config::SoftMoeVariant::Vmoe,
     }
 }
 

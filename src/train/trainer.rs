@@ -494,12 +494,12 @@ fn build_plan(t: &Trainer, b: usize) -> Result<Plan> {
     st.push(Step::Op(patchify::op(ctx, &images, &patches, b, c)?));
     let x0 = &blocks.first().map_or(&x_last, |bb| &bb.x).clone();
     st.push(mm(views::linear(rows, pd, d, false), &patches, &w(l.embedding_kernel), Some(&w(l.embedding_bias)), x0)?);
-    st.push(Step::Op(add_position::op(ctx, &w(l.pos_embedding), x0, rows * d, m * d)?));
+    st.push(Step::Op(add_position::op(ctx, &w(l.pos_embedding), x0, rows * d, m * d, 0)?));
     for (i, (bp, bb)) in l.blocks.iter().zip(&blocks).enumerate() {
         let next = blocks.get(i + 1).map_or(&x_last, |n| &n.x);
         st.push(Step::Op(layer_norm::op(ctx, &bb.x, &w(bp.ln0), &bb.h0, rows, d, eps)?));
         st.push(mm(views::linear(rows, d, 3 * d, false), &bb.h0, &w(bp.qkv_kernel), Some(&w(bp.qkv_bias)), &bb.qkv)?);
-        st.push(Step::Op(attention::op(ctx, &bb.qkv, &bb.att, b, m, heads, hd)?));
+        st.push(Step::Op(attention::op(ctx, &bb.qkv, &bb.att, b, m, heads, hd, None)?));
         st.push(copy(&bb.x, &bb.x_mid, rows * d));
         st.push(mm(views::linear(rows, d, d, true), &bb.att, &w(bp.out_kernel), Some(&w(bp.out_bias)), &bb.x_mid)?);
         st.push(Step::Op(layer_norm::op(ctx, &bb.x_mid, &w(bp.ln2), &bb.h2, rows, d, eps)?));

@@ -58,6 +58,21 @@ impl ParamLayout {
                 format!("`{}`", c.moe_type()),
             ));
         }
+        // What the training kernels compute: LayerNorm'd attention without q/k norms, global average
+        // pooling, vmoe's Soft MoE router in f32.
+        let refuse = |key: &str, expected: &str, found: String| Err(Error::config("training", key, expected, found));
+        if c.attention_qk_norm {
+            return refuse("attention_qk_norm", "false (training has no backward of the q/k LayerNorms yet)", "true".into());
+        }
+        if c.classifier != crate::config::Pooling::Gap {
+            return refuse("classifier", "`gap` (training pools by the mean of the tokens)", format!("{:?}", c.classifier));
+        }
+        if c.dispatch_bfloat16 {
+            return refuse("dispatch_bfloat16", "false (training dispatches in f32)", "true".into());
+        }
+        if c.moe_variant != crate::config::SoftMoeVariant::default() {
+            return refuse("moe_variant", "vmoe's router (the one training differentiates)", format!("{:?}", c.moe_variant));
+        }
         let (d, m) = (c.hidden_size, c.tokens());
         let mut specs = Vec::new();
         let mut push = |name: String, len: usize| {
@@ -166,6 +181,10 @@ impl VitWeights {
                     b1: p(5),
                     gelu: config.gelu,
                     normalize: config.normalize,
+                    dispatch_bfloat16: false,
+                    variant: Default::default(),
+                    norm_scale: Vec::new(),
+                    slot_norm_scale: Vec::new(),
                 })
             } else {
                 BlockMlp::Dense { w0: p(0), b0: p(1), w1: p(2), b1: p(3) }
@@ -177,6 +196,7 @@ impl VitWeights {
                 qkv_bias: params[bp.qkv_bias].clone(),
                 out_kernel: params[bp.out_kernel].clone(),
                 out_bias: params[bp.out_bias].clone(),
+                qk_norm: None,
                 ln2_scale,
                 ln2_bias,
                 mlp,
@@ -186,8 +206,11 @@ impl VitWeights {
         let w = VitWeights {
             embedding_kernel: params[layout.embedding_kernel].clone(),
             embedding_bias: params[layout.embedding_bias].clone(),
+            cls: None,
             pos_embedding: params[layout.pos_embedding].clone(),
             blocks,
+            map_head: None,
+            names: Default::default(),
             norm_scale,
             norm_bias,
             head_kernel: params[layout.head_kernel].clone(),

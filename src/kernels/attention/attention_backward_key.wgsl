@@ -2,14 +2,14 @@
 // queries in ascending order, with each query's (max, Σ exp, Δ) from attention_backward_query.wgsl:
 //   dv_t = Σ_i P_it dO_i,   dk_t = Σ_i P_it (dP_it − Δ_i) q_i / √dh.
 
-struct AttentionParams {
+struct AttentionBackwardParams {
     batch: u32,
     tokens: u32,
     heads: u32,
     head_dim: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: AttentionParams;
+@group(0) @binding(0) var<uniform> p: AttentionBackwardParams;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> d_out: array<f32>;
 @group(0) @binding(3) var<storage, read> stats: array<f32>;

@@ -5,14 +5,14 @@
 // keys in ascending order. Keeps (max, Σ exp, Δ) of the row in `stats` for the key kernel
 // (attention_backward_key.wgsl), which writes dk and dv.
 
-struct AttentionParams {
+struct AttentionBackwardParams {
     batch: u32,
     tokens: u32,
     heads: u32,
     head_dim: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: AttentionParams;
+@group(0) @binding(0) var<uniform> p: AttentionBackwardParams;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> out: array<f32>;
 @group(0) @binding(3) var<storage, read> d_out: array<f32>;

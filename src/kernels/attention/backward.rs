@@ -2,14 +2,24 @@
 //! query row's softmax statistics) then `attention_backward_key.wgsl` (dk and dv), each one
 //! invocation per (example, head, token) with the other tokens in ascending order.
 
-use super::AttentionParams;
 use crate::error::Result;
 use crate::gpu::{GpuContext, Kernel};
-use crate::kernels::{u32_of, wgsl, Op};
+use crate::kernels::{kernel_params, u32_of, wgsl, Op};
+
+kernel_params! {
+    /// The backward kernels' own uniform (the forward's carries layouts and the q/k norm they do not read).
+    pub struct AttentionBackwardParams {
+        batch: u32,
+        tokens: u32,
+        heads: u32,
+        head_dim: u32,
+    }
+}
 
 pub const QUERY_KERNEL: Kernel =
-    Kernel::new::<AttentionParams>("attention_backward_query", wgsl!("attention/attention_backward_query.wgsl"));
-pub const KEY_KERNEL: Kernel = Kernel::new::<AttentionParams>("attention_backward_key", wgsl!("attention/attention_backward_key.wgsl"));
+    Kernel::new::<AttentionBackwardParams>("attention_backward_query", wgsl!("attention/attention_backward_query.wgsl"));
+pub const KEY_KERNEL: Kernel =
+    Kernel::new::<AttentionBackwardParams>("attention_backward_key", wgsl!("attention/attention_backward_key.wgsl"));
 
 /// Values of the statistics buffer per (example, head, query).
 pub const STATS_PER_ROW: usize = 4;
@@ -31,7 +41,7 @@ pub fn backward_ops(
 ) -> Result<[Op; 2]> {
     let items = batch * heads * tokens;
     u32_of(items * STATS_PER_ROW, "attention rows")?;
-    let params = AttentionParams {
+    let params = AttentionBackwardParams {
         batch: u32_of(batch, "batch")?,
         tokens: u32_of(tokens, "tokens")?,
         heads: u32_of(heads, "heads")?,

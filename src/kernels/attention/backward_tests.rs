@@ -28,7 +28,7 @@ fn matches_the_reference_at_several_head_shapes() {
         let dout = rng.vec(b * m * d, 1.0);
         let (qb, ob, gb) = (upload(&c, &qkv), upload(&c, &vec![0.0; b * m * d]), upload(&c, &dout));
         let (dqb, sb) = (upload(&c, &vec![0.0; b * m * 3 * d]), upload(&c, &vec![0.0; b * heads * m * STATS_PER_ROW]));
-        let fwd = op(&c, &qb, &ob, b, m, heads, hd).unwrap();
+        let fwd = op(&c, &qb, &ob, b, m, heads, hd, None).unwrap();
         let [q, k] = backward_ops(&c, &qb, &ob, &gb, &dqb, &sb, b, m, heads, hd).unwrap();
         let got = run_and_read(&c, &[&fwd, &q, &k], &dqb, b * m * 3 * d);
         let want = attention_backward(&to_f64(&qkv), &to_f64(&dout), b, m, heads, hd);
