@@ -96,6 +96,7 @@ fn a_short_run_checkpoints_a_model_that_classify_loads_and_repeats_bit_for_bit()
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(outs[0].join("config.json")).unwrap()).unwrap();
     assert_eq!(config["training"]["steps"], 4);
     assert_eq!(config["training"]["seed"], 3);
+    assert_eq!(config["training"]["label_smoothing"], 0.1);
     let leftovers: Vec<_> =
         std::fs::read_dir(&outs[0]).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");

@@ -297,8 +297,9 @@ fn checkpoint(out: &Path, w: &VitWeights, moments: &[Vec<f32>], losses: &[f64], 
         "lr": r.lr,
         "weight_decay": r.weight_decay,
         "warmup_epochs": r.warmup_epochs,
-        "label_smoothing": r.smoothing,
-        "clip_norm": r.clip,
+        // The f32s' shortest decimals (0.1, not 0.10000000149011612).
+        "label_smoothing": r.smoothing.to_string().parse::<f64>().unwrap_or(r.smoothing.into()),
+        "clip_norm": r.clip.to_string().parse::<f64>().unwrap_or(r.clip.into()),
         "augment": if r.augment == Augment::Flip { "flip" } else { "none" },
         "steps_per_epoch": r.steps_per_epoch,
     });
