@@ -381,3 +381,88 @@ fn convert_refuses_bad_inputs_in_one_line_and_leaves_the_output_alone() {
     // Nothing but the inputs and the untouched output: no temporary file left behind.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 6);
 }
+
+#[test]
+fn a_converted_torchvision_vit_is_a_model_folder_that_classifies_as_pytorch_did() {
+    // tests/fixtures/torchvision_vit (tools/torchvision_vit_fixture.py): torchvision's ViT with two
+    // soft-moe-pytorch blocks, its state_dict and PyTorch's logits.
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torchvision_vit");
+    let state_dict = case.join("model.safetensors");
+    assert!(state_dict.exists(), "{}: missing (tools/torchvision_vit_fixture.py)", state_dict.display());
+    let dir = scratch("convert-vit");
+    let model = dir.join("model");
+    let args =
+        ["--from".as_ref(), "torchvision-vit".as_ref(), "--num-heads".as_ref(), "2".as_ref(), state_dict.as_os_str(), model.as_os_str()];
+    let o = convert(&args);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains(
+            "28×28×3 images, patch 7, 3 blocks of width 16 with 2 heads, Soft MoE (soft-moe-pytorch) in blocks [1, 2], 10 classes"
+        ),
+        "{stdout}"
+    );
+    let mut files: Vec<String> =
+        std::fs::read_dir(&model).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files, ["config.json", "model.safetensors"]);
+    let config = std::fs::read_to_string(model.join("config.json")).unwrap();
+    assert!(config.contains(r#""moe_variant": "soft-moe-pytorch""#) && config.contains(r#""classifier": "token""#), "{config}");
+    // The folder loads as any model does, and gives PyTorch's logits.
+    let w = softmoe::VitWeights::load(&model).unwrap();
+    let io = SafeTensors::read(case.join("io.safetensors")).unwrap();
+    let vit = pollster::block_on(softmoe::Vit::new(pollster::block_on(softmoe::GpuContext::new()).unwrap(), &w)).unwrap();
+    let got = pollster::block_on(vit.classify(&io.tensor_f32("images").unwrap())).unwrap();
+    let diff = softmoe::compare::max_abs_diff(&got.logits.data, &io.tensor_f32("logits").unwrap().data).unwrap();
+    eprintln!("converted torchvision ViT against PyTorch's logits: {:.2e}", diff.max);
+    diff.within("converted torchvision ViT against PyTorch", 1e-5).unwrap_or_else(|e| panic!("{e}"));
+
+    // Refusals: one line, exit 2, nothing written.
+    let layer = soft_moe_pytorch_case().join("model.safetensors");
+    let file = dir.join("file");
+    std::fs::write(&file, b"old").unwrap();
+    let s = |p: &Path| p.as_os_str().to_owned();
+    let cases: Vec<(&str, Vec<std::ffi::OsString>, &str)> = vec![
+        ("no heads", vec!["--from".into(), "torchvision-vit".into(), s(&state_dict), s(&dir.join("a"))], "--num-heads is required"),
+        (
+            "bad heads",
+            vec!["--from".into(), "torchvision-vit".into(), "--num-heads".into(), "two".into(), s(&state_dict), s(&dir.join("a"))],
+            "`two` is not a positive integer",
+        ),
+        (
+            "heads not dividing",
+            vec!["--from".into(), "torchvision-vit".into(), "--num-heads".into(), "3".into(), s(&state_dict), s(&dir.join("a"))],
+            "a divisor of hidden_dim 16",
+        ),
+        (
+            "heads for a layer",
+            vec!["--from".into(), "soft-moe-pytorch".into(), "--num-heads".into(), "2".into(), s(&layer), s(&dir.join("a"))],
+            "--num-heads is for --from torchvision-vit",
+        ),
+        (
+            "a layer as a ViT",
+            vec!["--from".into(), "torchvision-vit".into(), "--num-heads".into(), "2".into(), s(&layer), s(&dir.join("a"))],
+            "missing tensor `conv_proj.weight`",
+        ),
+        (
+            "a ViT as a layer",
+            vec!["--from".into(), "soft-moe-pytorch".into(), s(&state_dict), s(&dir.join("a"))],
+            "convert it with `--from torchvision-vit --num-heads H`",
+        ),
+        (
+            "OUT_DIR a file",
+            vec!["--from".into(), "torchvision-vit".into(), "--num-heads".into(), "2".into(), s(&state_dict), s(&file)],
+            "OUT_DIR is a file",
+        ),
+    ];
+    for (name, args, needle) in cases {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let r = convert(&args);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.contains(needle), "{name}: stderr does not mention `{needle}`: {stderr}");
+    }
+    assert!(!dir.join("a").exists());
+    assert_eq!(std::fs::read(&file).unwrap(), b"old");
+}

@@ -39,9 +39,11 @@ const USAGE: &str = "usage:
       classify each image alone and in R shuffled batches of N (default 4 of 32), and count
       the outputs that change; FILE defaults to samples.safetensors beside DIR
   softmoe convert --from soft-moe-pytorch IN.safetensors OUT.safetensors
-      convert a soft-moe-pytorch 0.1.9 SoftMoE layer's state_dict (safetensors.torch.save_file)
-      into a softmoe layer file of the soft-moe-pytorch variant, for `softmoe layer`; any
-      tensor it does not know is an error naming it
+  softmoe convert --from torchvision-vit --num-heads H IN.safetensors OUT_DIR
+      convert a PyTorch state_dict (safetensors.torch.save_file): a soft-moe-pytorch 0.1.9
+      SoftMoE layer into a layer file of the soft-moe-pytorch variant, for `softmoe layer`; a
+      torchvision VisionTransformer (MLPs optionally replaced by SoftMoE) into a model folder
+      (config.json + model.safetensors); any tensor it does not know is an error naming it
   softmoe train --config FILE | --resume DIR [--data DIR] [--out DIR] [--epochs N] [--batch-size N]
                 [--lr F] [--seed N] [--weight-decay F] [--warmup-epochs F] [--label-smoothing F]
                 [--clip-norm F] [--augment flip|none] [--steps-per-epoch N] [--eval-sample N]

@@ -12,6 +12,7 @@ mod sparse;
 mod spec_vectors;
 mod stages;
 mod sweep;
+mod torchvision_vit;
 mod vit_loader;
 mod vit_model;
 mod vmoe_fixtures;
