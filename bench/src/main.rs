@@ -2,7 +2,7 @@
 //! (feature `burn`) against burn on wgpu on the same adapter, side by side in one run. Writes
 //! docs/benchmarks.md and docs/benchmarks.svg.
 //!
-//! softmoe-bench [--quick] [--limits] [--only gemm,router,layer,model] [--gemm-case TEXT] [--per-adapter] [--out DIR]
+//! softmoe-bench [--quick] [--limits] [--only gemm,router,layer,model,train] [--gemm-case TEXT] [--per-adapter] [--out DIR]
 //! (--limits: measure and print the adapter's limits only; --only: run just those suites;
 //! --gemm-case: only the GEMM cases whose name contains TEXT;
 //! --per-adapter: write benchmarks-<adapter>.md instead of benchmarks.md)
@@ -13,6 +13,7 @@ mod candle_layer;
 mod chart;
 mod limits;
 mod timing;
+mod training;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -72,7 +73,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let mut rows = Vec::new();
-    // --only gemm,router,layer,model runs those suites alone (the report then holds only them).
+    // --only gemm,router,layer,model,train runs those suites alone (the report then holds only them).
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let runs = |suite: &str| only.as_deref().is_none_or(|o| o.split(',').any(|s| s == suite));
     if runs("gemm") {
@@ -87,6 +88,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if runs("model") {
         model(&ctx, budget, &mut rows)?;
+    }
+    if runs("train") {
+        training::training(&ctx, quick, budget, &mut rows)?;
     }
 
     // --per-adapter: benchmarks-<adapter>.md, so runs on several devices sit side by side in docs/.
@@ -603,7 +607,7 @@ fn model(ctx: &std::sync::Arc<GpuContext>, budget: Duration, rows: &mut Vec<Row>
     Ok(())
 }
 
-const DEMO_CONFIG: &str = r#"{"image_size": 28, "channels": 1, "patch_size": 4, "hidden_size": 64, "num_layers": 4, "num_heads": 4,
+pub(crate) const DEMO_CONFIG: &str = r#"{"image_size": 28, "channels": 1, "patch_size": 4, "hidden_size": 64, "num_layers": 4, "num_heads": 4,
  "mlp_dim": 128, "num_classes": 10, "moe_layers": [2, 3], "num_experts": 8, "slots_per_expert": 2, "expert_mlp_dim": 128}"#;
 
 /// The adapter's name as a file-name part: lower-case letters and digits, runs of others as one `-`.
@@ -642,6 +646,7 @@ fn report(rows: &[Row], device: &str, cpu: &str, threads: usize, lim: &limits::L
         ("router", "Router (normalise, logits, dispatch and combine softmaxes): fused against separate kernels"),
         ("layer", "Soft MoE layer: softmoe on the GPU against burn on the same GPU and candle on the CPU"),
         ("model", "The shipped models"),
+        ("train", "Training: one step of softmoe's GPU trainer against the candle trainer on the CPU (same config, batch and initial weights; FLOPs counted as 3 × the forward's)"),
         ("dispatch", "Inside one forward at b = 1: GPU time of each dispatch (layers) and of each kernel over its dispatches (models), from timestamp queries"),
     ] {
         let _ = writeln!(s, "## {title}\n\n| case | implementation | time (ms) | GFLOP/s | GB/s | roofline share | note |\n|---|---|---:|---:|---:|---:|---|");

@@ -3,7 +3,7 @@
 //! gradient, and the weights after AdamW, over two steps.
 
 use crate::model::{self, Moe, Weights};
-use crate::smoothed_cross_entropy;
+use crate::step::smoothed_cross_entropy;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use softmoe::train::init::init_weights;

@@ -6,12 +6,11 @@
 //!     trainer predict --model weights/<name> [--data DIR]
 //!     trainer samples [--data DIR] [--out weights]
 
-mod data;
-mod model;
-mod ops;
+use trainer::step::{lr_at, optimizers, parallel_step, LossWeights, WORKERS};
+use trainer::{data, model};
 
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::Optimizer;
 use model::{Config, DropPath, Moe, Rng, Router, Weights};
 use softmoe::flops::vit_gemm_flops_per_image;
 use softmoe::model::{argmax, VitConfig};
@@ -127,6 +126,12 @@ struct Recipe {
     drop_path: f64,
 }
 
+impl Recipe {
+    fn loss(&self) -> LossWeights {
+        LossWeights { label_smoothing: self.label_smoothing, aux_weight: self.aux_weight }
+    }
+}
+
 fn train(a: &Args) -> Res<()> {
     let kind = a.str("model").ok_or("train needs --model soft-moe|dense|tokens-choice|experts-choice")?;
     let capacity_factor = a.get("capacity-factor", 1.0)?;
@@ -231,16 +236,6 @@ fn train(a: &Args) -> Res<()> {
     Ok(())
 }
 
-/// Linear warm-up from 0 to `lr`, then cosine decay to 0.
-fn lr_at(step: usize, total: usize, warmup: usize, lr: f64) -> f64 {
-    if step < warmup {
-        lr * (step + 1) as f64 / warmup as f64
-    } else {
-        let t = (step - warmup) as f64 / (total - warmup).max(1) as f64;
-        lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
-    }
-}
-
 /// Copy image `src` into `dst` with optional horizontal flip and shift (zero fill).
 fn augment_into(src: &[f32], dst: &mut [f32], flip: bool, dx: i32, dy: i32) {
     for y in 0..28i32 {
@@ -259,16 +254,7 @@ fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::FashionMnis
     let steps_per_epoch = n.div_ceil(r.batch_size);
     let total = r.max_steps.unwrap_or(steps_per_epoch * r.epochs);
     let warmup = ((r.warmup_epochs * steps_per_epoch as f64) as usize).min(total / 2);
-    // Weight decay on kernels only (not biases, LayerNorm, position embedding, router).
-    let (decay, no_decay): (Vec<_>, Vec<_>) = vars.iter().partition(|(k, _)| k.ends_with("/kernel") && !k.contains("Router"));
-    let mk = |vs: Vec<(&String, &Var)>, wd: f64| {
-        AdamW::new(
-            vs.into_iter().map(|(_, v)| v.clone()).collect(),
-            ParamsAdamW { lr: r.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd },
-        )
-    };
-    let mut opt_d = mk(decay, r.weight_decay)?;
-    let mut opt_n = mk(no_decay, 0.0)?;
+    let (mut opt_d, mut opt_n) = optimizers(vars, r.lr, r.weight_decay)?;
     let mut rng = Rng::new(r.seed.wrapping_add(1));
     let mut order: Vec<usize> = (0..n).collect();
     let mut step = 0;
@@ -296,7 +282,7 @@ fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::FashionMnis
             opt_n.set_learning_rate(lr);
             let w = Weights::from_vars(vars);
             let keep = DropPath::sample(&mut rng, bs, cfg.num_layers, r.drop_path);
-            let (grads, loss, pred) = parallel_step(&w, cfg, (&batch[..bs * 784], &ys), (&keep, r.drop_path > 0.0), vars, r, dev)?;
+            let (grads, loss, pred) = parallel_step(&w, cfg, (&batch[..bs * 784], &ys), (&keep, r.drop_path > 0.0), vars, r.loss(), dev)?;
             opt_d.step(&grads)?;
             opt_n.step(&grads)?;
             step += 1;
@@ -331,97 +317,6 @@ fn train_loop(cfg: &Config, vars: &BTreeMap<String, Var>, ds: &data::FashionMnis
     Ok((start.elapsed().as_secs_f64(), epochs_done))
 }
 
-/// Number of data-parallel workers (each runs candle single-threaded; see `main`).
-fn workers() -> usize {
-    WORKERS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
-
-/// One training step's forward and backward, data-parallel: the batch is cut into `workers()`
-/// contiguous shards, each shard's mean loss is back-propagated on its own thread, and the
-/// gradients are averaged weighted by shard size in a fixed order (deterministic whatever the
-/// scheduling). Returns (gradients, mean loss, predictions).
-fn parallel_step(
-    w: &Weights,
-    cfg: &Config,
-    (px, ys): (&[f32], &[u32]),
-    (keep, drop): (&[f32], bool),
-    vars: &BTreeMap<String, Var>,
-    r: &Recipe,
-    dev: &Device,
-) -> Res<(candle_core::backprop::GradStore, f64, Vec<u32>)> {
-    let bs = ys.len();
-    let shard = bs.div_ceil(workers());
-    type Out = candle_core::Result<(candle_core::backprop::GradStore, f32, Vec<u32>)>;
-    let results: Vec<(usize, Out)> = std::thread::scope(|s| {
-        let handles: Vec<_> = ys
-            .chunks(shard)
-            .enumerate()
-            .map(|(k, yk)| {
-                let xk = &px[k * shard * 784..(k * shard + yk.len()) * 784];
-                s.spawn(move || {
-                    let run = || -> Out {
-                        let x = Tensor::from_slice(xk, (yk.len(), 28, 28), dev)?;
-                        let y = Tensor::from_slice(yk, yk.len(), dev)?;
-                        let dp = DropPath { keep, batch: bs, offset: k * shard };
-                        let (logits, aux) = model::forward_with_aux(&x, w, cfg, drop.then_some(&dp))?;
-                        let loss = smoothed_cross_entropy(&logits, &y, r.label_smoothing)?;
-                        let grads = (&loss + (aux * r.aux_weight)?)?.backward()?;
-                        let pred = logits.argmax(1)?.to_vec1::<u32>()?;
-                        Ok((grads, loss.to_scalar::<f32>()?, pred))
-                    };
-                    (yk.len(), run())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
-    });
-    let mut total: Option<candle_core::backprop::GradStore> = None;
-    let mut loss = 0f64;
-    let mut preds = Vec::with_capacity(bs);
-    for (n, res) in results {
-        let (g, l, p) = res?;
-        let f = n as f64 / bs as f64;
-        loss += l as f64 * f;
-        preds.extend(p);
-        match total.as_mut() {
-            None => {
-                let mut g = g;
-                for v in vars.values() {
-                    if let Some(t) = g.remove(v.as_tensor()) {
-                        g.insert(v.as_tensor(), (t * f)?);
-                    }
-                }
-                total = Some(g);
-            }
-            Some(acc) => {
-                for v in vars.values() {
-                    if let Some(t) = g.get(v.as_tensor()) {
-                        let sum = match acc.remove(v.as_tensor()) {
-                            Some(a) => (a + (t * f)?)?,
-                            None => (t * f)?,
-                        };
-                        acc.insert(v.as_tensor(), sum);
-                    }
-                }
-            }
-        }
-    }
-    Ok((total.expect("at least one shard"), loss, preds))
-}
-
-/// Mean cross-entropy against targets that put 1 − ε on the label and ε/K on each of the K classes.
-fn smoothed_cross_entropy(logits: &Tensor, y: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let log_p = candle_nn::ops::log_softmax(logits, candle_core::D::Minus1)?;
-    let nll = candle_nn::loss::nll(&log_p, y)?;
-    if eps == 0.0 {
-        return Ok(nll);
-    }
-    let uniform = log_p.mean_all()?.neg()?;
-    (nll * (1.0 - eps))? + (uniform * eps)?
-}
-
 /// Images per forward when evaluating: a multiple of every group size used, so that sparse
 /// routers see groups of consecutive test images whatever the chunking.
 const EVAL_CHUNK: usize = 256;
@@ -430,7 +325,7 @@ const EVAL_CHUNK: usize = 256;
 fn logits_of(w: &Weights, cfg: &Config, px: &[f32], dev: &Device) -> Res<Vec<Vec<f32>>> {
     let n = px.len() / 784;
     let chunks: Vec<usize> = (0..n).step_by(EVAL_CHUNK).collect();
-    let per_worker = chunks.len().div_ceil(workers()).max(1);
+    let per_worker = chunks.len().div_ceil(trainer::step::workers()).max(1);
     let parts: Vec<candle_core::Result<Vec<Vec<f32>>>> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .chunks(per_worker)
@@ -570,8 +465,3 @@ fn samples_cmd(a: &Args) -> Res<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod gpu_step_tests;
-#[cfg(test)]
-mod tests;

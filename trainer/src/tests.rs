@@ -276,7 +276,7 @@ fn sparse_configs_round_trip_and_count_parameters() {
 fn label_smoothing_mixes_the_label_with_the_uniform_target() {
     let logits = t(vec![2.0, -1.0, 0.5, 0.0, 3.0, -2.0], &[2, 3]);
     let y = Tensor::from_slice(&[2u32, 1], 2, &Device::Cpu).unwrap();
-    let loss = |eps: f64| crate::smoothed_cross_entropy(&logits, &y, eps).unwrap().to_scalar::<f32>().unwrap() as f64;
+    let loss = |eps: f64| crate::step::smoothed_cross_entropy(&logits, &y, eps).unwrap().to_scalar::<f32>().unwrap() as f64;
     let plain = candle_nn::loss::cross_entropy(&logits, &y).unwrap().to_scalar::<f32>().unwrap() as f64;
     assert!((loss(0.0) - plain).abs() < 1e-6);
     // By hand: -log p over both rows, for the labels and averaged over the classes.
