@@ -18,13 +18,15 @@ use tsify::{Ts, Tsify};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::layers::SoftMoe;
+use crate::layers::{LayerOptions, SoftMoe};
 use crate::model::{Classifier, Vit, VitConfig};
 use crate::reference::soft_moe_forward;
 use crate::weights::{LoadOptions, SafeTensors, SoftMoeWeights, VitWeights};
 use crate::{GpuContext, Tensor};
 use errors::{coded, input_err, js_err};
-pub use types::{ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, RoutedLayer, WasmLoadOptions};
+pub use types::{
+    ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, Precision, RoutedLayer, WasmLoadOptions,
+};
 
 fn f32s(v: &[f32]) -> Float32Array {
     Float32Array::from(v)
@@ -170,7 +172,42 @@ struct ModelInner {
     config: VitConfig,
     adapter: String,
     fallback_reason: Option<String>,
+    /// The expert weights' storage on the GPU (`f32`, `f16`), or `f64` on the CPU path.
+    precision: &'static str,
     lost_id: Cell<Option<u64>>,
+}
+
+/// Whether the Soft MoE experts of `config` go to the GPU as f16 for `want`, or why they cannot
+/// when f16 was asked for by name.
+fn f16_experts(want: Precision, config: &VitConfig, ctx: Option<&GpuContext>) -> Result<bool, JsValue> {
+    let why_not = if config.moe_layers.is_empty() || config.router.is_some() {
+        Some("the model has no Soft MoE block (f16 applies to the Soft MoE experts' weights)".to_string())
+    } else if let Some((key, v)) =
+        [("hidden_size", config.hidden_size), ("expert_mlp_dim", config.expert_mlp_dim)].into_iter().find(|(_, v)| !v.is_multiple_of(4))
+    {
+        Some(format!("{key} is {v}, not a multiple of 4"))
+    } else {
+        match ctx {
+            None => Some("the model runs on the CPU path (f64)".into()),
+            Some(c) if !c.features.contains(wgpu::Features::SHADER_F16) => Some(format!("the adapter {} has no shader-f16", c.info.name)),
+            Some(_) => None,
+        }
+    };
+    match (want, why_not) {
+        (Precision::F32, _) => Ok(false),
+        (Precision::Auto, reason) => Ok(reason.is_none()),
+        (Precision::F16, None) => Ok(true),
+        (Precision::F16, Some(reason)) => Err(coded(
+            &format!("precision `f16` was requested, but {reason}; `auto` uses f16 only where it works"),
+            "CONFIG",
+            &[
+                ("file", "the load options".into()),
+                ("key", "precision".into()),
+                ("expected", "f32 or auto".into()),
+                ("found", "f16".into()),
+            ],
+        )),
+    }
 }
 
 /// A Soft MoE ViT loaded in the browser.
@@ -202,18 +239,30 @@ impl Model {
                 Ok(ctx) => {
                     stage(&options, "upload");
                     let adapter = adapter_name(&ctx);
-                    let vit = Vit::new(ctx.clone(), &w).await.map_err(js_err)?;
+                    let f16 = match f16_experts(options.precision, &config, Some(&ctx)) {
+                        Ok(f16) => f16,
+                        Err(e) => {
+                            ctx.device.destroy();
+                            return Err(e);
+                        }
+                    };
+                    let vit = Vit::with_options(ctx.clone(), &w, LayerOptions { f16_weights: f16 }).await.map_err(js_err)?;
                     let lost_id = Cell::new(on_lost(&ctx, options.on_device_lost.clone()));
-                    ModelInner { backend: Classifier::Gpu(vit), ctx: Some(ctx), config, adapter, fallback_reason: None, lost_id }
+                    let precision = if f16 { "f16" } else { "f32" };
+                    ModelInner { backend: Classifier::Gpu(vit), ctx: Some(ctx), config, adapter, fallback_reason: None, precision, lost_id }
                 }
-                Err(reason) => ModelInner {
-                    backend: Classifier::Cpu(w),
-                    ctx: None,
-                    config,
-                    adapter: "CPU (f64 reference in wasm)".into(),
-                    fallback_reason: Some(reason),
-                    lost_id: Cell::new(None),
-                },
+                Err(reason) => {
+                    f16_experts(options.precision, &config, None)?;
+                    ModelInner {
+                        backend: Classifier::Cpu(w),
+                        ctx: None,
+                        config,
+                        adapter: "CPU (f64 reference in wasm)".into(),
+                        fallback_reason: Some(reason),
+                        precision: "f64",
+                        lost_id: Cell::new(None),
+                    }
+                }
             };
             Ok(Model { inner: Rc::new(inner) }.into())
         })
@@ -229,6 +278,13 @@ impl Model {
     #[wasm_bindgen(getter)]
     pub fn adapter(&self) -> String {
         self.inner.adapter.clone()
+    }
+
+    /// How the Soft MoE experts' weights are stored: `f32` or `f16` on WebGPU (arithmetic is f32
+    /// either way), `f64` on the CPU path.
+    #[wasm_bindgen(getter, unchecked_return_type = "'f32' | 'f16' | 'f64'")]
+    pub fn precision(&self) -> String {
+        self.inner.precision.into()
     }
 
     /// Why the CPU path runs (no `navigator.gpu`, no adapter, a software adapter, or asked for), if it does.

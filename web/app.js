@@ -413,18 +413,21 @@ async function useModel(name) {
   setStatus('loading model');
   const backend = params.get('backend') ?? 'auto';
   const worker = params.has('worker') ? params.get('worker') !== 'false' : undefined;
+  // f16 expert weights where the adapter has shader-f16 (the page says which); ?precision=f32 for the official math.
+  const precision = params.get('precision') ?? 'auto';
   const onProgress = ({ stage, bytesLoaded, bytesTotal }) => {
     const bytes = stage === 'fetch' && bytesTotal ? ` ${Math.round((100 * bytesLoaded) / bytesTotal)}%` : '';
     setStatus(`loading model: ${stage}${bytes}`);
   };
   const previous = state.model;
-  state.model = await loadModel(`./models/${name}`, { backend, worker, onProgress });
+  state.model = await loadModel(`./models/${name}`, { backend, worker, precision, onProgress });
   previous?.dispose(); // its GPU memory and its worker, now that the new model is in
   state.modelName = name;
-  state.model.addEventListener('backendchange', (ev) => { $('backend').textContent = ev.detail.backend; $('adapter').textContent = ev.detail.adapter; });
+  state.model.addEventListener('backendchange', (ev) => { $('backend').textContent = ev.detail.backend; $('adapter').textContent = ev.detail.adapter; $('precision').textContent = state.model.precision; });
   [...$('models').children].forEach((b) => b.setAttribute('aria-selected', String(b.dataset.model === name)));
   $('backend').textContent = state.model.backend;
   $('adapter').textContent = state.model.adapter;
+  $('precision').textContent = state.model.precision;
   if (state.model.fallbackReason) $('adapter').title = state.model.fallbackReason;
   $('thread').textContent = state.model.worker ? 'a Web Worker' : 'the page';
   const t = state.model.loadReport.timings;

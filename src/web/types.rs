@@ -20,6 +20,19 @@ pub enum Backend {
     Cpu,
 }
 
+/// How the Soft MoE blocks' expert weights are stored on the GPU: `f32` (default: the official math
+/// to ~1e-7), `f16` (half the memory and bandwidth, f32 arithmetic; an error where the device lacks
+/// `shader-f16`, the model has no Soft MoE block or runs on the CPU path) or `auto` (f16 where that
+/// works, else f32; the model's `precision` says which).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+    Auto,
+}
+
 /// The path a loaded model runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Tsify)]
 #[serde(rename_all = "lowercase")]
@@ -47,6 +60,10 @@ pub struct WasmLoadOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub allow_unused: bool,
+    /// How the expert weights are stored on the GPU (default `f32`).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub precision: Precision,
     /// Called with `device` and `upload` as those stages begin.
     #[serde(default, deserialize_with = "function")]
     #[tsify(optional, type = "(stage: 'device' | 'upload') => void")]
@@ -59,7 +76,7 @@ pub struct WasmLoadOptions {
 
 impl WasmLoadOptions {
     /// The JS names of the fields (serde-wasm-bindgen reads only these and ignores any other key).
-    pub const KEYS: [&'static str; 6] = ["backend", "configName", "weightsName", "allowUnused", "onStage", "onDeviceLost"];
+    pub const KEYS: [&'static str; 7] = ["backend", "configName", "weightsName", "allowUnused", "precision", "onStage", "onDeviceLost"];
 }
 
 fn function<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Function>, D::Error> {

@@ -222,12 +222,17 @@ async function runPage(base, webgpu, indices) {
   await waitReady(page);
   const backend = await page.textContent('[data-testid=backend]');
   check(backend === mode, `${mode} run: backend badge reads "${backend}"`);
+  // The page asks for precision 'auto': f16 expert weights only where the adapter has shader-f16.
+  const precision = await page.textContent('[data-testid=precision]');
+  const shaderF16 = webgpu && (await page.evaluate(async () => (await navigator.gpu.requestAdapter())?.features.has('shader-f16') ?? false));
+  check(precision === (webgpu ? (shaderF16 ? 'f16' : 'f32') : 'f64'), `${mode} run: precision badge reads "${precision}" (shader-f16: ${shaderF16})`);
+  const nativeF16 = readJsonl(path.join(NATIVE_DIR, 'soft-moe-vit.f16.jsonl'));
   const thread = await page.textContent('[data-testid=thread]');
   check(thread === 'a Web Worker' && page.workers().length === 1, `${mode} run: the page's model runs in "${thread}" (${page.workers().length} workers)`);
   let worst = 0, mismatched = 0;
   for (const k of indices) {
     const got = await page.evaluate((k) => window.softmoeSelect(k), k);
-    const want = reference(mode)[k];
+    const want = (precision === 'f16' ? nativeF16 : reference(mode))[k];
     const shown = await page.textContent('[data-testid=prediction]');
     const err = maxDiff(got.probs, want.probs);
     worst = Math.max(worst, err);
@@ -265,7 +270,8 @@ async function runPage(base, webgpu, indices) {
   }));
   const upWant = upload.native[mode];
   const upErr = maxDiff(up.last.probs, upWant.probs);
-  check(up.last.label === upWant.label && upErr <= tol && up.last.backend === mode,
+  // The upload's native answer is f32's; f16 weights move it by up to ~1e-4 (measured above).
+  check(up.last.label === upWant.label && upErr <= (precision === 'f16' ? 1e-3 : tol) && up.last.backend === mode,
     `${mode} run: upload classified as ${up.last.label} (${up.last.backend}), native ${upWant.label}, max |dp| ${upErr} (tolerance ${tol})`);
   check(up.status === 'ready' && up.shown === upWant.class && up.truth === 'your image',
     `${mode} run: upload shown as ${JSON.stringify(up)}, native class ${upWant.class}`);
@@ -539,6 +545,16 @@ async function runApi(base, webgpu) {
     out.probs = { float32: await probs(pixels), array: await probs(Array.from(pixels)), imageData: await probs(imageData), canvas: await probs(canvas), big: await probs(big) };
     out.label = (await model.classify(pixels)).label;
     out.cpuProbs = await attempt(async () => Array.from((await cpuModel.classify(pixels)).probs));
+    // Precision: f32 by default; 'auto' takes f16 expert weights where the adapter has shader-f16.
+    out.precision = model.precision;
+    out.shaderF16 = webgpu ? (await navigator.gpu.requestAdapter())?.features.has('shader-f16') ?? false : false;
+    const autoF16 = await api.loadModel('./models/soft-moe-vit', { backend: webgpu ? 'webgpu' : 'auto', precision: 'auto' });
+    out.autoPrecision = autoF16.precision;
+    out.autoProbs = Array.from((await autoF16.classify(pixels)).probs);
+    out.f32Probs = Array.from((await model.classify(pixels)).probs);
+    autoF16.dispose();
+    errs.f16Dense = await fail(() => api.loadModel('./models/dense-vit', { backend: webgpu ? 'webgpu' : 'auto', precision: 'f16' }));
+    out.precisionType = await reason(() => api.loadModel('./models/soft-moe-vit', { precision: 'half' }));
     out.string = await reason(() => model.classify('shirt.png'), 'string');
     out.number = await reason(() => model.classify(7));
     out.null = await reason(() => model.classify(null));
@@ -630,6 +646,14 @@ async function runApi(base, webgpu) {
     `${pre}: a disposed model refuses calls (one in flight included): ${JSON.stringify([e.inFlight, e.disposed, e.disposedPixels])}`);
   check(typed(e.layerDisposed, 'DisposedError', 'DISPOSED') && typed(e.symbolDisposed, 'DisposedError', 'DISPOSED'), `${pre}: disposed layer and Symbol.dispose: ${JSON.stringify([e.layerDisposed, e.symbolDisposed])}`);
   check(r.asCpu.startsWith('cpu: ') && r.asCpu.includes('requested'), `${pre}: backend 'cpu' gives ${r.asCpu}`);
+  // f16 expert weights: only where asked ('auto') and the adapter can; they move the probabilities a little, not by nothing.
+  const autoMoved = maxDiff(r.autoProbs, r.f32Probs);
+  measured[`precision 'auto' (${mode}, ${r.autoPrecision}) vs f32`] = autoMoved.toExponential(2);
+  check(r.precision === (webgpu ? 'f32' : 'f64'), `${pre}: default precision is ${r.precision}`);
+  check(r.autoPrecision === (webgpu ? (r.shaderF16 ? 'f16' : 'f32') : 'f64'), `${pre}: precision 'auto' gives ${r.autoPrecision} (shader-f16: ${r.shaderF16})`);
+  check(r.autoPrecision === 'f16' ? autoMoved > 0 && autoMoved <= 1e-3 : autoMoved === 0, `${pre}: precision ${r.autoPrecision} moves the probabilities by ${autoMoved}`);
+  check(typed(e.f16Dense, 'ConfigError', 'CONFIG') && e.f16Dense.key === 'precision' && e.f16Dense.message.includes('no Soft MoE block'), `${pre}: precision 'f16' for a dense model: ${JSON.stringify(e.f16Dense)}`);
+  check(r.precisionType.includes('precision must be one of f32, f16, auto') && r.precisionType.includes('`half`'), `${pre}: a bad precision: ${r.precisionType}`);
   if (webgpu) check(r.asWebgpu === 'webgpu', `${pre}: backend 'webgpu' gives ${r.asWebgpu}`);
   else check(r.asWebgpu.startsWith('rejected: ') && r.asWebgpu.includes('`webgpu` was requested') && r.asWebgpu.includes('no WebGPU adapter'), `${pre}: backend 'webgpu' without an adapter must reject, not fall back: ${r.asWebgpu}`);
   // Loading errors name the file, the URL and status, the option and its allowed values.

@@ -2,7 +2,7 @@
 // and recovery when the GPU device is lost. `Classifier` drives one directly or through the worker.
 
 import { Model } from './softmoe_wasm.js';
-import type { ActiveBackend, Backend, Classification, ModelConfig } from './softmoe_wasm.js';
+import type { ActiveBackend, Backend, Classification, ModelConfig, Precision } from './softmoe_wasm.js';
 import { DeviceLostError, DisposedError, toSoftMoeError } from './errors.js';
 
 /** The stages of a load after the bytes are in: checking them, getting a device, uploading the
@@ -14,6 +14,8 @@ export interface EngineInfo {
   backend: ActiveBackend;
   adapter: string;
   fallbackReason: string | null;
+  /** The Soft MoE experts' weights on the GPU (`f32`, `f16`), or `f64` on the CPU path. */
+  precision: 'f32' | 'f16' | 'f64';
   config: ModelConfig;
   /** Milliseconds each stage took (absent: skipped; none for `ready`). */
   timings: Partial<Record<EngineStage, number>>;
@@ -22,6 +24,7 @@ export interface EngineInfo {
 export interface EngineOptions {
   backend: Backend;
   allowUnused: boolean;
+  precision: Precision;
   warmup: boolean;
   configName: string;
   weightsName: string;
@@ -81,6 +84,7 @@ export class Engine {
       raw = await Model.load(this.configJson, this.weights, {
         backend,
         allowUnused: this.options.allowUnused,
+        precision: this.options.precision,
         configName: this.options.configName,
         weightsName: this.options.weightsName,
         onStage: (s) => enter(s),
@@ -111,7 +115,7 @@ export class Engine {
       }
     }
     enter('ready');
-    const info: EngineInfo = { backend: raw.backend, adapter: raw.adapter, fallbackReason: raw.fallbackReason ?? null, config: raw.config, timings };
+    const info: EngineInfo = { backend: raw.backend, adapter: raw.adapter, fallbackReason: raw.fallbackReason ?? null, precision: raw.precision as EngineInfo['precision'], config: raw.config, timings };
     return { raw, info };
   }
 

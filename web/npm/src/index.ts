@@ -3,13 +3,13 @@
 // model itself runs in Rust (WebGPU, or the CPU path in the wasm).
 
 import init, { SoftMoeLayer as RawLayer } from './softmoe_wasm.js';
-import type { ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, RoutedLayer } from './softmoe_wasm.js';
+import type { ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, Precision, RoutedLayer } from './softmoe_wasm.js';
 import { Engine, type EngineEvent, type EngineInfo, type EngineOptions, type EngineStage } from './engine.js';
 import { DisposedError, InputError, toSoftMoeError } from './errors.js';
 import { baseUrl, fetchFiles, type FileReport } from './fetch.js';
 import { RemoteEngine } from './remote.js';
 
-export type { ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, RoutedLayer, FileReport };
+export type { ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, Precision, RoutedLayer, FileReport };
 export * from './errors.js';
 export { clearCache, CACHE_NAME } from './fetch.js';
 
@@ -54,6 +54,12 @@ export interface ModelOptions {
    * such a file is refused with a WeightsError naming the first (say a qk-norm scale with
    * `attention_qk_norm` unset). */
   allowUnused?: boolean;
+  /** How the Soft MoE experts' weights are stored on the GPU: `'f32'` (default; the official
+   * math to ~1e-7), `'f16'` (half their memory and bandwidth, f32 arithmetic; the shipped model's probabilities move by up to ~1e-4;
+   * rejects with ConfigError where the adapter lacks `shader-f16`, the model has no Soft MoE block
+   * or runs on the CPU path) or `'auto'` (f16 where that works, else f32). `precision` on the
+   * Classifier says which. */
+  precision?: Precision;
   /** Run the model in a Web Worker (default: yes where `Worker` exists, unless the page has WebGPU
    * and workers do not). `true` insists; `false` runs it on this thread. */
   worker?: boolean;
@@ -111,7 +117,8 @@ export interface ClassifierEventMap {
 }
 
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
-const MODEL_KEYS = ['backend', 'allowUnused', 'worker', 'warmup', 'onProgress'];
+const MODEL_KEYS = ['backend', 'allowUnused', 'precision', 'worker', 'warmup', 'onProgress'];
+const PRECISIONS = ['f32', 'f16', 'auto'];
 
 /** The options object, checked: known keys only, each of its type. */
 function checkOptions<T extends object>(options: unknown, keys: string[], fn: string): Partial<T> {
@@ -124,6 +131,10 @@ function checkOptions<T extends object>(options: unknown, keys: string[], fn: st
   if (o.backend !== undefined && (typeof o.backend !== 'string' || !BACKENDS.includes(o.backend))) {
     const got = typeof o.backend === 'string' ? `\`${o.backend}\`` : describe(o.backend);
     throw new InputError(`softmoe: backend must be one of auto, webgpu, cpu, got ${got}`, 'auto, webgpu or cpu');
+  }
+  if (o.precision !== undefined && (typeof o.precision !== 'string' || !PRECISIONS.includes(o.precision))) {
+    const got = typeof o.precision === 'string' ? `\`${o.precision}\`` : describe(o.precision);
+    throw new InputError(`softmoe: precision must be one of f32, f16, auto, got ${got}`, 'f32, f16 or auto');
   }
   for (const k of ['allowUnused', 'worker', 'warmup', 'cache', 'maps']) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new InputError(`softmoe: ${k} must be true or false, got ${describe(o[k])}`, 'a boolean');
@@ -166,7 +177,7 @@ async function startWorker(want: boolean | undefined): Promise<{ remote: RemoteE
 async function run(configJson: string, weights: Uint8Array, owned: boolean, options: Partial<LoadModelOptions>, names: { config: string; weights: string },
   worker: Promise<{ remote: RemoteEngine | null; reason: string | null }>, progress: (s: LoadStage) => void, events: (e: EngineEvent) => void): Promise<{ runner: Runner; workerReason: string | null }> {
   const engineOptions: EngineOptions = {
-    backend: options.backend ?? 'auto', allowUnused: options.allowUnused ?? false, warmup: options.warmup ?? true, configName: names.config, weightsName: names.weights,
+    backend: options.backend ?? 'auto', allowUnused: options.allowUnused ?? false, precision: options.precision ?? 'f32', warmup: options.warmup ?? true, configName: names.config, weightsName: names.weights,
   };
   const { remote, reason } = await worker;
   if (remote) {
@@ -296,6 +307,9 @@ export class Classifier extends EventTarget {
   get adapter(): string { return this.#info.adapter; }
   /** Why the CPU path runs, or null. */
   get fallbackReason(): string | null { return this.#info.fallbackReason; }
+  /** How the Soft MoE experts' weights are stored: `'f32'` or `'f16'` on WebGPU (f32 arithmetic
+   * either way), `'f64'` on the CPU path. */
+  get precision(): 'f32' | 'f16' | 'f64' { return this.#info.precision; }
   /** Whether the model runs in a Web Worker. */
   get worker(): boolean { return this.loadReport.worker; }
   /** Whether dispose() was called. */
