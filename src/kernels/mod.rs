@@ -57,6 +57,8 @@ pub const KERNELS: &[Kernel] = &[
     gemm::VEC4_F16_KERNEL,
     gemm::TILED_VEC4_KERNEL,
     gemm::TILED_VEC4_F16_KERNEL,
+    gemm::VEC4_WIDE_KERNEL,
+    gemm::VEC4_WIDE_F16_KERNEL,
     gemm::SPLITK_KERNELS[0],
     gemm::SPLITK_KERNELS[1],
     gemm::SPLITK_KERNELS[2],

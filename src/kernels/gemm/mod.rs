@@ -2,7 +2,8 @@
 //! Where B's layout allows vec4 reads: on GPUs `gemm_splitk.wgsl` (K split over a 256-invocation
 //! workgroup) for up to `SPLITK_MAX_ROWS` rows and `gemm_tiled_vec4.wgsl` (64×64 tiles through
 //! workgroup memory) from `TILED_VEC4_MIN_ROWS` on, `gemm_vec4.wgsl` (8×4 per invocation, no
-//! workgroup memory) between them and for every row count on CPU adapters; otherwise
+//! workgroup memory) between them; on CPU adapters `gemm_vec4.wgsl` for one or two rows (its
+//! single-row path) and `gemm_vec4_wide.wgsl` (8×8 per invocation) for more; otherwise
 //! `gemm_tiled.wgsl` (64×64 tiles) for many rows and `gemm_skinny.wgsl` (4×64) for few;
 //! `gemm_naive.wgsl` is the baseline. All sit behind `gemm_common.wgsl` and sum in its canonical
 //! order (`SUM_CHUNK`), so they agree bit for bit.
@@ -28,6 +29,16 @@ pub const VEC4_KERNEL: Kernel =
 /// The vec4 GEMM with B stored as f16 (needs the `shader-f16` feature).
 pub const VEC4_F16_KERNEL: Kernel =
     Kernel::new::<GemmParams>("gemm_vec4_f16", wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4.wgsl"));
+
+/// The register-blocked GEMM with 8 rows × 8 columns per invocation (CPU adapters, three rows on).
+pub const VEC4_WIDE_KERNEL: Kernel =
+    Kernel::new::<GemmParams>("gemm_vec4_wide", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4_wide.wgsl"));
+
+/// The wide vec4 GEMM with B stored as f16.
+pub const VEC4_WIDE_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_wide_f16",
+    wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide.wgsl"),
+);
 
 /// The workgroup-memory tiled vec4 GEMM (GPUs, many rows).
 pub const TILED_VEC4_KERNEL: Kernel =
@@ -112,6 +123,12 @@ pub enum GemmKernel {
     TiledVec4,
     /// The tiled vec4 kernel with B stored as f16.
     TiledVec4F16,
+    /// 8 rows × 8 columns per invocation (two vec4 of B per k): twice the vec4 kernel's FMAs per
+    /// loaded value, for CPU adapters, where every lane-varying load is a gather (needs a
+    /// vec4-aligned B).
+    Vec4Wide,
+    /// The wide vec4 kernel with B stored as f16.
+    Vec4WideF16,
 }
 
 impl GemmKernel {
@@ -132,16 +149,21 @@ impl GemmKernel {
         let gpu = device != wgpu::DeviceType::Cpu;
         let few_rows = gpu && mm.m <= SPLITK_MAX_ROWS && !mm.normalize_rows;
         let many_rows = gpu && mm.m >= TILED_VEC4_MIN_ROWS;
+        // On a CPU adapter the vec4 kernel's single-row path serves one or two rows; from three
+        // rows on, the 8×8 blocks load half as much per FMA.
+        let wide = !gpu && mm.m > 2;
         if mm.b_f16 {
-            match (few_rows, many_rows) {
-                (true, _) => GemmKernel::SplitKF16,
-                (_, true) => GemmKernel::TiledVec4F16,
+            match (few_rows, many_rows, wide) {
+                (true, _, _) => GemmKernel::SplitKF16,
+                (_, true, _) => GemmKernel::TiledVec4F16,
+                (_, _, true) => GemmKernel::Vec4WideF16,
                 _ => GemmKernel::Vec4F16,
             }
         } else if mm.vec4_b() {
-            match (few_rows, many_rows) {
-                (true, _) => GemmKernel::SplitK,
-                (_, true) => GemmKernel::TiledVec4,
+            match (few_rows, many_rows, wide) {
+                (true, _, _) => GemmKernel::SplitK,
+                (_, true, _) => GemmKernel::TiledVec4,
+                (_, _, true) => GemmKernel::Vec4Wide,
                 _ => GemmKernel::Vec4,
             }
         } else {
@@ -163,6 +185,8 @@ impl GemmKernel {
             GemmKernel::SplitKF16 => &SPLITK_F16_KERNELS[rows(m)],
             GemmKernel::TiledVec4 => &TILED_VEC4_KERNEL,
             GemmKernel::TiledVec4F16 => &TILED_VEC4_F16_KERNEL,
+            GemmKernel::Vec4Wide => &VEC4_WIDE_KERNEL,
+            GemmKernel::Vec4WideF16 => &VEC4_WIDE_F16_KERNEL,
         }
     }
 
@@ -173,7 +197,16 @@ impl GemmKernel {
 
     /// Whether the kernel can fuse the router's row normalisation (`Matmul::normalize_rows`).
     pub fn normalizes_rows(self) -> bool {
-        matches!(self, GemmKernel::Vec4 | GemmKernel::Vec4Blocked | GemmKernel::Vec4F16 | GemmKernel::TiledVec4 | GemmKernel::TiledVec4F16)
+        matches!(
+            self,
+            GemmKernel::Vec4
+                | GemmKernel::Vec4Blocked
+                | GemmKernel::Vec4F16
+                | GemmKernel::TiledVec4
+                | GemmKernel::TiledVec4F16
+                | GemmKernel::Vec4Wide
+                | GemmKernel::Vec4WideF16
+        )
     }
 
     /// Output tile (rows, columns) of one workgroup for an m×n output.
@@ -187,6 +220,10 @@ impl GemmKernel {
                 (8 * (WORKGROUP_SIZE as usize / g), 4 * g)
             }
             GemmKernel::SplitK | GemmKernel::SplitKF16 => (m.next_power_of_two().clamp(1, 4), 4 << self.column_groups_log2(n)),
+            GemmKernel::Vec4Wide | GemmKernel::Vec4WideF16 => {
+                let g = 1usize << self.column_groups_log2(n);
+                (8 * (WORKGROUP_SIZE as usize / g), 8 * g)
+            }
         }
     }
 
@@ -194,7 +231,8 @@ impl GemmKernel {
     /// at most one per invocation (vec4) or 32 (split-K, whose other lanes split K).
     fn column_groups_log2(self, n: usize) -> u32 {
         let most = if matches!(self, GemmKernel::SplitK | GemmKernel::SplitKF16) { 32 } else { WORKGROUP_SIZE as usize };
-        n.div_ceil(4).next_power_of_two().min(most).trailing_zeros()
+        let per_lane = if matches!(self, GemmKernel::Vec4Wide | GemmKernel::Vec4WideF16) { 8 } else { 4 };
+        n.div_ceil(per_lane).next_power_of_two().min(most).trailing_zeros()
     }
 }
 
@@ -482,7 +520,8 @@ impl Matmul {
         if matches!(kernel, GemmKernel::SplitK | GemmKernel::SplitKF16) && self.m > SPLITK_MAX_ROWS {
             return Err(Error::Internal(format!("the split-K GEMM runs up to {SPLITK_MAX_ROWS} rows, not {}", self.m)));
         }
-        if self.b_f16 != matches!(kernel, GemmKernel::Vec4F16 | GemmKernel::SplitKF16 | GemmKernel::TiledVec4F16) {
+        if self.b_f16 != matches!(kernel, GemmKernel::Vec4F16 | GemmKernel::SplitKF16 | GemmKernel::TiledVec4F16 | GemmKernel::Vec4WideF16)
+        {
             let b = if self.b_f16 { "f16" } else { "f32" };
             return Err(Error::Internal(format!("a GEMM with B stored as {b} cannot run on the {kernel:?} kernel")));
         }

@@ -77,6 +77,7 @@ fn every_kernel_gives_the_same_bits() {
             GemmKernel::Vec4,
             GemmKernel::Vec4Blocked,
             GemmKernel::TiledVec4,
+            GemmKernel::Vec4Wide,
         ];
         if m <= SPLITK_MAX_ROWS {
             kernels.push(GemmKernel::SplitK);
@@ -120,6 +121,7 @@ fn every_kernel_sums_in_the_canonical_order() {
             GemmKernel::Vec4Blocked,
             GemmKernel::SplitK,
             GemmKernel::TiledVec4,
+            GemmKernel::Vec4Wide,
         ] {
             if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
                 continue;
@@ -139,11 +141,14 @@ fn split_k_is_chosen_for_few_rows_and_refuses_what_it_cannot_run() {
     assert_eq!(GemmKernel::choose(&few, DiscreteGpu), GemmKernel::SplitK);
     assert_eq!(GemmKernel::choose(&few, IntegratedGpu), GemmKernel::SplitK);
     assert_eq!(GemmKernel::choose(&Matmul { b_f16: true, ..few }, DiscreteGpu), GemmKernel::SplitKF16);
-    // A CPU adapter keeps the barrier-free vec4 kernel.
-    assert_eq!(GemmKernel::choose(&few, Cpu), GemmKernel::Vec4);
+    // A CPU adapter keeps the barrier-free vec4 kernels: 8×8 blocks from three rows on.
+    assert_eq!(GemmKernel::choose(&few, Cpu), GemmKernel::Vec4Wide);
     assert_eq!(GemmKernel::choose(&Matmul::new(SPLITK_MAX_ROWS + 1, 64, 40), DiscreteGpu), GemmKernel::Vec4);
     assert_eq!(GemmKernel::choose(&Matmul::new(64, 64, 40), DiscreteGpu), GemmKernel::TiledVec4);
-    assert_eq!(GemmKernel::choose(&Matmul::new(64, 64, 40), Cpu), GemmKernel::Vec4);
+    assert_eq!(GemmKernel::choose(&Matmul::new(64, 64, 40), Cpu), GemmKernel::Vec4Wide);
+    assert_eq!(GemmKernel::choose(&Matmul::new(3, 64, 40), Cpu), GemmKernel::Vec4Wide);
+    assert_eq!(GemmKernel::choose(&Matmul { b_f16: true, ..Matmul::new(3, 64, 40) }, Cpu), GemmKernel::Vec4WideF16);
+    assert_eq!(GemmKernel::choose(&Matmul::new(2, 64, 40), Cpu), GemmKernel::Vec4);
     assert_eq!(GemmKernel::choose(&Matmul { normalize_rows: true, ..Matmul::new(2, 64, 40) }, DiscreteGpu), GemmKernel::Vec4);
     // n not a multiple of 4: no vec4 reads, so the skinny kernel.
     assert_eq!(GemmKernel::choose(&Matmul::new(2, 63, 40), DiscreteGpu), GemmKernel::Skinny);
@@ -174,6 +179,9 @@ fn fused_row_normalisation_matches_the_reference() {
         let tb = upload(&c, &vec![0.0; rows * s]);
         let tiled = run_and_read(&c, &[&mm.op_with(GemmKernel::TiledVec4, &c, &xb, &mub, None, &tb).unwrap()], &tb, rows * s);
         assert_bits(&format!("normalised rows {rows}x{d}x{s}: TiledVec4 vs Vec4"), &got, &tiled);
+        let rb = upload(&c, &vec![0.0; rows * s]);
+        let lanes = run_and_read(&c, &[&mm.op_with(GemmKernel::Vec4Wide, &c, &xb, &mub, None, &rb).unwrap()], &rb, rows * s);
+        assert_bits(&format!("normalised rows {rows}x{d}x{s}: Vec4Wide vs Vec4"), &got, &lanes);
         let err = mm.op_with(GemmKernel::Tiled, &c, &xb, &mub, None, &lb).err().expect("tiled cannot normalise").to_string();
         assert!(err.contains("vec4"), "{err}");
     }
@@ -231,6 +239,7 @@ fn the_f16_kernels_give_the_same_bits() {
             assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs SplitKF16"), &vec4, &run(GemmKernel::SplitKF16));
         }
         assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs TiledVec4F16"), &vec4, &run(GemmKernel::TiledVec4F16));
+        assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs Vec4WideF16"), &vec4, &run(GemmKernel::Vec4WideF16));
     }
 }
 
@@ -254,7 +263,15 @@ fn panel_stored_b_gives_the_bits_of_row_major_b() {
         let (ab, bb, pb, biasb) = (upload(&c, &a), upload(&c, &b), upload(&c, &packed), upload(&c, &bias));
         let want = gemm(&plain_mm, &a, &b, Some(&bias), batch * m * n);
         assert_close(&format!("{m}x{n}x{k} panels, f64"), &gemm(&panel_mm, &a, &packed, Some(&bias), batch * m * n), &want, 1e-12);
-        for g in [GemmKernel::Tiled, GemmKernel::Skinny, GemmKernel::Naive, GemmKernel::Vec4, GemmKernel::SplitK, GemmKernel::TiledVec4] {
+        for g in [
+            GemmKernel::Tiled,
+            GemmKernel::Skinny,
+            GemmKernel::Naive,
+            GemmKernel::Vec4,
+            GemmKernel::SplitK,
+            GemmKernel::TiledVec4,
+            GemmKernel::Vec4Wide,
+        ] {
             if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
                 continue;
             }
@@ -283,7 +300,7 @@ fn b_split_over_buffers_gives_the_bits_of_one_buffer() {
         let (ab, bb, biasb) = (upload(&c, &a), upload(&c, &b), upload(&c, &bias));
         let parts: Vec<wgpu::Buffer> = b.chunks(group * k * n).map(|part| upload(&c, part)).collect();
         let parts: Vec<&wgpu::Buffer> = parts.iter().collect();
-        for g in [GemmKernel::Vec4, GemmKernel::SplitK, GemmKernel::TiledVec4] {
+        for g in [GemmKernel::Vec4, GemmKernel::SplitK, GemmKernel::TiledVec4, GemmKernel::Vec4Wide] {
             if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
                 continue;
             }
