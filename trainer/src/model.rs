@@ -88,36 +88,9 @@ pub fn parameter_count(cfg: &Config) -> usize {
     vit_tensor_shapes(cfg).iter().map(|(_, s)| s.iter().product::<usize>()).sum()
 }
 
-/// Deterministic random numbers for initialisation and shuffling: the library's SplitMix64, started
-/// from seed ^ 0x9E37_79B9_7F4A_7C15.
-pub struct Rng(softmoe::random::Rng);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(softmoe::random::Rng::new(seed ^ 0x9E37_79B9_7F4A_7C15))
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-300);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
-}
+/// Deterministic random numbers for initialisation and shuffling: the library's trainer generator
+/// (SplitMix64 from seed ^ 0x9E37_79B9_7F4A_7C15), so a seed gives the same model in both trainers.
+pub use softmoe::train::init::TrainRng as Rng;
 
 /// Initial value of one tensor (vmoe-like): Xavier-uniform dense kernels, LeCun-normal patch
 /// embedding and router mu, N(0, 0.02) position embedding, zero biases and head, ones for
