@@ -8,10 +8,13 @@ import { Engine, type EngineEvent, type EngineInfo, type EngineOptions, type Eng
 import { DisposedError, InputError, toSoftMoeError } from './errors.js';
 import { baseUrl, fetchFiles, type FileReport } from './fetch.js';
 import { RemoteEngine } from './remote.js';
+import { create as createTrainerWith, type Trainer, type TrainerOptions } from './trainer.js';
 
 export type { ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, RoutedLayer, FileReport };
 export * from './errors.js';
 export { clearCache, CACHE_NAME } from './fetch.js';
+export { Trainer } from './trainer.js';
+export type { EvalResult, ExportedModel, Labels, StepOptions, StepResult, TrainerOptions, TrainSchedule } from './trainer.js';
 
 // `using` needs Symbol.dispose; where the browser has none yet, the registry's stands in.
 (Symbol as { dispose?: symbol }).dispose ??= Symbol.for('Symbol.dispose');
@@ -160,6 +163,16 @@ async function startWorker(want: boolean | undefined): Promise<{ remote: RemoteE
     if (want) throw toSoftMoeError(e);
     return { remote: null, reason: `the worker did not start (${toSoftMoeError(e).message})` };
   }
+}
+
+/**
+ * A trainer for a model of `config` (config.json's text or object, e.g. `classifier.config`) on
+ * WebGPU, in a worker by default: from `options.weights` (model.safetensors bytes) to fine-tune, or
+ * freshly initialised. Rejects with WebGpuUnavailableError without an adapter (there is no CPU
+ * trainer), ConfigError for a config training cannot handle, InputError for bad options.
+ */
+export async function createTrainer(config: string | ModelConfig | object, options?: TrainerOptions): Promise<Trainer> {
+  return createTrainerWith(config, options, { initialize: () => initialize(), startWorker });
 }
 
 /** Loads the engine (in the worker or here) with progress, warm-up and events wired. */
