@@ -30,7 +30,10 @@
 //      (the native binary, default NATIVE_DIR/../release/softmoe), SHOTS (screenshot folder),
 //      CHROMIUM (default /usr/bin/chromium), TSC (TypeScript's tsc, default
 //      ../tools/node_modules/.bin/tsc), ONLY (comma-separated parts to run: page, models, readme,
-//      api, load, recovery, worker; default all)
+//      api, load, recovery, worker, train; default all)
+//
+// The browser trainer (train.mjs): createTrainer's loss falls, its export loads back (page and
+// native CLI), its typed errors, WebGpuUnavailableError without WebGPU, and the demo's Train panel.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -38,6 +41,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { runTrain } from './train.mjs';
 
 const SITE = process.env.SITE;
 const NATIVE = process.env.NATIVE;
@@ -941,6 +945,7 @@ try {
   if (part('recovery')) await runRecovery(base, false);
   if (part('recovery')) await runRecovery(base, true);
   if (part('worker')) await runWorker(base);
+  if (part('train')) await runTrain({ base, launch, check, watchErrors, waitReady, measured, samples, SITE, SOFTMOE, NATIVE_DIR, SHOTS, TOL_WEBGPU });
 } catch (e) {
   failed++;
   console.error(`FAIL: ${e.stack ?? e}`);
