@@ -385,7 +385,7 @@ const README_EXAMPLES = (() => {
   const js = emitErrors ? [] : blocks.map((_, i) => fs.readFileSync(path.join(dir, 'js', `example${i}.js`), 'utf8'));
   return { count: blocks.length, typeErrors, emitErrors, js };
 })();
-check(README_EXAMPLES.count >= 6, `the npm README has ${README_EXAMPLES.count} TypeScript examples`);
+check(README_EXAMPLES.count >= 7, `the npm README has ${README_EXAMPLES.count} TypeScript examples`);
 check(README_EXAMPLES.typeErrors === '', `tsc --noEmit --strict on the README's examples: ${README_EXAMPLES.typeErrors}`);
 check(README_EXAMPLES.emitErrors === '', `tsc emitting the README's examples: ${README_EXAMPLES.emitErrors}`);
 README_EXAMPLES.js.forEach((code, i) => { extraPages[`/readme/example${i}.js`] = { type: 'text/javascript', body: code }; });
@@ -419,6 +419,9 @@ async function runReadme(base, webgpu) {
   check(/INPUT: expected shape \[b,28,28\]/.test(errorsLog) && /FETCH: http:\/\/127\.0\.0\.1:\d+\/models\/no-such-model\/config\.json answered 404/.test(errorsLog)
     && /WEIGHTS: model\.safetensors/.test(errorsLog) && (webgpu || /WEBGPU_UNAVAILABLE: no GPU adapter found/.test(errorsLog)), `${pre}: example 4 (errors) logged ${JSON.stringify(errorsLog)}`);
   check(log(5, /^d = 2: y\[0\] = 0\.300419, D\[0, 0\] = 0\.444579$/), `${pre}: example 5 (layer) logged ${JSON.stringify(ran[5]?.logs)}`);
+  // The trainer: fine-tunes on WebGPU (SwiftShader), refused with the typed error without it.
+  check(webgpu ? log(6, /^step 2: loss \d\.\d{3} at lr 0\.001$/) && log(6, /^accuracy [\d.]+ on 4; reloaded after 2 steps: \S/) : log(6, /^no trainer: no GPU adapter found/),
+    `${pre}: example 6 (trainer) logged ${JSON.stringify(ran[6]?.logs)}`);
   // The 404s the error example asks for (both files of the missing folder), nothing else.
   const is404 = (e) => e.startsWith('Failed to load resource: the server responded with a status of 404');
   check(errors.filter(is404).length === 2 && errors.every(is404), `${pre}: console errors: ${errors.join(' | ')}`);
