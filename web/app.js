@@ -475,7 +475,7 @@ async function main() {
     $('batch-run').addEventListener('click', () => batchEffect().catch((e) => setStatus(`error: ${e.message ?? e}`, 'error')));
     state.samples = await loadSafetensors('./models/samples.safetensors');
     renderGallery();
-    setupTrain($('train'), { modelName: () => state.modelName, samples: () => state.samples, drawGray, viridis, expertColour });
+    setupTrain($('train'), { model: () => state.model, modelName: () => state.modelName, samples: () => state.samples, drawGray, viridis, expertColour });
     setupDrawing();
     setupCombineHover();
     const k = Math.min(Math.max(Number(params.get('sample') ?? 0) || 0, 0), state.samples.labels.data.length - 1);

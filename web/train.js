@@ -87,8 +87,8 @@ function loadData(onProgress) {
 }
 
 /**
- * Sets the panel up in `root`. `app` lends what the page has: `modelName()` (the loaded model's
- * folder), `samples()` (the test samples the page shows), and its drawing helpers `drawGray`,
+ * Sets the panel up in `root`. `app` lends what the page has: `model()` and `modelName()` (the
+ * loaded Classifier and its folder), `samples()` (the test samples the page shows), and its drawing helpers `drawGray`,
  * `viridis`, `expertColour`.
  */
 export function setupTrain(root, app) {
@@ -181,9 +181,10 @@ export function setupTrain(root, app) {
     const from = $('train-from').value;
     const folder = from === 'model' ? app.modelName() : 'soft-moe-vit';
     status(`creating the trainer (${from === 'model' ? `fine-tuning ${folder}` : 'from scratch'})`);
-    const configJson = await (await fetch(`./models/${folder}/config.json`)).text();
-    const weights = from === 'model' ? new Uint8Array(await (await fetch(`./models/${folder}/model.safetensors`)).arrayBuffer()) : undefined;
-    s.trainer = await createTrainer(configJson, { totalSteps: total, lr, weights });
+    const options = { totalSteps: total, lr };
+    s.trainer = from === 'model'
+      ? await createTrainer(app.model(), options) // the loaded model's own files
+      : await createTrainer(await (await fetch('./models/soft-moe-vit/config.json')).text(), options);
     Object.assign(s, { losses: [], evals: [], total, images: 0, stepMs: 0, imagesPerSecond: 0 });
     const testPx = testSet(Math.floor(num('train-test-count')));
     status('testing the starting weights');

@@ -73,6 +73,14 @@ async function runApi(t) {
     out.errors.pastSchedule = await err(() => sched.step(onePx, one));
     out.explicitLr = (await sched.step(onePx, one, { lr: 5e-4 })).lr;
     sched.dispose();
+    // Fine-tuning a loaded Classifier: it starts from the model's weights, so it scores as the model does.
+    const loaded = await api.loadModel('/models/soft-moe-vit', { backend: 'webgpu' });
+    const loadedRight = (await loaded.classifyBatch(px)).filter((c, i) => c.label === fitLabels[i]).length / FIT;
+    const tuned = await api.createTrainer(loaded, { lr: 1e-4 });
+    out.fineTune = { loaded: loadedRight, trainer: (await tuned.evaluate(px, fitLabels)).accuracy, steps: tuned.steps };
+    out.errors.classifierAndWeights = await err(() => api.createTrainer(loaded, { weights: new Uint8Array(8) }));
+    tuned.dispose();
+    loaded.dispose();
     trainer.dispose();
     out.errors.disposed = await err(() => trainer.step(px, fitLabels));
     return out;
@@ -113,6 +121,8 @@ async function runApi(t) {
   check(is(e.labelCount, 'InputError', /1 labels for 2 images/), `${pre}: 1 label for 2 images: ${JSON.stringify(e.labelCount)}`);
   check(is(e.stepOption, 'InputError', /no option `rate`/), `${pre}: step option: ${JSON.stringify(e.stepOption)}`);
   check(is(e.pastSchedule, 'InputError', /3 steps are done/), `${pre}: past the schedule: ${JSON.stringify(e.pastSchedule)}`);
+  check(r.fineTune.loaded >= 0.75 && r.fineTune.trainer === r.fineTune.loaded && r.fineTune.steps === 0, `${pre}: createTrainer(classifier) starts from the model's weights: ${JSON.stringify(r.fineTune)}`);
+  check(is(e.classifierAndWeights, 'InputError', /a Classifier or options\.weights, not both/), `${pre}: a Classifier and weights: ${JSON.stringify(e.classifierAndWeights)}`);
   check(is(e.disposed, 'DisposedError', /disposed trainer/), `${pre}: after dispose: ${JSON.stringify(e.disposed)}`);
   // One warm-up step to the peak, then cosine over the 2 left: 1e-3·(1 + cos 0)/2, 1e-3·(1 + cos(π/2))/2.
   const want = [1e-3, 1e-3, 5e-4];

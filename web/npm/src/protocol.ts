@@ -10,6 +10,7 @@ export type Request =
   | { id: number; op: 'classify'; pixels: Float32Array; maps: boolean }
   | { id: number; op: 'pixels'; image: ImageData }
   | { id: number; op: 'dispose' }
+  | { id: number; op: 'source' }
   | { id: number; op: 'trainCreate'; configJson: string; weights: Uint8Array | null; options: WasmTrainOptions }
   | { id: number; op: 'trainStep'; pixels: Float32Array; labels: Int32Array | Uint32Array | number[]; lr: number | undefined }
   | { id: number; op: 'trainEvaluate'; pixels: Float32Array; labels: Int32Array | Uint32Array | number[] }

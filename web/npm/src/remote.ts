@@ -66,6 +66,11 @@ export class RemoteEngine {
     return this.call({ op: 'classify', pixels, maps }) as Promise<Classification[]>;
   }
 
+  /** The loaded model's config.json text and model.safetensors bytes (a copy). */
+  source(): Promise<{ configJson: string; weights: Uint8Array }> {
+    return this.call({ op: 'source' }) as Promise<{ configJson: string; weights: Uint8Array }>;
+  }
+
   /** Creates the trainer in the worker (the weights' buffer is transferred when `owned`). */
   async trainCreate(configJson: string, weights: Uint8Array | null, options: WasmTrainOptions, owned: boolean): Promise<TrainInfo> {
     const whole = weights && owned && weights.byteOffset === 0 && weights.byteLength === weights.buffer.byteLength;

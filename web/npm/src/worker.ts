@@ -43,6 +43,11 @@ async function handle(req: Request): Promise<{ value: unknown; transfer?: Transf
       const px = engine.pixelsFromImageData(req.image);
       return { value: px, transfer: [px.buffer as ArrayBuffer] };
     }
+    case 'source': {
+      if (!engine) throw new Error('no model loaded');
+      const src = engine.source();
+      return { value: src, transfer: [src.weights.buffer as ArrayBuffer] };
+    }
     case 'dispose':
       engine?.dispose();
       engine = null;
