@@ -3,7 +3,7 @@
 //! evaluation and the slot maps on the current weights, and the model exported as the config.json and
 //! model.safetensors every loader reads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -34,6 +34,8 @@ struct Inner {
     options: WasmTrainOptions,
     warmup: usize,
     adapter: String,
+    /// Steps taken, readable while a step holds the trainer.
+    steps: Cell<u64>,
     /// The inference model on the weights as they are, built on demand and dropped by the next step.
     model: RefCell<Option<Rc<Classifier>>>,
 }
@@ -201,7 +203,16 @@ impl WebTrainer {
                 (None, None) => 0,
             };
             let adapter = adapter_name(&ctx);
-            let inner = Inner { trainer: RefCell::new(Some(trainer)), ctx, config, options, warmup, adapter, model: RefCell::new(None) };
+            let inner = Inner {
+                trainer: RefCell::new(Some(trainer)),
+                ctx,
+                config,
+                options,
+                warmup,
+                adapter,
+                steps: Cell::new(0),
+                model: RefCell::new(None),
+            };
             Ok(WebTrainer { inner: Rc::new(inner) }.into())
         })
     }
@@ -215,7 +226,7 @@ impl WebTrainer {
     /// Steps taken so far.
     #[wasm_bindgen(getter)]
     pub fn steps(&self) -> u32 {
-        self.inner.trainer.borrow().as_ref().map_or(0, |t| t.steps() as u32)
+        self.inner.steps.get() as u32
     }
 
     /// The model's hyper-parameters.
@@ -259,6 +270,7 @@ impl WebTrainer {
             let o = t.step(&images.data, &y, lr).await;
             let ms = now_ms() - t0;
             let steps = t.steps();
+            inner.steps.set(steps);
             inner.put(t);
             let o = o.map_err(js_err)?;
             inner.model.borrow_mut().take();
