@@ -5,6 +5,8 @@
 //! has a TypeScript type generated from its Rust definition (`types`).
 
 mod errors;
+mod train;
+mod train_types;
 mod types;
 
 use std::cell::{Cell, RefCell};
@@ -24,6 +26,8 @@ use crate::reference::soft_moe_forward;
 use crate::weights::{LoadOptions, SafeTensors, SoftMoeWeights, VitWeights};
 use crate::{GpuContext, Tensor};
 use errors::{coded, input_err, js_err};
+pub use train::WebTrainer;
+pub use train_types::{EvalResult, StepResult, TrainSchedule, WasmTrainOptions};
 pub use types::{
     ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, Precision, RoutedLayer, WasmLoadOptions,
 };
@@ -319,83 +323,7 @@ impl Model {
     #[wasm_bindgen(unchecked_return_type = "Promise<Classification[]>")]
     pub fn classify(&self, #[wasm_bindgen(unchecked_param_type = "Float32Array")] pixels: JsValue, maps: bool) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
-            let c = &inner.config;
-            let s = c.image_size;
-            let per = s * s * c.channels;
-            let shape: Vec<JsValue> = if c.channels == 1 {
-                vec!["b".into(), (s as u32).into(), (s as u32).into()]
-            } else {
-                vec!["b".into(), (s as u32).into(), (s as u32).into(), (c.channels as u32).into()]
-            };
-            let pixels = float32_array(pixels, &format!("pixels (b·{per} grayscale values in [0, 1])"), &shape)?;
-            let data = pixels.to_vec();
-            if per == 0 || data.is_empty() || !data.len().is_multiple_of(per) {
-                let msg = format!("pixels hold {} values, not a multiple of {per} (one {s}×{s} image)", data.len());
-                return Err(input_err(&msg, &format!("b·{per} values"), Some(&shape)));
-            }
-            if let Some(i) = data.iter().position(|v| !v.is_finite() || !(0.0..=1.0).contains(v)) {
-                return Err(input_err(&format!("pixel {i} is {}, outside [0, 1]", data[i]), "values in [0, 1]", Some(&shape)));
-            }
-            let b = data.len() / per;
-            let images = Tensor::new(vec![b, s, s, c.channels], data).map_err(js_err)?;
-            let k = c.num_classes;
-            let t0 = now_ms();
-            // Both paths through one classifier: the same layout of logits, maps and routes.
-            let o = inner.backend.classify(&images, maps).await.map_err(js_err)?;
-            let ms = now_ms() - t0;
-            let backend = active(&inner.backend);
-            let slot = |s: &Option<u32>| s.map_or(-1, |v| v as i32);
-            let routes: Vec<(usize, Vec<f32>, Vec<i32>)> =
-                o.routes.into_iter().map(|r| (r.block, r.gates.data, r.slots.iter().map(slot).collect())).collect();
-            let soft: Vec<(usize, Vec<f32>, Vec<f32>)> = o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect();
-            // Per image: its seq_len tokens' rows; with a class token (row 0) a layer's `dispatch` and
-            // `combine` are the grid's patch rows, and the class token's row comes apart.
-            let (sl, n) = (c.num_experts * c.slots_per_expert, c.num_experts);
-            let (per_map, per_route) = (c.seq_len() * sl, c.seq_len() * n);
-            let first = c.seq_len() - c.tokens();
-            let (grid, experts) = (c.grid() as u32, c.num_experts as u32);
-            let sparse_kind = c.moe_type();
-            let out = (0..b)
-                .map(|i| {
-                    let label = o.predictions[i];
-                    let soft_layers = soft.iter().map(|(blk, d, cm)| {
-                        let (start, patches) = (i * per_map, i * per_map + first * sl);
-                        RoutedLayer::Soft {
-                            block: *blk as u32,
-                            grid,
-                            experts,
-                            slots_per_expert: c.slots_per_expert as u32,
-                            dispatch: f32s(&d[patches..(i + 1) * per_map]),
-                            combine: f32s(&cm[patches..(i + 1) * per_map]),
-                            class_token: (first > 0)
-                                .then(|| ClassTokenMaps { dispatch: f32s(&d[start..patches]), combine: f32s(&cm[start..patches]) }),
-                        }
-                    });
-                    let sparse_layers = routes.iter().map(|(blk, g, slots)| {
-                        let range = i * per_route + first * n..(i + 1) * per_route;
-                        let (gates, slots) = (f32s(&g[range.clone()]), Int32Array::from(&slots[range]));
-                        if sparse_kind == "experts_choice" {
-                            RoutedLayer::ExpertsChoice { block: *blk as u32, grid, experts, gates, slots }
-                        } else {
-                            RoutedLayer::TokensChoice { block: *blk as u32, grid, experts, gates, slots }
-                        }
-                    });
-                    Classification {
-                        label: label as u32,
-                        class_name: c.class_name(label),
-                        probs: f32s(&o.probs[i * k..(i + 1) * k]),
-                        logits: f32s(&o.logits[i * k..(i + 1) * k]),
-                        layers: soft_layers.chain(sparse_layers).collect(),
-                        ms,
-                        backend,
-                    }
-                })
-                .collect::<Vec<_>>();
-            // None as null (a `classToken` without a class token), not undefined.
-            let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
-            out.serialize(&serializer).map_err(|e| coded(&format!("internal error: {e}"), "INTERNAL", &[]))
-        })
+        future_to_promise(async move { classify_js(&inner.backend, &inner.config, pixels, maps).await })
     }
 
     /// Converts an `ImageData` (any size, RGBA) to the model's S×S grayscale input in [0, 1]: composited
@@ -423,6 +351,92 @@ impl Model {
         let small = image::imageops::resize(&gray, s, s, image::imageops::FilterType::Triangle);
         Ok(small.pixels().map(|p| p.0[0] as f32 / 255.0).collect::<Vec<f32>>().as_slice().into())
     }
+}
+
+/// `pixels` checked against the model's input (a Float32Array of b·S·S·C values in [0, 1], b ≥ 1)
+/// as an images tensor [b, S, S, C]; else an input error naming the expected shape.
+fn image_batch(c: &VitConfig, pixels: JsValue) -> Result<Tensor, JsValue> {
+    let s = c.image_size;
+    let per = s * s * c.channels;
+    let shape: Vec<JsValue> = if c.channels == 1 {
+        vec!["b".into(), (s as u32).into(), (s as u32).into()]
+    } else {
+        vec!["b".into(), (s as u32).into(), (s as u32).into(), (c.channels as u32).into()]
+    };
+    let pixels = float32_array(pixels, &format!("pixels (b·{per} grayscale values in [0, 1])"), &shape)?;
+    let data = pixels.to_vec();
+    if per == 0 || data.is_empty() || !data.len().is_multiple_of(per) {
+        let msg = format!("pixels hold {} values, not a multiple of {per} (one {s}×{s} image)", data.len());
+        return Err(input_err(&msg, &format!("b·{per} values"), Some(&shape)));
+    }
+    if let Some(i) = data.iter().position(|v| !v.is_finite() || !(0.0..=1.0).contains(v)) {
+        return Err(input_err(&format!("pixel {i} is {}, outside [0, 1]", data[i]), "values in [0, 1]", Some(&shape)));
+    }
+    let b = data.len() / per;
+    Tensor::new(vec![b, s, s, c.channels], data).map_err(js_err)
+}
+
+/// `pixels` (b·S·S values in [0, 1]) classified on `backend`, as the JS array of `Classification`s
+/// (with each MoE block's routing when `maps`): what `Model.classify` and `Trainer.classify` return.
+async fn classify_js(backend: &Classifier, c: &VitConfig, pixels: JsValue, maps: bool) -> Result<JsValue, JsValue> {
+    let images = image_batch(c, pixels)?;
+    let b = images.shape[0];
+    let k = c.num_classes;
+    let t0 = now_ms();
+    // Both paths through one classifier: the same layout of logits, maps and routes.
+    let o = backend.classify(&images, maps).await.map_err(js_err)?;
+    let ms = now_ms() - t0;
+    let backend = active(backend);
+    let slot = |s: &Option<u32>| s.map_or(-1, |v| v as i32);
+    let routes: Vec<(usize, Vec<f32>, Vec<i32>)> =
+        o.routes.into_iter().map(|r| (r.block, r.gates.data, r.slots.iter().map(slot).collect())).collect();
+    let soft: Vec<(usize, Vec<f32>, Vec<f32>)> = o.maps.into_iter().map(|m| (m.block, m.dispatch.data, m.combine.data)).collect();
+    // Per image: its seq_len tokens' rows; with a class token (row 0) a layer's `dispatch` and
+    // `combine` are the grid's patch rows, and the class token's row comes apart.
+    let (sl, n) = (c.num_experts * c.slots_per_expert, c.num_experts);
+    let (per_map, per_route) = (c.seq_len() * sl, c.seq_len() * n);
+    let first = c.seq_len() - c.tokens();
+    let (grid, experts) = (c.grid() as u32, c.num_experts as u32);
+    let sparse_kind = c.moe_type();
+    let out = (0..b)
+        .map(|i| {
+            let label = o.predictions[i];
+            let soft_layers = soft.iter().map(|(blk, d, cm)| {
+                let (start, patches) = (i * per_map, i * per_map + first * sl);
+                RoutedLayer::Soft {
+                    block: *blk as u32,
+                    grid,
+                    experts,
+                    slots_per_expert: c.slots_per_expert as u32,
+                    dispatch: f32s(&d[patches..(i + 1) * per_map]),
+                    combine: f32s(&cm[patches..(i + 1) * per_map]),
+                    class_token: (first > 0)
+                        .then(|| ClassTokenMaps { dispatch: f32s(&d[start..patches]), combine: f32s(&cm[start..patches]) }),
+                }
+            });
+            let sparse_layers = routes.iter().map(|(blk, g, slots)| {
+                let range = i * per_route + first * n..(i + 1) * per_route;
+                let (gates, slots) = (f32s(&g[range.clone()]), Int32Array::from(&slots[range]));
+                if sparse_kind == "experts_choice" {
+                    RoutedLayer::ExpertsChoice { block: *blk as u32, grid, experts, gates, slots }
+                } else {
+                    RoutedLayer::TokensChoice { block: *blk as u32, grid, experts, gates, slots }
+                }
+            });
+            Classification {
+                label: label as u32,
+                class_name: c.class_name(label),
+                probs: f32s(&o.probs[i * k..(i + 1) * k]),
+                logits: f32s(&o.logits[i * k..(i + 1) * k]),
+                layers: soft_layers.chain(sparse_layers).collect(),
+                ms,
+                backend,
+            }
+        })
+        .collect::<Vec<_>>();
+    // None as null (a `classToken` without a class token), not undefined.
+    let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+    out.serialize(&serializer).map_err(|e| coded(&format!("internal error: {e}"), "INTERNAL", &[]))
 }
 
 enum LayerBackend {

@@ -5,6 +5,7 @@
 // in the package's Web Worker (its default), so drawing stays smooth while a batch runs.
 import { loadModel } from './pkg/index.js';
 import { renderSparse, routerName, routeCounts } from './sparse.js';
+import { setupTrain } from './train.js';
 
 const MODELS = [
   ['soft-moe-vit', 'Soft MoE'],
@@ -477,6 +478,7 @@ async function main() {
     $('batch-run').addEventListener('click', () => batchEffect().catch((e) => setStatus(`error: ${e.message ?? e}`, 'error')));
     state.samples = await loadSafetensors('./models/samples.safetensors');
     renderGallery();
+    setupTrain($('train'), { model: () => state.model, modelName: () => state.modelName, samples: () => state.samples, drawGray, viridis, expertColour });
     setupDrawing();
     setupCombineHover();
     const k = Math.min(Math.max(Number(params.get('sample') ?? 0) || 0, 0), state.samples.labels.data.length - 1);

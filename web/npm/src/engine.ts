@@ -160,6 +160,12 @@ export class Engine {
     this.onEvent({ type: 'backendchange', info: this.info, reason: why });
   }
 
+  /** config.json's text and a copy of the model.safetensors bytes the model was loaded from. */
+  source(): { configJson: string; weights: Uint8Array } {
+    this.check('source');
+    return { configJson: this.configJson, weights: this.weights.slice() };
+  }
+
   getInfo(): EngineInfo {
     return this.info;
   }

@@ -8,10 +8,13 @@ import { Engine, type EngineEvent, type EngineInfo, type EngineOptions, type Eng
 import { DisposedError, InputError, toSoftMoeError } from './errors.js';
 import { baseUrl, fetchFiles, type FileReport } from './fetch.js';
 import { RemoteEngine } from './remote.js';
+import { create as createTrainerWith, type Trainer, type TrainerOptions } from './trainer.js';
 
 export type { ActiveBackend, Backend, ClassTokenMaps, Classification, LayerResult, ModelConfig, Precision, RoutedLayer, FileReport };
 export * from './errors.js';
 export { clearCache, CACHE_NAME } from './fetch.js';
+export { Trainer } from './trainer.js';
+export type { EvalResult, ExportedModel, Labels, StepOptions, StepResult, TrainerOptions, TrainSchedule } from './trainer.js';
 
 // `using` needs Symbol.dispose; where the browser has none yet, the registry's stands in.
 (Symbol as { dispose?: symbol }).dispose ??= Symbol.for('Symbol.dispose');
@@ -148,6 +151,7 @@ interface Runner {
   info: EngineInfo;
   classify(pixels: Float32Array, maps: boolean): Promise<Classification[]>;
   pixels(image: ImageData, owned: boolean): Promise<Float32Array>;
+  source(): Promise<{ configJson: string; weights: Uint8Array }>;
   dispose(): void;
 }
 
@@ -173,6 +177,27 @@ async function startWorker(want: boolean | undefined): Promise<{ remote: RemoteE
   }
 }
 
+/**
+ * A trainer for a model of `config` (config.json's text or object, or a loaded Classifier to fine-tune) on
+ * WebGPU, in a worker by default: from `options.weights` (model.safetensors bytes) to fine-tune, or
+ * freshly initialised. Rejects with WebGpuUnavailableError without an adapter (there is no CPU
+ * trainer), ConfigError for a config training cannot handle, InputError for bad options.
+ */
+export async function createTrainer(config: string | ModelConfig | object | Classifier, options?: TrainerOptions): Promise<Trainer> {
+  const host = { initialize: () => initialize(), startWorker };
+  if (config instanceof Classifier) {
+    // Fine-tuning a loaded model: the files it was loaded from.
+    if (options !== null && typeof options === 'object') {
+      if ('weights' in options) throw new InputError('softmoe: createTrainer takes a Classifier or options.weights, not both (the Classifier brings its weights)', 'a Classifier without options.weights');
+      const { configJson, weights } = await config.source();
+      return createTrainerWith(configJson, { ...options, weights }, host);
+    }
+    const { configJson, weights } = await config.source();
+    return createTrainerWith(configJson, options === undefined ? { weights } : options, host);
+  }
+  return createTrainerWith(config, options, host);
+}
+
 /** Loads the engine (in the worker or here) with progress, warm-up and events wired. */
 async function run(configJson: string, weights: Uint8Array, owned: boolean, options: Partial<LoadModelOptions>, names: { config: string; weights: string },
   worker: Promise<{ remote: RemoteEngine | null; reason: string | null }>, progress: (s: LoadStage) => void, events: (e: EngineEvent) => void): Promise<{ runner: Runner; workerReason: string | null }> {
@@ -185,7 +210,7 @@ async function run(configJson: string, weights: Uint8Array, owned: boolean, opti
     remote.onEvent = events;
     try {
       const info = await remote.load(configJson, owned ? weights : weights.slice(), engineOptions);
-      const runner: Runner = { info, classify: (p, m) => remote.classify(p, m), pixels: (i, o) => remote.pixels(i, o), dispose: () => remote.dispose() };
+      const runner: Runner = { info, classify: (p, m) => remote.classify(p, m), pixels: (i, o) => remote.pixels(i, o), source: () => remote.source(), dispose: () => remote.dispose() };
       return { runner, workerReason: null };
     } catch (e) {
       remote.terminate();
@@ -199,6 +224,7 @@ async function run(configJson: string, weights: Uint8Array, owned: boolean, opti
     get info() { return engine.getInfo(); },
     classify: (p, m) => engine.classify(p, m),
     pixels: async (i) => engine.pixelsFromImageData(i),
+    source: async () => engine.source(),
     dispose: () => engine.dispose(),
   };
   return { runner, workerReason: reason };
@@ -358,6 +384,13 @@ export class Classifier extends EventTarget {
     // A call that was in flight when dispose() came rejects, however far it had got.
     if (this.#disposed) throw new DisposedError('softmoe: the model was disposed during classifyBatch');
     return results;
+  }
+
+  /** config.json's text and a copy of the model.safetensors bytes this model was loaded from
+   * (what `createTrainer(classifier)` fine-tunes). */
+  async source(): Promise<{ configJson: string; weights: Uint8Array }> {
+    this.#check('source');
+    return this.#runner.source();
   }
 
   /** Frees the model (its GPU memory, its worker) now; every later call rejects with DisposedError. */

@@ -1,6 +1,6 @@
 // The messages between the page and the worker (worker.ts, remote.ts).
 
-import type { Classification } from './softmoe_wasm.js';
+import type { Classification, WasmTrainOptions } from './softmoe_wasm.js';
 import type { EngineEvent, EngineInfo, EngineOptions, EngineStage } from './engine.js';
 import type { PlainError } from './errors.js';
 
@@ -9,7 +9,13 @@ export type Request =
   | { id: number; op: 'load'; configJson: string; weights: Uint8Array; options: EngineOptions }
   | { id: number; op: 'classify'; pixels: Float32Array; maps: boolean }
   | { id: number; op: 'pixels'; image: ImageData }
-  | { id: number; op: 'dispose' };
+  | { id: number; op: 'dispose' }
+  | { id: number; op: 'source' }
+  | { id: number; op: 'trainCreate'; configJson: string; weights: Uint8Array | null; options: WasmTrainOptions }
+  | { id: number; op: 'trainStep'; pixels: Float32Array; labels: Int32Array | Uint32Array | number[]; lr: number | undefined }
+  | { id: number; op: 'trainEvaluate'; pixels: Float32Array; labels: Int32Array | Uint32Array | number[] }
+  | { id: number; op: 'trainClassify'; pixels: Float32Array; maps: boolean }
+  | { id: number; op: 'trainExport' };
 
 export type Reply =
   | { kind: 'done'; id: number; value: unknown }

@@ -1,6 +1,7 @@
 // The page's side of worker mode: the same calls as a local Engine, sent to worker.ts.
 
-import type { Classification } from './softmoe_wasm.js';
+import type { Classification, EvalResult, StepResult, WasmTrainOptions } from './softmoe_wasm.js';
+import type { ExportedModel, TrainInfo } from './train-engine.js';
 import type { EngineEvent, EngineInfo, EngineOptions, EngineStage } from './engine.js';
 import { DisposedError, SoftMoeError, toSoftMoeError } from './errors.js';
 import type { Reply, Request, WorkerHello } from './protocol.js';
@@ -65,20 +66,47 @@ export class RemoteEngine {
     return this.call({ op: 'classify', pixels, maps }) as Promise<Classification[]>;
   }
 
+  /** The loaded model's config.json text and model.safetensors bytes (a copy). */
+  source(): Promise<{ configJson: string; weights: Uint8Array }> {
+    return this.call({ op: 'source' }) as Promise<{ configJson: string; weights: Uint8Array }>;
+  }
+
+  /** Creates the trainer in the worker (the weights' buffer is transferred when `owned`). */
+  async trainCreate(configJson: string, weights: Uint8Array | null, options: WasmTrainOptions, owned: boolean): Promise<TrainInfo> {
+    const whole = weights && owned && weights.byteOffset === 0 && weights.byteLength === weights.buffer.byteLength;
+    return (await this.call({ op: 'trainCreate', configJson, weights, options }, whole ? [weights.buffer as ArrayBuffer] : [])) as TrainInfo;
+  }
+
+  trainStep(pixels: Float32Array, labels: Int32Array | Uint32Array | number[], lr: number | undefined): Promise<StepResult> {
+    return this.call({ op: 'trainStep', pixels, labels, lr }) as Promise<StepResult>;
+  }
+
+  trainEvaluate(pixels: Float32Array, labels: Int32Array | Uint32Array | number[]): Promise<EvalResult> {
+    return this.call({ op: 'trainEvaluate', pixels, labels }) as Promise<EvalResult>;
+  }
+
+  trainClassify(pixels: Float32Array, maps: boolean): Promise<Classification[]> {
+    return this.call({ op: 'trainClassify', pixels, maps }) as Promise<Classification[]>;
+  }
+
+  trainExport(): Promise<ExportedModel> {
+    return this.call({ op: 'trainExport' }) as Promise<ExportedModel>;
+  }
+
   /** `owned`: the ImageData is ours to give away (its buffer is transferred). */
   pixels(image: ImageData, owned: boolean): Promise<Float32Array> {
     return this.call({ op: 'pixels', image }, owned ? [image.data.buffer as ArrayBuffer] : []) as Promise<Float32Array>;
   }
 
-  /** Frees the model in the worker, then ends the worker. */
-  dispose(): void {
+  /** Frees the model (or trainer: `what`) in the worker, then ends the worker. */
+  dispose(what = 'model'): void {
     const done = this.call({ op: 'dispose' });
     // Calls made from now on are refused; those in flight are answered (the worker rejects them
     // with DisposedError), and whatever is left when the worker ends is rejected here.
-    this.broken = new DisposedError('softmoe: the model was disposed');
+    this.broken = new DisposedError(`softmoe: the ${what} was disposed`);
     done.catch(() => {}).finally(() => {
       this.worker.terminate();
-      this.fail('softmoe: the model was disposed during the call', 'DISPOSED');
+      this.fail(`softmoe: the ${what} was disposed during the call`, 'DISPOSED');
     });
   }
 

@@ -3,6 +3,7 @@
 
 import init from './softmoe_wasm.js';
 import { Engine } from './engine.js';
+import { TrainEngine } from './train-engine.js';
 import { toPlain } from './errors.js';
 import { buffersOf, type Reply, type Request, type WorkerHello } from './protocol.js';
 
@@ -13,6 +14,12 @@ interface WorkerScope {
 }
 const scope = self as unknown as WorkerScope;
 let engine: Engine | null = null;
+let trainer: TrainEngine | null = null;
+
+function training(): TrainEngine {
+  if (!trainer) throw new Error('no trainer created');
+  return trainer;
+}
 
 const post = (reply: Reply, transfer: Transferable[] = []) => scope.postMessage(reply, transfer);
 
@@ -36,10 +43,32 @@ async function handle(req: Request): Promise<{ value: unknown; transfer?: Transf
       const px = engine.pixelsFromImageData(req.image);
       return { value: px, transfer: [px.buffer as ArrayBuffer] };
     }
+    case 'source': {
+      if (!engine) throw new Error('no model loaded');
+      const src = engine.source();
+      return { value: src, transfer: [src.weights.buffer as ArrayBuffer] };
+    }
     case 'dispose':
       engine?.dispose();
       engine = null;
+      trainer?.dispose();
+      trainer = null;
       return { value: null };
+    case 'trainCreate':
+      trainer = await TrainEngine.create(req.configJson, req.weights, req.options);
+      return { value: trainer.info() };
+    case 'trainStep':
+      return { value: await training().step(req.pixels, req.labels, req.lr) };
+    case 'trainEvaluate':
+      return { value: await training().evaluate(req.pixels, req.labels) };
+    case 'trainClassify': {
+      const results = await training().classify(req.pixels, req.maps);
+      return { value: results, transfer: buffersOf(results) };
+    }
+    case 'trainExport': {
+      const out = await training().export();
+      return { value: out, transfer: [out.weights.buffer as ArrayBuffer] };
+    }
   }
 }
 
