@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; every failure is one line on stderr and exit status 2.
 
+mod analyze;
 mod args;
 mod batch_effects;
 mod classify;
@@ -38,6 +39,13 @@ const USAGE: &str = "usage:
                         [--allow-unused]
       classify each image alone and in R shuffled batches of N (default 4 of 32), and count
       the outputs that change; FILE defaults to samples.safetensors beside DIR
+  softmoe analyze --model DIR [--data DIR | --images FILE] [--out DIR] [--sample N] [--batch N] [--cpu]
+                  [--allow-unused]
+      how each Soft MoE block routes the Fashion-MNIST test split (--data, default
+      target/fashion-mnist) or FILE (`images` [b, S, S] and `labels` [b]): per slot its mean
+      dispatch map, dispatch entropy and effective tokens, per token its combine entropy and
+      effective slots, per expert its importance per class, the slots' similarity; writes
+      analysis.json (docs/analysis.schema.json) and PNG figures into --out (default `analysis`)
   softmoe convert --from soft-moe-pytorch IN.safetensors OUT.safetensors
   softmoe convert --from torchvision-vit --num-heads H IN.safetensors OUT_DIR
       convert a PyTorch state_dict (safetensors.torch.save_file): a soft-moe-pytorch 0.1.9
@@ -89,6 +97,7 @@ fn run(argv: Vec<String>) -> Result<(), Error> {
         Some("batch-effects") => batch_effects::run(args),
         Some("convert") => convert::run(args),
         Some("train") => train::run(args),
+        Some("analyze") => analyze::run(args),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
