@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn uniform_and_one_hot_are_the_extremes() {
-        let u = vec![0.25; 4];
+        let u = [0.25; 4];
         assert!((entropy(u.iter().copied()) - 4f64.ln()).abs() < 1e-15);
         assert_eq!(effective_count(u.iter().copied()), 4.0);
         assert_eq!(entropy([1.0, 0.0, 0.0]), 0.0);

@@ -95,7 +95,7 @@ fn read_test_split(dir: &Path, side: usize) -> Result<ImageSet, Error> {
         });
     }
     let set = data::load(dir).map_err(|e| match e {
-        Error::Io { .. } => Error::Usage(format!(
+        Error::Io { .. } | Error::Input { .. } => Error::Usage(format!(
             "{e} (`cargo xtask data` fetches Fashion-MNIST into target/fashion-mnist; --data DIR names another folder)"
         )),
         e => e,

@@ -6,6 +6,8 @@ mod batch_effects;
 mod classify;
 mod convert;
 mod eval;
+mod explore;
+mod explore_chart;
 mod info;
 mod layer;
 mod model;
@@ -46,6 +48,13 @@ const USAGE: &str = "usage:
       dispatch map, dispatch entropy and effective tokens, per token its combine entropy and
       effective slots, per expert its importance per class, the slots' similarity; writes
       analysis.json (docs/analysis.schema.json) and PNG figures into --out (default `analysis`)
+  softmoe explore --d D --tokens M --hidden H [--batch B] [--experts N,N] [--slots-per-expert P,P]
+                  [--total-slots S,S] [--budget-ms MS] [--out DIR]
+      time the Soft MoE layer (random weights) on this adapter over (experts n, slots per expert p):
+      each n of --experts (default 8,32,128: fixed parameters) with each p of --slots-per-expert
+      (default 1,2,4), and each total S of --total-slots (default 128) split as n = 1, 2, 4 … S;
+      prints the table and the fastest configuration per budget; writes explore.md, explore.json
+      and explore.png into --out (default `explore`)
   softmoe convert --from soft-moe-pytorch IN.safetensors OUT.safetensors
   softmoe convert --from torchvision-vit --num-heads H IN.safetensors OUT_DIR
       convert a PyTorch state_dict (safetensors.torch.save_file): a soft-moe-pytorch 0.1.9
@@ -98,6 +107,7 @@ fn run(argv: Vec<String>) -> Result<(), Error> {
         Some("convert") => convert::run(args),
         Some("train") => train::run(args),
         Some("analyze") => analyze::run(args),
+        Some("explore") => explore::run(args),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())
