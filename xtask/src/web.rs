@@ -158,7 +158,7 @@ pub fn site() -> Result<PathBuf, String> {
     let site = root().join("target/web");
     let _ = std::fs::remove_dir_all(&site);
     std::fs::create_dir_all(site.join("models")).map_err(|e| e.to_string())?;
-    for f in ["index.html", "style.css", "app.js", "sparse.js"] {
+    for f in ["index.html", "style.css", "app.js", "sparse.js", "analysis.js"] {
         copy(&root().join("web").join(f), &site.join(f))?;
     }
     copy_dir(&pkg, &site.join("pkg"))?;
