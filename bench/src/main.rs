@@ -96,7 +96,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let stem = if args.iter().any(|a| a == "--per-adapter") { format!("benchmarks-{}", slug(&ctx.info.name)) } else { "benchmarks".into() };
     let mut md = report(&rows, &device, &cpu, threads, &lim, &stem);
     // Sections written by hand below KEEP_MARKER (e.g. `softmoe explore`'s) survive a new run.
-    if let Some(at) = std::fs::read_to_string(format!("{out}/{stem}.md")).ok().and_then(|old| old.find(KEEP_MARKER).map(|i| old[i..].to_string())) {
+    if let Some(at) =
+        std::fs::read_to_string(format!("{out}/{stem}.md")).ok().and_then(|old| old.find(KEEP_MARKER).map(|i| old[i..].to_string()))
+    {
         md = format!("{}\n\n{at}", md.trim_end());
     }
     std::fs::create_dir_all(&out)?;
