@@ -81,8 +81,10 @@ fn bench(args: &[String]) -> Result<(), String> {
 /// target/device-bench: the release bench binary (without burn: a GPU machine lent for minutes
 /// has no time to build it) and the Vulkan loader it links at run time, for `bench/device/run.sh`.
 fn device_bundle() -> Result<(), String> {
-    // The softmoe CLI too: run.sh's `softmoe explore` times the layer over experts × slots.
-    cargo(&["build", "--release", "-p", "softmoe-bench", "-p", "softmoe"])?;
+    cargo(&["build", "--release", "-p", "softmoe-bench"])?;
+    // The softmoe CLI too (run.sh's `softmoe explore`), built on its own: building both packages in
+    // one call would unify their features and rebuild every dependency of each.
+    cargo(&["build", "--release", "-p", "softmoe"])?;
     let root = setup::root();
     let dir = root.join("target/device-bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
