@@ -15,7 +15,7 @@ export LD_LIBRARY_PATH="$bundle${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 timeout 90 "$bundle/softmoe-bench" --quick --per-adapter --out "$out" > /dev/null
 if [ -x "$bundle/softmoe" ]; then
     timeout 40 "$bundle/softmoe" explore --d 384 --tokens 196 --hidden 1536 --budget-ms 200 --out "$out/explore-gpu" > /dev/null ||
-        echo "run.sh: softmoe explore did not finish in 40 s" >&2
+        echo "run.sh: softmoe explore did not finish in 40 s; explore-gpu/ holds the configurations it timed" >&2
 else
     echo "run.sh: no softmoe binary in $bundle (an older bundle): explore skipped" >&2
 fi

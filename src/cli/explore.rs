@@ -2,7 +2,7 @@
 //! expert p) at fixed parameter budgets (n fixed, p swept: time against n·p) and at fixed total
 //! slot counts (n·p fixed, n swept: time against n), with random weights of the given shape.
 //! Writes explore.md (the table and the fastest configuration of each budget), explore.json and
-//! explore.png into --out.
+//! explore.png into --out, after every configuration.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -109,11 +109,24 @@ pub fn run(mut args: Args) -> Result<(), Error> {
             }
         );
         points.push(point);
+        // Written after every configuration, so a run cut short (run.sh's timeout) keeps what it timed.
+        save(&out, &points, &adapter, &ctx.info.name, (d, m, h, b))?;
     }
-    let md = table(&points, &adapter, d, m, h, b);
-    print!("{md}");
-    let write = |name: &str, bytes: &[u8]| softmoe::weights::safetensors::write_atomic(&out.join(name), bytes);
-    write("explore.md", md.as_bytes())?;
+    print!("{}", table(&points, &adapter, d, m, h, b));
+    eprintln!("wrote {}", out.join("explore.md").display());
+    Ok(())
+}
+
+/// explore.md, explore.json and explore.png of the configurations timed so far.
+fn save(
+    out: &std::path::Path,
+    points: &[Point],
+    adapter: &str,
+    name: &str,
+    (d, m, h, b): (usize, usize, usize, usize),
+) -> Result<(), Error> {
+    let write = |file: &str, bytes: &[u8]| softmoe::weights::safetensors::write_atomic(&out.join(file), bytes);
+    write("explore.md", table(points, adapter, d, m, h, b).as_bytes())?;
     let rows: Vec<_> = points
         .iter()
         .map(|q| {
@@ -127,10 +140,7 @@ pub fn run(mut args: Args) -> Result<(), Error> {
         .collect();
     let doc = json!({"adapter": adapter, "d": d, "tokens": m, "hidden": h, "batch": b, "points": rows});
     write("explore.json", (doc.to_string() + "\n").as_bytes())?;
-    explore_chart::draw(&points, &format!("SOFT MOE LAYER ON {}: D={d} M={m} H={h} B={b}", ctx.info.name))
-        .save(&out.join("explore.png"))?;
-    eprintln!("wrote {}", out.join("explore.md").display());
-    Ok(())
+    explore_chart::draw(points, &format!("SOFT MOE LAYER ON {name}: D={d} M={m} H={h} B={b}")).save(&out.join("explore.png"))
 }
 
 #[allow(clippy::too_many_arguments)]
