@@ -38,6 +38,7 @@
 // In the browser wgpu's handles are not Send; the shared context is still reference-counted.
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
+pub mod analysis;
 pub mod compare;
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]

@@ -6,6 +6,7 @@
 import { loadModel } from './pkg/index.js';
 import { renderSparse, routerName, routeCounts } from './sparse.js';
 import { setupTrain } from './train.js';
+import { renderAnalysis } from './analysis.js';
 
 const MODELS = [
   ['soft-moe-vit', 'Soft MoE'],
@@ -156,6 +157,7 @@ function renderLayerTabs() {
 // ---- routing pictures ----------------------------------------------------------------------
 function renderRouting() {
   const l = state.result.layers[state.layer];
+  renderAnalysis($('analysis'), state.analysis, l);
   const kind = l?.kind ?? 'dense';
   $('routing').dataset.kind = kind;
   $('routing-title').textContent = {
@@ -438,6 +440,9 @@ async function useModel(name) {
     : c.moe_type && c.moe_type !== 'soft'
       ? `${routerName(c.moe_type)} in blocks ${c.moe_layers.join(', ')}, ${c.num_experts} experts, capacity factor ${c.capacity_factor}, groups of ${c.group_size} images`
       : `Soft MoE in blocks ${c.moe_layers.join(', ')}, ${c.num_experts} experts × ${c.slots_per_expert} slots`;
+  // `softmoe analyze`'s report, shipped beside the Soft MoE models' weights (others have none to ask for).
+  const soft = c.moe_layers.length > 0 && (!c.moe_type || c.moe_type === 'soft');
+  state.analysis = soft ? await fetch(`./models/${name}/analysis.json`).then((r) => (r.ok ? r.json() : null)).catch(() => null) : null;
   // The training record (accuracy) is in the model's config.json, beside what the loader reads.
   const training = await fetch(`./models/${name}/config.json`).then((r) => r.json()).then((j) => j.training).catch(() => null);
   const acc = training?.test_accuracy ? `, test accuracy ${(100 * training.test_accuracy).toFixed(2)}%` : '';
@@ -481,6 +486,7 @@ async function main() {
     setupTrain($('train'), { model: () => state.model, modelName: () => state.modelName, samples: () => state.samples, drawGray, viridis, expertColour });
     setupDrawing();
     setupCombineHover();
+    $('analysis').addEventListener('toggle', () => state.result && renderAnalysis($('analysis'), state.analysis, state.result.layers[state.layer]));
     const k = Math.min(Math.max(Number(params.get('sample') ?? 0) || 0, 0), state.samples.labels.data.length - 1);
     await selectSample(k);
   } catch (e) {

@@ -43,6 +43,9 @@ pub struct Row {
     pub note: String,
 }
 
+/// The line after which docs/benchmarks.md is kept as it is by a new run.
+const KEEP_MARKER: &str = "<!-- kept by cargo xtask bench: hand-written sections below -->";
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("softmoe-bench: {e}");
@@ -95,7 +98,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // --per-adapter: benchmarks-<adapter>.md, so runs on several devices sit side by side in docs/.
     let stem = if args.iter().any(|a| a == "--per-adapter") { format!("benchmarks-{}", slug(&ctx.info.name)) } else { "benchmarks".into() };
-    let md = report(&rows, &device, &cpu, threads, &lim, &stem);
+    let mut md = report(&rows, &device, &cpu, threads, &lim, &stem);
+    // Sections written by hand below KEEP_MARKER (e.g. `softmoe explore`'s) survive a new run.
+    if let Some(at) =
+        std::fs::read_to_string(format!("{out}/{stem}.md")).ok().and_then(|old| old.find(KEEP_MARKER).map(|i| old[i..].to_string()))
+    {
+        md = format!("{}\n\n{at}", md.trim_end());
+    }
     std::fs::create_dir_all(&out)?;
     std::fs::write(format!("{out}/{stem}.md"), &md)?;
     chart::layer_chart(&rows, &format!("{out}/{stem}.svg"), &device)?;

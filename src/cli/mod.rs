@@ -1,10 +1,13 @@
 //! Argument parsing and dispatch; every failure is one line on stderr and exit status 2.
 
+mod analyze;
 mod args;
 mod batch_effects;
 mod classify;
 mod convert;
 mod eval;
+mod explore;
+mod explore_chart;
 mod info;
 mod layer;
 mod model;
@@ -38,6 +41,20 @@ const USAGE: &str = "usage:
                         [--allow-unused]
       classify each image alone and in R shuffled batches of N (default 4 of 32), and count
       the outputs that change; FILE defaults to samples.safetensors beside DIR
+  softmoe analyze --model DIR [--data DIR | --images FILE] [--out DIR] [--sample N] [--batch N] [--cpu]
+                  [--allow-unused]
+      how each Soft MoE block routes the Fashion-MNIST test split (--data, default
+      target/fashion-mnist) or FILE (`images` [b, S, S] and `labels` [b]): per slot its mean
+      dispatch map, dispatch entropy and effective tokens, per token its combine entropy and
+      effective slots, per expert its importance per class, the slots' similarity; writes
+      analysis.json (docs/analysis.schema.json) and PNG figures into --out (default `analysis`)
+  softmoe explore --d D --tokens M --hidden H [--batch B] [--experts N,N] [--slots-per-expert P,P]
+                  [--total-slots S,S] [--budget-ms MS] [--out DIR]
+      time the Soft MoE layer (random weights) on this adapter over (experts n, slots per expert p):
+      each n of --experts (default 8,32,128: fixed parameters) with each p of --slots-per-expert
+      (default 1,2,4), and each total S of --total-slots (default 128) split as n = 1, 2, 4 … S;
+      prints the table and the fastest configuration per budget; writes explore.md, explore.json
+      and explore.png into --out (default `explore`)
   softmoe convert --from soft-moe-pytorch IN.safetensors OUT.safetensors
   softmoe convert --from torchvision-vit --num-heads H IN.safetensors OUT_DIR
       convert a PyTorch state_dict (safetensors.torch.save_file): a soft-moe-pytorch 0.1.9
@@ -89,6 +106,8 @@ fn run(argv: Vec<String>) -> Result<(), Error> {
         Some("batch-effects") => batch_effects::run(args),
         Some("convert") => convert::run(args),
         Some("train") => train::run(args),
+        Some("analyze") => analyze::run(args),
+        Some("explore") => explore::run(args),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

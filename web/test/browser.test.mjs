@@ -30,10 +30,14 @@
 //      (the native binary, default NATIVE_DIR/../release/softmoe), SHOTS (screenshot folder),
 //      CHROMIUM (default /usr/bin/chromium), TSC (TypeScript's tsc, default
 //      ../tools/node_modules/.bin/tsc), ONLY (comma-separated parts to run: page, models, readme,
-//      api, load, recovery, worker, train; default all)
+//      api, load, recovery, worker, train, analysis; default all)
 //
 // The browser trainer (train.mjs): createTrainer's loss falls, its export loads back (page and
 // native CLI), its typed errors, WebGpuUnavailableError without WebGPU, and the demo's Train panel.
+//
+// The Analysis view (analysis.js): opened on the Soft MoE model, its four figures are drawn from the
+// shipped analysis.json (non-blank canvases), the current image's per-slot values are placed on
+// them, and it follows the block tabs; the dense model, which has no report, hides it.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -300,6 +304,50 @@ async function runPage(base, webgpu, indices) {
     await page.screenshot({ path: path.join(SHOTS, 'demo-phone.png'), fullPage: false });
   }
   check(errors.length === 0, `${mode} run: console errors: ${errors.join(' | ')}`);
+  await browser.close();
+}
+
+// Canvases under `selector` that hold a single colour (nothing drawn), and how many there are.
+async function blankCanvases(page, selector) {
+  return page.evaluate((sel) => {
+    const canvases = [...document.querySelectorAll(sel)];
+    const blank = canvases.filter((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let ink = 0;
+      for (let i = 4; i < d.length; i += 4) if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) ink++;
+      return ink < d.length / 4 / 20; // less than 5 % of the pixels differ from the first
+    }).length;
+    return { count: canvases.length, blank };
+  }, selector);
+}
+
+async function runAnalysis(base) {
+  const browser = await launch(false);
+  const page = await browser.newPage({ viewport: { width: 1360, height: 1400 } });
+  const errors = [];
+  watchErrors(page, errors);
+  await page.goto(`${base}/?sample=0`);
+  await waitReady(page);
+  check(await page.isVisible('#analysis summary'), 'analysis: the Analysis view is offered for soft-moe-vit');
+  check(await page.evaluate(() => document.querySelectorAll('#analysis canvas').length) === 0, 'analysis: nothing is drawn before the view is opened');
+  await page.click('#analysis summary');
+  await page.waitForSelector('[data-testid=analysis-similarity]', { timeout: 30_000 });
+  const figs = ['analysis-maps', 'analysis-entropy', 'analysis-classes', 'analysis-similarity'];
+  const drawn = await blankCanvases(page, figs.map((f) => `[data-testid=${f}]`).join(','));
+  check(drawn.count === 4 && drawn.blank === 0, `analysis: ${drawn.count} figures, ${drawn.blank} blank`);
+  const note = await page.textContent('.analysis-note');
+  check(/block 3, 10,000 test images/.test(note), `analysis: the view names its block and data set: "${note}"`);
+  // The current image's values are on the histograms: one label per slot with its entropy and percentile.
+  const notes = await page.textContent('[data-testid=analysis-notes]');
+  check(notes.length > 20 && /slot|No slot/.test(notes), `analysis: the image's slots are placed on the distributions: "${notes}"`);
+  await page.click('#layers button:first-child');
+  const other = await page.textContent('.analysis-note');
+  const again = await blankCanvases(page, '#analysis canvas');
+  check(/block 2,/.test(other) && again.count === 4 && again.blank === 0, `analysis: block 2's figures after its tab: "${other}", ${JSON.stringify(again)}`);
+  await page.locator('#analysis').screenshot({ path: path.join(SHOTS, 'demo-analysis.png') });
+  await page.evaluate(() => window.softmoeModel('dense-vit'));
+  check(await page.evaluate(() => document.getElementById('analysis').hidden), 'analysis: hidden for the dense model (no analysis.json)');
+  check(errors.length === 0, `analysis: console errors: ${errors.join(' | ')}`);
   await browser.close();
 }
 
@@ -973,6 +1021,7 @@ try {
   if (part('recovery')) await runRecovery(base, true);
   if (part('worker')) await runWorker(base);
   if (part('train')) await runTrain({ base, launch, check, watchErrors, waitReady, measured, samples, SITE, SOFTMOE, NATIVE_DIR, SHOTS, TOL_WEBGPU });
+  if (part('analysis')) await runAnalysis(base);
 } catch (e) {
   failed++;
   console.error(`FAIL: ${e.stack ?? e}`);

