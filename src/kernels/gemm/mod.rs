@@ -93,6 +93,9 @@ pub const SPLITK_MAX_ROWS: usize = 16;
 /// multiply-adds within each chunk of K, the chunk sums added in order. Every kernel follows it.
 pub const SUM_CHUNK: usize = 32;
 
+/// Output widths from this on take the wide vec4 kernel on CPU adapters (with more than two rows).
+pub const WIDE_MIN_COLUMNS: usize = 32;
+
 /// Row counts up to this go to the skinny kernel, where a 64-row tile would be mostly idle.
 pub const SKINNY_MAX_ROWS: usize = 16;
 
@@ -150,8 +153,9 @@ impl GemmKernel {
         let few_rows = gpu && mm.m <= SPLITK_MAX_ROWS && !mm.normalize_rows;
         let many_rows = gpu && mm.m >= TILED_VEC4_MIN_ROWS;
         // On a CPU adapter the vec4 kernel's single-row path serves one or two rows; from three
-        // rows on, the 8×8 blocks load half as much per FMA.
-        let wide = !gpu && mm.m > 2;
+        // rows on, the 8×8 blocks load half as much per FMA, except on narrow outputs (16 slots'
+        // logits), where they measured slower.
+        let wide = !gpu && mm.m > 2 && mm.n >= WIDE_MIN_COLUMNS;
         if mm.b_f16 {
             match (few_rows, many_rows, wide) {
                 (true, _, _) => GemmKernel::SplitKF16,

@@ -149,6 +149,7 @@ fn split_k_is_chosen_for_few_rows_and_refuses_what_it_cannot_run() {
     assert_eq!(GemmKernel::choose(&Matmul::new(3, 64, 40), Cpu), GemmKernel::Vec4Wide);
     assert_eq!(GemmKernel::choose(&Matmul { b_f16: true, ..Matmul::new(3, 64, 40) }, Cpu), GemmKernel::Vec4WideF16);
     assert_eq!(GemmKernel::choose(&Matmul::new(2, 64, 40), Cpu), GemmKernel::Vec4);
+    assert_eq!(GemmKernel::choose(&Matmul::new(64, 16, 40), Cpu), GemmKernel::Vec4);
     assert_eq!(GemmKernel::choose(&Matmul { normalize_rows: true, ..Matmul::new(2, 64, 40) }, DiscreteGpu), GemmKernel::Vec4);
     // n not a multiple of 4: no vec4 reads, so the skinny kernel.
     assert_eq!(GemmKernel::choose(&Matmul::new(2, 63, 40), DiscreteGpu), GemmKernel::Skinny);
