@@ -48,7 +48,8 @@ impl TrainRng {
     }
 }
 
-fn init_values(name: &str, shape: &[usize], c: &VitConfig, rng: &mut TrainRng) -> Result<Vec<f32>> {
+/// The initial values of tensor `name` (of `shape`), drawn from `rng` in the trainers' order.
+pub fn init_values(name: &str, shape: &[usize], c: &VitConfig, rng: &mut TrainRng) -> Result<Vec<f32>> {
     let numel: usize = shape.iter().product();
     let d = c.hidden_size;
     let xavier = |rng: &mut TrainRng, fan_in: usize, fan_out: usize| -> Vec<f32> {

@@ -92,52 +92,13 @@ pub fn parameter_count(cfg: &Config) -> usize {
 /// (SplitMix64 from seed ^ 0x9E37_79B9_7F4A_7C15), so a seed gives the same model in both trainers.
 pub use softmoe::train::init::TrainRng as Rng;
 
-/// Initial value of one tensor (vmoe-like): Xavier-uniform dense kernels, LeCun-normal patch
-/// embedding and router mu, N(0, 0.02) position embedding, zero biases and head, ones for
-/// LayerNorm scales and the router scale.
-fn init_values(name: &str, shape: &[usize], cfg: &Config, rng: &mut Rng) -> Vec<f32> {
-    let numel: usize = shape.iter().product();
-    let d = cfg.hidden_size;
-    let xavier = |rng: &mut Rng, fan_in: usize, fan_out: usize| -> Vec<f32> {
-        let lim = (6.0 / (fan_in + fan_out) as f64).sqrt();
-        (0..numel).map(|_| ((rng.uniform() * 2.0 - 1.0) * lim) as f32).collect()
-    };
-    let normal = |rng: &mut Rng, std: f64| -> Vec<f32> { (0..numel).map(|_| (rng.normal() * std) as f32).collect() };
-    if name.ends_with("/scale") {
-        return vec![1.0; numel];
-    }
-    if name.ends_with("bias") || name == "head/kernel" {
-        return vec![0.0; numel];
-    }
-    if name == "embedding/kernel" {
-        return normal(rng, 1.0 / (cfg.patch_dim() as f64).sqrt());
-    }
-    if name.ends_with("pos_embedding") {
-        return normal(rng, 0.02);
-    }
-    if name.ends_with("Router/mu") {
-        return normal(rng, 1.0 / (d as f64).sqrt());
-    }
-    if name.ends_with("/kernel") {
-        // fan_in / fan_out of the 2-D matrix this kernel represents.
-        let (fi, fo) = match shape.len() {
-            2 => (shape[0], shape[1]),
-            3 if name.contains("Moe/Mlp") => (shape[1], shape[2]),
-            3 if name.ends_with("out/kernel") => (shape[0] * shape[1], shape[2]),
-            3 => (shape[0], shape[1] * shape[2]),
-            _ => (d, d),
-        };
-        return xavier(rng, fi, fo);
-    }
-    panic!("no initialiser for {name}")
-}
-
 /// Fresh trainable parameters, keyed by SPEC §2 name.
 pub fn init_params(cfg: &Config, seed: u64, dev: &Device) -> Result<BTreeMap<String, Var>> {
     let mut rng = Rng::new(seed);
     let mut out = BTreeMap::new();
     for (name, shape) in vit_tensor_shapes(cfg) {
-        let vals = init_values(&name, &shape, cfg, &mut rng);
+        // The library's initialiser, value for value (softmoe train starts from the same model).
+        let vals = softmoe::train::init::init_values(&name, &shape, cfg, &mut rng).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let t = Tensor::from_vec(vals, shape.as_slice(), dev)?;
         out.insert(name, Var::from_tensor(&t)?);
     }
