@@ -3,17 +3,6 @@
 // predicted class (the first largest logit, as `model::argmax`), read back for the loss trace and the
 // training accuracy; the mean over the batch is taken on the host, in example order.
 
-struct CrossEntropyParams {
-    batch: u32,
-    classes: u32,
-    smoothing: f32,
-    // The gradient's factor: 1 / batch for the batch mean.
-    grad_scale: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: CrossEntropyParams;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
 // [batch, 2]: loss, predicted class.
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
@@ -24,19 +13,8 @@ fn main(invocation: Invocation) {
         return;
     }
     let base = e * p.classes;
-    var mx = logits[base];
-    var arg = 0u;
-    for (var k = 1u; k < p.classes; k++) {
-        if (logits[base + k] > mx) {
-            mx = logits[base + k];
-            arg = k;
-        }
-    }
-    var sum = 0.0;
-    for (var k = 0u; k < p.classes; k++) {
-        sum += exp(logits[base + k] - mx);
-    }
-    let lse = mx + log(sum);
+    let st = softmax_stats(base);
+    let lse = st.mx + log(st.sum);
     var mean_log_p = 0.0;
     for (var k = 0u; k < p.classes; k++) {
         mean_log_p += logits[base + k] - lse;
@@ -44,5 +22,5 @@ fn main(invocation: Invocation) {
     mean_log_p /= f32(p.classes);
     let label_log_p = logits[base + labels[e]] - lse;
     out[2u * e] = -(1.0 - p.smoothing) * label_log_p - p.smoothing * mean_log_p;
-    out[2u * e + 1u] = f32(arg);
+    out[2u * e + 1u] = f32(st.arg);
 }

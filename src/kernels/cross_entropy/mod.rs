@@ -9,9 +9,14 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-pub const KERNEL: Kernel = Kernel::new::<CrossEntropyParams>("cross_entropy", wgsl!("cross_entropy/cross_entropy.wgsl"));
-pub const BACKWARD_KERNEL: Kernel =
-    Kernel::new::<CrossEntropyParams>("cross_entropy_backward", wgsl!("cross_entropy/cross_entropy_backward.wgsl"));
+pub const KERNEL: Kernel = Kernel::new::<CrossEntropyParams>(
+    "cross_entropy",
+    wgsl!("cross_entropy/cross_entropy_common.wgsl", "cross_entropy/cross_entropy.wgsl"),
+);
+pub const BACKWARD_KERNEL: Kernel = Kernel::new::<CrossEntropyParams>(
+    "cross_entropy_backward",
+    wgsl!("cross_entropy/cross_entropy_common.wgsl", "cross_entropy/cross_entropy_backward.wgsl"),
+);
 
 kernel_params! {
     pub struct CrossEntropyParams {

@@ -5,8 +5,10 @@ use crate::error::Result;
 use crate::gpu::{GpuContext, Kernel};
 use crate::kernels::{kernel_params, u32_of, wgsl, Op};
 
-pub const BACKWARD_KERNEL: Kernel =
-    Kernel::new::<LayerNormBackwardParams>("layer_norm_backward", wgsl!("layer_norm/layer_norm_backward.wgsl"));
+pub const BACKWARD_KERNEL: Kernel = Kernel::new::<LayerNormBackwardParams>(
+    "layer_norm_backward",
+    wgsl!("layer_norm/layer_norm_stats.wgsl", "layer_norm/layer_norm_backward.wgsl"),
+);
 pub const PARAM_GRAD_KERNEL: Kernel =
     Kernel::new::<LayerNormParamGradParams>("layer_norm_param_grad", wgsl!("layer_norm/layer_norm_param_grad.wgsl"));
 

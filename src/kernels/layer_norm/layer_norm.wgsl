@@ -1,5 +1,5 @@
 // LayerNorm over the last axis, one invocation per row: (x − mean) / sqrt(var + eps) · scale + bias,
-// with the variance of the centred values (two passes, as accurate as f32 allows).
+// with the variance of the centred values (two passes, as accurate as f32 allows; layer_norm_stats.wgsl).
 // `affine` holds scale (d values) then bias (d values).
 
 struct LayerNormParams {
@@ -20,17 +20,9 @@ fn main(invocation: Invocation) {
         return;
     }
     let base = row * p.d;
-    var sum = 0.0;
-    for (var j = 0u; j < p.d; j++) {
-        sum += src[base + j];
-    }
-    let mean = sum / f32(p.d);
-    var ss = 0.0;
-    for (var j = 0u; j < p.d; j++) {
-        let c = src[base + j] - mean;
-        ss = fma(c, c, ss);
-    }
-    let inv = inverseSqrt(ss / f32(p.d) + p.eps);
+    let stat = layer_norm_stats(base);
+    let mean = stat.x;
+    let inv = stat.y;
     for (var j = 0u; j < p.d; j++) {
         dst[base + j] = (src[base + j] - mean) * inv * affine[j] + affine[p.d + j];
     }

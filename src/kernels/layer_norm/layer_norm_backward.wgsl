@@ -1,5 +1,5 @@
 // The backward of layer_norm.wgsl for the input, one invocation per row. Mean and 1/σ are
-// recomputed exactly as the forward computes them (two passes, squares fma'd) and kept in `stats`
+// recomputed by the forward's own layer_norm_stats (layer_norm_stats.wgsl) and kept in `stats`
 // [rows, 2] for layer_norm_param_grad.wgsl. With x̂ = (x − mean)/σ and ĝ = dy ⊙ scale:
 //   dx = (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)) / σ,
 // written into dx or (flag bit 0) added to it: the residual stream's gradient.
@@ -25,17 +25,9 @@ fn main(invocation: Invocation) {
         return;
     }
     let base = row * p.d;
-    var sum = 0.0;
-    for (var j = 0u; j < p.d; j++) {
-        sum += src[base + j];
-    }
-    let mean = sum / f32(p.d);
-    var ss = 0.0;
-    for (var j = 0u; j < p.d; j++) {
-        let c = src[base + j] - mean;
-        ss = fma(c, c, ss);
-    }
-    let inv = inverseSqrt(ss / f32(p.d) + p.eps);
+    let stat = layer_norm_stats(base);
+    let mean = stat.x;
+    let inv = stat.y;
     stats[2u * row] = mean;
     stats[2u * row + 1u] = inv;
     var g_sum = 0.0;

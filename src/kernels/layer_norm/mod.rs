@@ -8,7 +8,8 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-pub const KERNEL: Kernel = Kernel::new::<LayerNormParams>("layer_norm", wgsl!("layer_norm/layer_norm.wgsl"));
+pub const KERNEL: Kernel =
+    Kernel::new::<LayerNormParams>("layer_norm", wgsl!("layer_norm/layer_norm_stats.wgsl", "layer_norm/layer_norm.wgsl"));
 
 kernel_params! {
     pub struct LayerNormParams {
