@@ -153,10 +153,72 @@ fn gemms(ctx: &std::sync::Arc<GpuContext>, quick: bool, case_filter: &str, rows:
                     vec![g.combine],
                 ),
             ];
+            // Stages the layer runs inside a fused kernel at this batch (the router's one dispatch, the
+            // slot experts) are still timed as GEMMs, marked as not launched.
+            let fused = |case: &str| {
+                (g.router_in_one_dispatch() && case.contains(" logits ("))
+                    || (g.slot_experts.is_some() && (case.contains("DᵀX (") || case.contains("expert Dense")))
+            };
             for (case, mms) in cases.into_iter().filter(|(case, _)| case.contains(case_filter)) {
-                time_gemm_case(ctx, &mut rng, &case, &mms, rows)?;
+                let launched = !fused(&case);
+                time_gemm_case(ctx, &mut rng, &case, &mms, launched, rows)?;
+            }
+            // Where the layer runs X̃ and both expert Dense layers as one dispatch: that beside the
+            // three GEMMs it replaces (with the kernels chosen for them).
+            if let Some(shape) = g.slot_experts {
+                let case = format!("{name} b={b} X̃ = DᵀX, Dense₀, Dense₁ ({} experts × {} rows)", s.n, b * s.p);
+                if case.contains(case_filter) {
+                    time_slot_experts(ctx, &mut rng, &case, shape, &g, rows)?;
+                }
             }
         }
+    }
+    Ok(())
+}
+
+/// The fused slot experts (`kernels::slot_experts`) against the three GEMMs they replace, on the same
+/// buffers; FLOPs and bytes are the three GEMMs'.
+fn time_slot_experts(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    case: &str,
+    shape: softmoe::kernels::slot_experts::SlotExpertsShape,
+    g: &softmoe::layers::StageGemms,
+    rows: &mut Vec<Row>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use softmoe::kernels::slot_experts;
+    let (b, m, d, n, p, h) = (shape.batch, shape.tokens, shape.d, shape.n, shape.p, shape.h);
+    let s = n * p;
+    let (dm, x) = (buffer(ctx, &rng.vec(b * m * s, 0.1)), buffer(ctx, &rng.vec(b * m * d, 1.0)));
+    let (w0, b0) = (buffer(ctx, &rng.vec(n * d * h, 0.2)), buffer(ctx, &rng.vec(n * h, 0.1)));
+    let (w1, b1) = (buffer(ctx, &rng.vec(n * h * d, 0.1)), buffer(ctx, &rng.vec(n * d, 0.1)));
+    let (xs, hidden, ys) = (buffer(ctx, &vec![0.0; b * s * d]), buffer(ctx, &vec![0.0; b * s * h]), buffer(ctx, &vec![0.0; b * s * d]));
+    let [(mm0, mm1)] = g.experts.as_slice() else { return Ok(()) };
+    let gemms = vec![
+        g.slot_inputs.op(ctx, &dm, &x, None, &xs)?,
+        mm0.op(ctx, &xs, &w0, Some(&b0), &hidden)?,
+        mm1.op(ctx, &hidden, &w1, Some(&b1), &ys)?,
+    ];
+    let fused = vec![slot_experts::op(ctx, shape, &dm, &x, &w0, &b0, &w1, &b1, &ys)?];
+    let mms = [g.slot_inputs, *mm0, *mm1];
+    let flops: f64 = mms.iter().map(|mm| mm.flops() as f64).sum();
+    let bytes: f64 = mms.iter().map(|mm| gemm_bytes(mm) as f64).sum();
+    let mut base = None;
+    for (variant, ops) in [("three GEMMs (3 dispatches)", gemms), ("slot_experts (1 dispatch; chosen by the layer)", fused)] {
+        let secs = gpu_time_ops(ctx, &ops.iter().collect::<Vec<_>>())?;
+        let note = base.map(|t: f64| format!("{:.2}× the three GEMMs", t / secs)).unwrap_or_else(|| "baseline".into());
+        base.get_or_insert(secs);
+        eprintln!("gemm {case} {variant}: {:.3} ms", secs * 1e3);
+        rows.push(Row {
+            suite: "gemm",
+            case: case.into(),
+            variant: variant.into(),
+            secs,
+            gflops: flops / secs / 1e9,
+            gbs: bytes / secs / 1e9,
+            on_adapter: true,
+            note,
+        });
     }
     Ok(())
 }
@@ -168,6 +230,7 @@ fn time_gemm_case(
     rng: &mut Rng,
     case: &str,
     mms: &[Matmul],
+    launched: bool,
     rows: &mut Vec<Row>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let span = |i: usize| mms.iter().map(|mm| mm.spans()[i]).max().unwrap_or(0).max(1);
@@ -218,7 +281,11 @@ fn time_gemm_case(
             continue;
         }
         let secs = gpu_time_ops(ctx, &ops.iter().collect::<Vec<_>>())?;
-        let mark = if kernel == chosen { "; chosen by the layer" } else { "" };
+        let mark = match (kernel == chosen, launched) {
+            (true, true) => "; chosen by the layer",
+            (true, false) => "; chosen for this GEMM, which the layer runs fused at this batch",
+            _ => "",
+        };
         let unfused = if mms[0].normalize_rows && !vec4(kernel) { "; without the fused normalisation" } else { "" };
         let note =
             naive.map(|n: f64| format!("{:.1}× naive{mark}{unfused}", n / secs)).unwrap_or_else(|| format!("baseline{mark}{unfused}"));
@@ -268,12 +335,13 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
     use softmoe::kernels::router_softmax::{self, RowReduction};
     use softmoe::kernels::{combine_softmax, dispatch_softmax, l2_normalize};
     let mut cases = vec![
+        ("router, demo b=1 (49 tokens, d=64, 16 slots)", 1, 49, 64, 16),
         ("router, demo b=64 (64 × 49 tokens, d=64, 16 slots)", 64, 49, 64, 16),
         ("router, ViT-S b=1 (196 tokens, d=384, 128 slots)", 1, 196, 384, 128),
         ("router, ViT-S b=8 (8 × 196 tokens, d=384, 128 slots)", 8, 196, 384, 128),
     ];
     if quick {
-        cases.truncate(1);
+        cases.truncate(2);
     }
     let mut rng = Rng::new(5);
     for (name, b, m, d, s) in cases {
@@ -307,6 +375,11 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
                 variants
                     .push((format!("fused ({red:?} row reductions, 2 dispatches, {p} workgroup(s) per example)"), vec![logits_op, fused]));
             }
+        }
+        // Small layers at small batch: logits and softmaxes in one dispatch, as the layer runs them.
+        if router_softmax::logits_fit(b, m, s, d) {
+            let one = router_softmax::logits_op(ctx, &x, &mu, &lg, &dm, &cm, (b, m, s, d), true, 1.0)?;
+            variants.push(("one dispatch (router_logits: logits and both softmaxes; chosen by the layer)".to_string(), vec![one]));
         }
         let bytes = (4 * (rows_n * d + d * s + 2 * rows_n * s)) as f64;
         let flops = mm.flops() as f64;

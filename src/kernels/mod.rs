@@ -22,6 +22,7 @@ pub mod rms_norm;
 pub mod round_bf16;
 pub mod router_scale;
 pub mod router_softmax;
+pub mod slot_experts;
 pub mod sparse_combine;
 pub mod sparse_gather;
 pub mod sparse_route;
@@ -50,6 +51,8 @@ pub const KERNELS: &[Kernel] = &[
     combine_softmax::KERNEL,
     router_softmax::SUBGROUP_KERNEL,
     router_softmax::SHARED_KERNEL,
+    router_softmax::LOGITS_SUBGROUP_KERNEL,
+    router_softmax::LOGITS_SHARED_KERNEL,
     gemm::KERNEL,
     gemm::SKINNY_KERNEL,
     gemm::NAIVE_KERNEL,
@@ -75,6 +78,8 @@ pub const KERNELS: &[Kernel] = &[
     sparse_route::KERNEL,
     sparse_gather::KERNEL,
     sparse_combine::KERNEL,
+    slot_experts::KERNELS[0],
+    slot_experts::KERNELS[1],
     // Training: the backward kernels (beside their forwards), the loss and the optimiser.
     mean_pool::backward::BACKWARD_KERNEL,
     layer_norm::backward::BACKWARD_KERNEL,

@@ -49,7 +49,7 @@ fn common_wgsl_has_the_host_workgroup_size() {
         ref e => panic!("WG_SIZE is {e:?}, not a u32 literal"),
     };
     assert_eq!(value, WORKGROUP_SIZE, "WG_SIZE in common.wgsl and kernels::WORKGROUP_SIZE");
-    // Every kernel starts with the snippet, and all but the tiled GEMM, the router softmax and the
+    // Every kernel starts with the snippet, and all but the tiled GEMM, the router softmaxes and the
     // split-K GEMMs (whose grids do not count in WORKGROUP_SIZE) run WORKGROUP_SIZE invocations.
     for k in KERNELS {
         assert!(k.source.trim_start_matches("enable f16;\n").starts_with(common), "{} does not start with common.wgsl", k.name);
@@ -57,7 +57,7 @@ fn common_wgsl_has_the_host_workgroup_size() {
         let size = module.entry_points.iter().find(|e| e.name == "main").map(|e| e.workgroup_size);
         let expected = match k.name {
             "gemm_tiled" | "gemm_tiled_vec4" | "gemm_tiled_vec4_f16" => [16, 16, 1],
-            "router_softmax_subgroup" | "router_softmax_shared" => [256, 1, 1],
+            "router_softmax_subgroup" | "router_softmax_shared" | "router_logits_subgroup" | "router_logits_shared" => [256, 1, 1],
             name if name.starts_with("gemm_splitk") => [crate::kernels::gemm::SPLITK_WORKGROUP as u32, 1, 1],
             _ => [WORKGROUP_SIZE, 1, 1],
         };

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{chunk_size, GpuContext, PlanCache, PooledBuffer, READBACK, STORAGE};
 use crate::kernels::execute;
 use crate::kernels::gemm::{Matmul, MAX_B_BUFFERS};
+use crate::kernels::slot_experts::{self, SlotExpertsShape};
 use crate::kernels::{self, combine_softmax, dispatch_softmax, l2_normalize, rms_norm, round_bf16, router_softmax, Op};
 use crate::layers::stages;
 use crate::reference::check_input;
@@ -73,7 +74,19 @@ pub struct StageGemms {
     /// (Dense₀, Dense₁): one pair over every expert, reading the kernels' groups as split buffers
     /// (`Matmul::b_group`), or one pair per group of experts whose weights share a binding.
     pub experts: Vec<(Matmul, Matmul)>,
+    /// Where the layer runs X̃ = DᵀX and both expert Dense layers as one dispatch instead
+    /// (`kernels::slot_experts`: small experts, few rows, one weight binding, f32 weights), its shape;
+    /// `slot_inputs` and `experts` then describe the GEMMs it replaces, bit for bit.
+    pub slot_experts: Option<SlotExpertsShape>,
     pub combine: Matmul,
+}
+
+impl StageGemms {
+    /// Whether the router runs as one dispatch (`router_softmax::logits_op`) instead of the logits
+    /// GEMM and the softmax kernel.
+    pub fn router_in_one_dispatch(&self) -> bool {
+        self.router.one_dispatch
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -297,11 +310,13 @@ impl SoftMoe {
     pub fn stage_gemms(&self, b: usize, m: usize, residual: bool) -> StageGemms {
         let c = &self.config;
         let (d, n, p, h, s) = (c.d, c.n, c.p, c.h, c.slots());
-        let router = RouterPlan::of(c, b * m);
+        let router = RouterPlan::of(c, b, m);
         let fused_norm = c.normalize && !router.separate_normalisation;
         // The expert kernels' storage is part of their GEMMs' description, which picks the kernel.
         let b_f16 = self.options.f16_weights;
+        let fused = SlotExpertsShape { batch: b, tokens: m, d, n, p, h, gelu: c.gelu };
         StageGemms {
+            slot_experts: (self.experts.len() == 1 && !b_f16 && fused.fits()).then_some(fused),
             router,
             logits: Matmul { normalize_rows: fused_norm, ..stages::logits(b * m, d, s, self.scale) },
             slot_inputs: stages::slot_inputs(b, m, s, d),
@@ -365,14 +380,20 @@ impl SoftMoe {
                 ops.push(g.logits.op(ctx, &scratch.xn, &self.mu_hat, None, &scratch.logits)?);
                 x
             }
+            None if g.router.one_dispatch => {
+                let shape = (b, m, s, d);
+                ops.push(router_softmax::logits_op(ctx, x, &self.mu_hat, &scratch.logits, dm, cm, shape, c.normalize, self.scale)?);
+                x
+            }
             None => {
                 ops.push(g.logits.op(ctx, x, &self.mu_hat, None, &scratch.logits)?);
                 x
             }
         };
-        if g.router.fused_softmax {
+        // The one-dispatch router computed both softmaxes with the logits.
+        if g.router.fused_softmax && !g.router.one_dispatch {
             ops.push(router_softmax::op(ctx, &scratch.logits, dm, cm, b, m, s)?);
-        } else {
+        } else if !g.router.fused_softmax {
             ops.push(dispatch_softmax::op(ctx, &scratch.logits, dm, b, m, s)?);
             ops.push(combine_softmax::op(ctx, &scratch.logits, cm, b * m, s)?);
         }
@@ -380,6 +401,31 @@ impl SoftMoe {
         if c.dispatch_bfloat16 {
             ops.push(round_bf16::op(ctx, x, b * m * d)?);
         }
+        if let (Some(shape), [group]) = (g.slot_experts, self.experts.as_slice()) {
+            // Small experts at small batch: the three GEMMs as one dispatch, the same bits.
+            ops.push(slot_experts::op(ctx, shape, dm, dispatched, &group.w0, &group.b0, &group.w1, &group.b1, &scratch.slots_out)?);
+        } else {
+            self.encode_expert_gemms(ctx, &g, dm, dispatched, scratch, &mut ops)?;
+        }
+        // …and Y = CỸ the experts' outputs rounded.
+        if c.dispatch_bfloat16 {
+            ops.push(round_bf16::op(ctx, &scratch.slots_out, b * s * d)?);
+        }
+        ops.push(g.combine.op(ctx, cm, &scratch.slots_out, None, y)?);
+        Ok(ops)
+    }
+
+    /// X̃ = DᵀX and the expert Dense layers as GEMMs: one pair of dispatches over all experts, or one
+    /// pair per group of experts that share a binding.
+    fn encode_expert_gemms(
+        &self,
+        ctx: &GpuContext,
+        g: &StageGemms,
+        dm: &wgpu::Buffer,
+        dispatched: &wgpu::Buffer,
+        scratch: &Scratch,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
         ops.push(g.slot_inputs.op(ctx, dm, dispatched, None, &scratch.slots_in)?);
         if let (Some((b0, b1)), [(mm0, mm1)]) = (&self.all_biases, g.experts.as_slice()) {
             let w0: Vec<&wgpu::Buffer> = self.experts.iter().map(|e| &e.w0).collect();
@@ -392,12 +438,7 @@ impl SoftMoe {
                 ops.push(mm1.op(ctx, &scratch.hidden, &group.w1, Some(&group.b1), &scratch.slots_out)?);
             }
         }
-        // …and Y = CỸ the experts' outputs rounded.
-        if c.dispatch_bfloat16 {
-            ops.push(round_bf16::op(ctx, &scratch.slots_out, b * s * d)?);
-        }
-        ops.push(g.combine.op(ctx, cm, &scratch.slots_out, None, y)?);
-        Ok(ops)
+        Ok(())
     }
 }
 
@@ -411,13 +452,19 @@ pub(crate) struct RouterPlan {
     pub separate_normalisation: bool,
     /// Both softmaxes in one kernel (the slots fit it), else the two separate kernels.
     pub fused_softmax: bool,
+    /// The logits and both softmaxes in one dispatch (`router_softmax::logits_op`): small layers at
+    /// small batch, where the normalisation is fused; the logits GEMM describes what it computes.
+    pub one_dispatch: bool,
 }
 
 impl RouterPlan {
-    pub(crate) fn of(c: &SoftMoeConfig, rows: usize) -> Self {
-        let vec4_logits = stages::logits(rows, c.d, c.slots(), 1.0).vec4_b();
+    pub(crate) fn of(c: &SoftMoeConfig, batch: usize, tokens: usize) -> Self {
+        let vec4_logits = stages::logits(batch * tokens, c.d, c.slots(), 1.0).vec4_b();
         let pytorch = c.variant == SoftMoeVariant::SoftMoePytorch;
-        RouterPlan { separate_normalisation: pytorch || (c.normalize && !vec4_logits), fused_softmax: router_softmax::fits(c.slots()) }
+        let separate_normalisation = pytorch || (c.normalize && !vec4_logits);
+        let fused_softmax = router_softmax::fits(c.slots());
+        let one_dispatch = !separate_normalisation && fused_softmax && router_softmax::logits_fit(batch, tokens, c.slots(), c.d);
+        RouterPlan { separate_normalisation, fused_softmax, one_dispatch }
     }
 }
 
@@ -437,7 +484,7 @@ impl Scratch {
         let buf = |len: usize, label: &str| ctx.pool.acquire(&ctx.device, (len * 4) as u64, STORAGE, label);
         Scratch {
             // Only layers whose router normalises the tokens separately need X̂.
-            xn: buf(max(&|w| if RouterPlan::of(w, b * m).separate_normalisation { b * m * w.d } else { 1 }), "x normalised"),
+            xn: buf(max(&|w| if RouterPlan::of(w, b, m).separate_normalisation { b * m * w.d } else { 1 }), "x normalised"),
             logits: buf(max(&|w| b * m * w.slots()), "logits"),
             slots_in: buf(max(&|w| b * w.slots() * w.d), "slot inputs"),
             hidden: buf(max(&|w| b * w.slots() * w.h), "expert hidden"),

@@ -1,5 +1,5 @@
 // GELU and its derivative, tanh approximation or erf, as the GEMM epilogue computes the function
-// (gemm_common.wgsl: the same clamp and the same erf approximation), so a training forward that
+// (both include gelu_functions.wgsl), so a training forward that
 // applies GELU as its own kernel gives the bits of the inference forward's fused epilogue.
 
 struct GeluParams {
@@ -11,22 +11,6 @@ struct GeluParams {
 @group(0) @binding(0) var<uniform> p: GeluParams;
 
 const GELU_C: f32 = 0.7978845608028654;
-
-fn gelu_tanh(x: f32) -> f32 {
-    let u = clamp(GELU_C * (x + 0.044715 * x * x * x), -15.0, 15.0);
-    return 0.5 * x * (1.0 + tanh(u));
-}
-
-fn erf_approx(x: f32) -> f32 {
-    let z = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
-    return sign(x) * (1.0 - poly * exp(-z * z));
-}
-
-fn gelu_erf(x: f32) -> f32 {
-    return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
-}
 
 fn gelu(x: f32) -> f32 {
     if (p.kind == 2u) {

@@ -11,8 +11,9 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-pub const KERNEL: Kernel = Kernel::new::<GeluParams>("gelu", wgsl!("gelu/gelu_common.wgsl", "gelu/gelu.wgsl"));
-pub const BACKWARD_KERNEL: Kernel = Kernel::new::<GeluParams>("gelu_backward", wgsl!("gelu/gelu_common.wgsl", "gelu/gelu_backward.wgsl"));
+pub const KERNEL: Kernel = Kernel::new::<GeluParams>("gelu", wgsl!("gelu/gelu_functions.wgsl", "gelu/gelu_common.wgsl", "gelu/gelu.wgsl"));
+pub const BACKWARD_KERNEL: Kernel =
+    Kernel::new::<GeluParams>("gelu_backward", wgsl!("gelu/gelu_functions.wgsl", "gelu/gelu_common.wgsl", "gelu/gelu_backward.wgsl"));
 
 kernel_params! {
     pub struct GeluParams {

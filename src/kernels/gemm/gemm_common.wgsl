@@ -1,4 +1,4 @@
-// Shared by the GEMM kernels (prepended to each at build time): C = act(alpha · A·B + bias), batched,
+// Shared by the GEMM kernels (prepended to each at build time, after gelu/gelu_functions.wgsl): C = act(alpha · A·B + bias), batched,
 // over strided views. The GEMMs are the logits, slot inputs (Dᵀ X), both expert Dense layers and the
 // combine (C Ỹ).
 //
@@ -51,24 +51,6 @@ struct GemmParams {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
-fn gelu_tanh(x: f32) -> f32 {
-    // Clamped because some backends' tanh returns NaN for large arguments; tanh(±15) is ±1 in f32.
-    let u = clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -15.0, 15.0);
-    return 0.5 * x * (1.0 + tanh(u));
-}
-
-fn erf_approx(x: f32) -> f32 {
-    // Abramowitz & Stegun 7.1.26: |error| < 1.5e-7, below f32 resolution of the GELU output.
-    let z = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
-    return sign(x) * (1.0 - poly * exp(-z * z));
-}
-
-fn gelu_erf(x: f32) -> f32 {
-    return 0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476));
-}
-
 // This workgroup's batch entry z and output tile t within it (tiles_m × tiles_n tiles per entry,
 // from the folded grid); z ≥ p.batch past the last tile.
 fn gemm_tile(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
@@ -77,23 +59,38 @@ fn gemm_tile(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
     return vec2<u32>(tile / per_batch, tile % per_batch);
 }
 
-// The output's view: batch z, row gr → element offset of column 0.
+// (i / g) · gs + (i % g) · s, the offset of item i in groups of g items gs apart, without an integer
+// division for one group (g = u32::MAX, the views' default) or a power-of-two g: CPU adapters
+// scalarise vector division, and it was most of a small GEMM's time there. The branches are uniform.
+fn grouped_offset(i: u32, g: u32, gs: u32, s: u32) -> u32 {
+    if (g == 0xffffffffu) {
+        return i * s;
+    }
+    if ((g & (g - 1u)) == 0u) {
+        return (i >> countTrailingZeros(g)) * gs + (i & (g - 1u)) * s;
+    }
+    return (i / g) * gs + (i % g) * s;
+}
+
+// A's element (z, r, k).
 fn a_at(z: u32, r: u32, k: u32) -> u32 {
-    return p.a_off + z * p.a_bs + (r / p.a_rg) * p.a_gs + (r % p.a_rg) * p.a_rs + k * p.a_cs;
+    return p.a_off + z * p.a_bs + grouped_offset(r, p.a_rg, p.a_gs, p.a_rs) + k * p.a_cs;
 }
 
 // B may be stored in column panels of b_cg columns, b_cgs apart (the expert kernels).
 // B's batch entries may be spread over buffers of b_group entries each: z's offset is within its own.
 fn b_at(z: u32, k: u32, c: u32) -> u32 {
-    return p.b_off + (z % p.b_group) * p.b_bs + k * p.b_rs + (c / p.b_cg) * p.b_cgs + (c % p.b_cg) * p.b_cs;
+    return p.b_off + grouped_offset(z, p.b_group, 0u, p.b_bs) + k * p.b_rs + grouped_offset(c, p.b_cg, p.b_cgs, p.b_cs);
 }
 
-// alpha · acc + bias, then the activation, then (residual) plus what C held; stored at (z, gr, gc)
-// when inside the output.
-fn store(z: u32, gr: u32, gc: u32, acc: f32) {
-    if (gr >= p.m || gc >= p.n) {
-        return;
-    }
+// C's element (z, gr, 0).
+fn c_row(z: u32, gr: u32) -> u32 {
+    return p.c_off + z * p.c_bs + grouped_offset(gr, p.c_rg, p.c_gs, p.c_rs);
+}
+
+// alpha · acc + bias, then the activation, then (residual) plus what C held; stored at C's element
+// `at`, column gc of batch entry z.
+fn finish(z: u32, gc: u32, at: u32, acc: f32) {
     var v = p.alpha * acc;
     if ((p.flags & 1u) != 0u) {
         v += bias[z * p.bias_bs + gc];
@@ -104,17 +101,29 @@ fn store(z: u32, gr: u32, gc: u32, acc: f32) {
     } else if (act == 2u) {
         v = gelu_erf(v);
     }
-    let at = p.c_off + z * p.c_bs + (gr / p.c_rg) * p.c_gs + (gr % p.c_rg) * p.c_rs + gc;
     if ((p.flags & 8u) != 0u) {
         v += c[at];
     }
     c[at] = v;
 }
 
-// Four neighbouring columns of one row (the vec4 kernels' outputs).
+// `finish` at (z, gr, gc) when inside the output.
+fn store(z: u32, gr: u32, gc: u32, acc: f32) {
+    if (gr >= p.m || gc >= p.n) {
+        return;
+    }
+    finish(z, gc, c_row(z, gr) + gc, acc);
+}
+
+// Four neighbouring columns of one row (the vec4 kernels' outputs; N is a multiple of 4 there, so
+// the four are inside the output together or not at all), the row's offset found once.
 fn store_vec4(z: u32, r: u32, c: u32, v: vec4<f32>) {
-    store(z, r, c, v.x);
-    store(z, r, c + 1u, v.y);
-    store(z, r, c + 2u, v.z);
-    store(z, r, c + 3u, v.w);
+    if (r >= p.m || c >= p.n) {
+        return;
+    }
+    let at = c_row(z, r) + c;
+    finish(z, c, at, v.x);
+    finish(z, c + 1u, at + 1u, v.y);
+    finish(z, c + 2u, at + 2u, v.z);
+    finish(z, c + 3u, at + 3u, v.w);
 }

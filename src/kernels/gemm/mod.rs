@@ -17,37 +17,48 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-pub const KERNEL: Kernel = Kernel::new::<GemmParams>("gemm_tiled", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_tiled.wgsl"));
+pub const KERNEL: Kernel =
+    Kernel::new::<GemmParams>("gemm_tiled", wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_tiled.wgsl"));
 
-pub const SKINNY_KERNEL: Kernel = Kernel::new::<GemmParams>("gemm_skinny", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_skinny.wgsl"));
+pub const SKINNY_KERNEL: Kernel =
+    Kernel::new::<GemmParams>("gemm_skinny", wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_skinny.wgsl"));
 
-pub const NAIVE_KERNEL: Kernel = Kernel::new::<GemmParams>("gemm_naive", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_naive.wgsl"));
+pub const NAIVE_KERNEL: Kernel =
+    Kernel::new::<GemmParams>("gemm_naive", wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_naive.wgsl"));
 
-pub const VEC4_KERNEL: Kernel =
-    Kernel::new::<GemmParams>("gemm_vec4", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4.wgsl"));
+pub const VEC4_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4",
+    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4.wgsl"),
+);
 
 /// The vec4 GEMM with B stored as f16 (needs the `shader-f16` feature).
-pub const VEC4_F16_KERNEL: Kernel =
-    Kernel::new::<GemmParams>("gemm_vec4_f16", wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4.wgsl"));
+pub const VEC4_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_f16",
+    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4.wgsl"),
+);
 
 /// The register-blocked GEMM with 8 rows × 8 columns per invocation (CPU adapters, three rows on).
-pub const VEC4_WIDE_KERNEL: Kernel =
-    Kernel::new::<GemmParams>("gemm_vec4_wide", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4_wide.wgsl"));
+pub const VEC4_WIDE_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_wide",
+    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4_wide.wgsl"),
+);
 
 /// The wide vec4 GEMM with B stored as f16.
 pub const VEC4_WIDE_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
     "gemm_vec4_wide_f16",
-    wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide.wgsl"),
+    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide.wgsl"),
 );
 
 /// The workgroup-memory tiled vec4 GEMM (GPUs, many rows).
-pub const TILED_VEC4_KERNEL: Kernel =
-    Kernel::new::<GemmParams>("gemm_tiled_vec4", wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_tiled_vec4.wgsl"));
+pub const TILED_VEC4_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_tiled_vec4",
+    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_tiled_vec4.wgsl"),
+);
 
 /// The tiled vec4 GEMM with B stored as f16.
 pub const TILED_VEC4_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
     "gemm_tiled_vec4_f16",
-    wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_tiled_vec4.wgsl"),
+    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_tiled_vec4.wgsl"),
 );
 
 /// Row counts from this on go to the tiled vec4 kernel on GPUs, where a 64-row tile is full enough.
@@ -58,14 +69,14 @@ macro_rules! splitk_kernel {
     ($name:literal, $rows:literal) => {
         Kernel::new::<GemmParams>(
             $name,
-            concat!(wgsl!("gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_splitk.wgsl"), "\nconst ROWS: u32 = ", $rows, "u;\n"),
+            concat!(wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_splitk.wgsl"), "\nconst ROWS: u32 = ", $rows, "u;\n"),
         )
     };
     (f16 $name:literal, $rows:literal) => {
         Kernel::new::<GemmParams>(
             $name,
             concat!(
-                wgsl!(enable f16; "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_splitk.wgsl"),
+                wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_splitk.wgsl"),
                 "\nconst ROWS: u32 = ",
                 $rows,
                 "u;\n"

@@ -2,7 +2,9 @@
 //! with its row reductions in subgroup operations where the device has them
 //! (`router_rows_subgroup.wgsl`) and in workgroup memory everywhere else (`router_rows_shared.wgsl`).
 //! `dispatch_softmax.wgsl` + `combine_softmax.wgsl` stay as the straightforward baseline and the
-//! fallback for more slots than the fused kernel holds.
+//! fallback for more slots than the fused kernel holds. For small layers at small batch,
+//! `router_logits.wgsl` also computes the logits in the same dispatch (`logits_op`). Both share the
+//! softmaxes of `router_softmaxes.wgsl`.
 
 use super::{kernel_params, u32_of, wgsl, Op};
 use crate::error::{Error, Result};
@@ -14,13 +16,113 @@ mod tests;
 
 pub const SUBGROUP_KERNEL: Kernel = Kernel::new::<RouterSoftmaxParams>(
     "router_softmax_subgroup",
-    wgsl!("router_softmax/router_rows_subgroup.wgsl", "router_softmax/router_softmax.wgsl"),
+    wgsl!("router_softmax/router_rows_subgroup.wgsl", "router_softmax/router_softmaxes.wgsl", "router_softmax/router_softmax.wgsl"),
 );
 
 pub const SHARED_KERNEL: Kernel = Kernel::new::<RouterSoftmaxParams>(
     "router_softmax_shared",
-    wgsl!("router_softmax/router_rows_shared.wgsl", "router_softmax/router_softmax.wgsl"),
+    wgsl!("router_softmax/router_rows_shared.wgsl", "router_softmax/router_softmaxes.wgsl", "router_softmax/router_softmax.wgsl"),
 );
+
+/// The whole router (logits and both softmaxes) in one dispatch (`router_logits.wgsl`), with the
+/// subgroup or the workgroup-memory row reduction.
+pub const LOGITS_SUBGROUP_KERNEL: Kernel = Kernel::new::<RouterLogitsParams>(
+    "router_logits_subgroup",
+    wgsl!("router_softmax/router_rows_subgroup.wgsl", "router_softmax/router_softmaxes.wgsl", "router_softmax/router_logits.wgsl"),
+);
+
+pub const LOGITS_SHARED_KERNEL: Kernel = Kernel::new::<RouterLogitsParams>(
+    "router_logits_shared",
+    wgsl!("router_softmax/router_rows_shared.wgsl", "router_softmax/router_softmaxes.wgsl", "router_softmax/router_logits.wgsl"),
+);
+
+kernel_params! {
+    pub struct RouterLogitsParams {
+        batch: u32,
+        tokens: u32,
+        slots: u32,
+        row_lanes: u32,
+        /// 1: each workgroup computes its example's logits.
+        parts: u32,
+        d: u32,
+        /// 1: the tokens' L2 normalisation fused (as the logits GEMM fuses it).
+        normalize: u32,
+        alpha: f32,
+    }
+}
+
+/// Most multiply-adds of one example's logits (tokens · slots · d) the one-dispatch router takes:
+/// one workgroup computes them all, which pays only while the launch it saves costs more.
+pub const LOGITS_MAX_FMAS: usize = 1 << 17;
+
+/// Most examples the one-dispatch router takes: its per-logit dot products load twice per
+/// multiply-add, which the logits GEMM's register blocking beats once the batch gives it rows.
+pub const LOGITS_MAX_BATCH: usize = 4;
+
+/// Whether the one-dispatch router takes `batch` examples of `tokens` tokens, `slots` slots (a multiple
+/// of 4: Φ̂ is read as vec4), width d.
+pub fn logits_fit(batch: usize, tokens: usize, slots: usize, d: usize) -> bool {
+    fits(slots)
+        && slots.is_multiple_of(4)
+        && (1..=LOGITS_MAX_BATCH).contains(&batch)
+        && tokens >= 1
+        && d >= 1
+        && tokens * slots * d <= LOGITS_MAX_FMAS
+}
+
+/// The router in one dispatch: `logits` = alpha · X̂ Φ̂ from `x` [batch, tokens, d] and `mu` [d, slots]
+/// (X̂ = X / ‖X‖ row by row when `normalize`), then D and C from them, bit for bit the logits GEMM
+/// (`layers::stages::logits`, with its fused normalisation) followed by `op`.
+#[allow(clippy::too_many_arguments)]
+pub fn logits_op(
+    ctx: &GpuContext,
+    x: &wgpu::Buffer,
+    mu: &wgpu::Buffer,
+    logits: &wgpu::Buffer,
+    dispatch: &wgpu::Buffer,
+    combine: &wgpu::Buffer,
+    (batch, tokens, slots, d): (usize, usize, usize, usize),
+    normalize: bool,
+    alpha: f32,
+) -> Result<Op> {
+    if !logits_fit(batch, tokens, slots, d) {
+        return Err(Error::Internal(format!(
+            "the one-dispatch router takes 1..={LOGITS_MAX_BATCH} examples, slots a multiple of 4 and tokens·slots·d ≤ {LOGITS_MAX_FMAS}, not {batch} × {tokens}·{slots}·{d}"
+        )));
+    }
+    let rows = batch * tokens;
+    for (name, buf, len) in [
+        ("logits", logits, rows * slots),
+        ("dispatch", dispatch, rows * slots),
+        ("combine", combine, rows * slots),
+        ("x", x, rows * d),
+        ("Router/mu", mu, d * slots),
+    ] {
+        if buf.size() < 4 * len as u64 {
+            return Err(Error::Internal(format!(
+                "the one-dispatch router: {name} needs {} bytes, its buffer holds {}",
+                4 * len,
+                buf.size()
+            )));
+        }
+    }
+    let reduction = RowReduction::best(ctx);
+    let kernel = match reduction {
+        RowReduction::Subgroup => &LOGITS_SUBGROUP_KERNEL,
+        RowReduction::Shared => &LOGITS_SHARED_KERNEL,
+    };
+    let params = RouterLogitsParams {
+        batch: batch as u32,
+        tokens: tokens as u32,
+        slots: slots as u32,
+        row_lanes: row_lanes(slots) as u32,
+        parts: 1,
+        d: d as u32,
+        normalize: u32::from(normalize),
+        alpha,
+    };
+    Op::new(ctx, kernel, &params, &[logits, dispatch, combine, x, mu], batch as u64)
+}
 
 kernel_params! {
     pub struct RouterSoftmaxParams {

@@ -1,4 +1,4 @@
-// Row reductions for router_softmax.wgsl through workgroup memory (any device): `p.row_lanes`
+// Row reductions for router_softmaxes.wgsl through workgroup memory (any device): `p.row_lanes`
 // invocations (a power of two ≤ 64, about one per 8 slots, chosen by the host) reduce one row by
 // halving, 256 / row_lanes rows at a time, so few slots do not pay for many barriers.
 
@@ -11,7 +11,7 @@ fn main(
     @builtin(local_invocation_index) t: u32,
 ) {
     let lanes = p.row_lanes;
-    softmaxes(workgroup_index(wid, nwg), t, t / lanes, t % lanes, WG / lanes, lanes);
+    route(workgroup_index(wid, nwg), t, t / lanes, t % lanes, WG / lanes, lanes);
 }
 
 fn group_max(v: f32, t: u32) -> f32 {

@@ -1,4 +1,4 @@
-// Row reductions for router_softmax.wgsl with subgroup operations: each subgroup reduces one row.
+// Row reductions for router_softmaxes.wgsl with subgroup operations: each subgroup reduces one row.
 // Assumes subgroups are consecutive runs of local_invocation_index, as on every known device. No
 // `enable subgroups;`: wgpu takes subgroup operations from the device feature, and its WGSL front end
 // does not accept the directive yet.
@@ -11,7 +11,7 @@ fn main(
     @builtin(subgroup_size) sg: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    softmaxes(workgroup_index(wid, nwg), t, t / sg, lane, WG / sg, sg);
+    route(workgroup_index(wid, nwg), t, t / sg, lane, WG / sg, sg);
 }
 
 fn group_max(v: f32, t: u32) -> f32 {

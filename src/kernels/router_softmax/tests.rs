@@ -66,3 +66,57 @@ fn matches_the_reference_with_either_reduction() {
     let err = op(&c, &b, &b, &b, 1, 2, MAX_SLOTS + 1).err().expect("too many slots").to_string();
     assert!(err.contains("slots"), "{err}");
 }
+
+#[test]
+fn the_one_dispatch_router_gives_the_bits_of_the_logits_gemm_and_the_softmaxes() {
+    use crate::kernels::gemm::{GemmKernel, Matmul};
+    use crate::layers::stages;
+    use crate::testing::run_and_read_f32;
+    let c = shared_context();
+    let mut rng = Rng::new(17);
+    // (batch, tokens, d, slots, normalise): the demo router, widths and token counts off the 32-k
+    // chunk and the 256 invocations, without the normalisation, one token, the largest batch.
+    for (b, m, d, s, normalize) in
+        [(1, 49, 64, 16, true), (2, 7, 33, 8, true), (3, 17, 12, 4, false), (4, 100, 20, 12, true), (1, 1, 3, 4, false)]
+    {
+        assert!(super::logits_fit(b, m, s, d));
+        let scale = 1.0 + rng.uniform();
+        let (x, mu) = (rng.vec(b * m * d, 1.0), rng.vec(d * s, 1.0));
+        let (xb, mub) = (upload(&c, &x), upload(&c, &mu));
+        let out = |len: usize| upload(&c, &vec![0.0; len]);
+        let (lb, db, cb) = (out(b * m * s), out(b * m * s), out(b * m * s));
+        let fused = super::logits_op(&c, &xb, &mub, &lb, &db, &cb, (b, m, s, d), normalize, scale).unwrap();
+        let read = |ops: &[&crate::kernels::Op], buf: &wgpu::Buffer| run_and_read_f32(&c, ops, buf, b * m * s);
+        let got = [read(&[&fused], &lb), read(&[], &db), read(&[], &cb)];
+        // The logits GEMM (with the kernels either adapter type gets) and the softmaxes after it.
+        let mm = Matmul { normalize_rows: normalize, ..stages::logits(b * m, d, s, scale) };
+        for device in [wgpu::DeviceType::Cpu, wgpu::DeviceType::DiscreteGpu] {
+            let (l2, d2, c2) = (out(b * m * s), out(b * m * s), out(b * m * s));
+            let gemm = mm.op_with(GemmKernel::choose(&mm, device), &c, &xb, &mub, None, &l2).unwrap();
+            let soft = op(&c, &l2, &d2, &c2, b, m, s).unwrap();
+            let want = [read(&[&gemm, &soft], &l2), read(&[], &d2), read(&[], &c2)];
+            for (what, (g, w)) in ["logits", "dispatch", "combine"].iter().zip(got.iter().zip(&want)) {
+                crate::testing::assert_bits(&format!("{b}x{m}x{d}x{s} {what}: one dispatch against the {device:?} GEMM"), g, w);
+            }
+        }
+        // And the f64 reference of the logits.
+        let xf = to_f64(&x);
+        let want: Vec<f64> = (0..b * m)
+            .flat_map(|r| {
+                let row = &xf[r * d..(r + 1) * d];
+                let norm = if normalize { 1.0 / (row.iter().map(|v| v * v).sum::<f64>() + 1e-6).sqrt() } else { 1.0 };
+                let mu = &mu;
+                (0..s).map(move |j| scale as f64 * norm * (0..d).map(|k| row[k] * mu[k * s + j] as f64).sum::<f64>())
+            })
+            .collect();
+        assert_close(&format!("{b}x{m}x{d}x{s} logits against f64"), &to_f64(&got[0]), &want, f32_tol(d, 4.0 * d as f64));
+    }
+    let one = upload(&c, &[0.0]);
+    let err = super::logits_op(&c, &one, &one, &one, &one, &one, (5, 1, 1, 1), true, 1.0).err().expect("too large a batch").to_string();
+    assert!(err.contains("examples"), "{err}");
+    let err =
+        super::logits_op(&c, &one, &one, &one, &one, &one, (1, 2, 6, 2), true, 1.0).err().expect("slots not a multiple of 4").to_string();
+    assert!(err.contains("multiple of 4"), "{err}");
+    let err = super::logits_op(&c, &one, &one, &one, &one, &one, (1, 2, 4, 2), true, 1.0).err().expect("short buffers").to_string();
+    assert!(err.contains("needs"), "{err}");
+}
