@@ -43,6 +43,30 @@ pub struct Row {
     pub note: String,
 }
 
+impl Row {
+    /// A row timed on the measured adapter: `secs` for `flops` and `bytes`.
+    fn on_adapter(
+        suite: &'static str,
+        case: impl Into<String>,
+        variant: impl Into<String>,
+        secs: f64,
+        flops: f64,
+        bytes: f64,
+        note: String,
+    ) -> Row {
+        Row {
+            suite,
+            case: case.into(),
+            variant: variant.into(),
+            secs,
+            gflops: flops / secs / 1e9,
+            gbs: bytes / secs / 1e9,
+            on_adapter: true,
+            note,
+        }
+    }
+}
+
 /// The line after which docs/benchmarks.md is kept as it is by a new run.
 const KEEP_MARKER: &str = "<!-- kept by cargo xtask bench: hand-written sections below -->";
 
@@ -209,16 +233,7 @@ fn time_slot_experts(
         let note = base.map(|t: f64| format!("{:.2}× the three GEMMs", t / secs)).unwrap_or_else(|| "baseline".into());
         base.get_or_insert(secs);
         eprintln!("gemm {case} {variant}: {:.3} ms", secs * 1e3);
-        rows.push(Row {
-            suite: "gemm",
-            case: case.into(),
-            variant: variant.into(),
-            secs,
-            gflops: flops / secs / 1e9,
-            gbs: bytes / secs / 1e9,
-            on_adapter: true,
-            note,
-        });
+        rows.push(Row::on_adapter("gemm", case, variant, secs, flops, bytes, note));
     }
     Ok(())
 }
@@ -291,16 +306,7 @@ fn time_gemm_case(
             naive.map(|n: f64| format!("{:.1}× naive{mark}{unfused}", n / secs)).unwrap_or_else(|| format!("baseline{mark}{unfused}"));
         naive.get_or_insert(secs);
         eprintln!("gemm {case} {kernel:?}: {:.3} ms, {:.2} GFLOP/s", secs * 1e3, flops / secs / 1e9);
-        rows.push(Row {
-            suite: "gemm",
-            case: case.to_string(),
-            variant: format!("{kernel:?}"),
-            secs,
-            gflops: flops / secs / 1e9,
-            gbs: bytes / secs / 1e9,
-            on_adapter: true,
-            note,
-        });
+        rows.push(Row::on_adapter("gemm", case, format!("{kernel:?}"), secs, flops, bytes, note));
     }
     // Expert weights are stored in column panels; the chosen kernel on the same weights row-major is
     // the side-by-side baseline of that choice.
@@ -389,16 +395,7 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
             let note = base.map(|b: f64| format!("{:.2}× the separate kernels", b / secs)).unwrap_or_else(|| "baseline".into());
             base.get_or_insert(secs);
             eprintln!("router {name} {variant}: {:.3} ms", secs * 1e3);
-            rows.push(Row {
-                suite: "router",
-                case: name.into(),
-                variant,
-                secs,
-                gflops: flops / secs / 1e9,
-                gbs: bytes / secs / 1e9,
-                on_adapter: true,
-                note,
-            });
+            rows.push(Row::on_adapter("router", name, variant, secs, flops, bytes, note));
         }
     }
     Ok(())
@@ -535,16 +532,15 @@ fn layers(ctx: &std::sync::Arc<GpuContext>, quick: bool, budget: Duration, rows:
                         });
                         let db = softmoe::compare::max_abs_diff(&ya, &yb).map_err(|e| format!("layer {case} against burn: {e}"))?.max;
                         eprintln!("layer {case}: burn {:.2} ms ({:.2}× ours), max |Δy| {db:.1e}", secs * 1e3, secs / ours);
-                        rows.push(Row {
-                            suite: "layer",
-                            case: case.clone(),
+                        rows.push(Row::on_adapter(
+                            "layer",
+                            case.clone(),
                             variant,
                             secs,
-                            gflops: flops / secs / 1e9,
-                            gbs: bytes / secs / 1e9,
-                            on_adapter: true,
-                            note: format!("ours/burn speed {:.2}×; max |Δy| {db:.1e}", secs / ours),
-                        });
+                            flops,
+                            bytes,
+                            format!("ours/burn speed {:.2}×; max |Δy| {db:.1e}", secs / ours),
+                        ));
                     }
                     // Reported, not fatal: that burn cannot run a shape on this adapter is a result.
                     Err(e) => {

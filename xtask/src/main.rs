@@ -14,6 +14,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   demo    build the wasm and the page, serve them on http://127.0.0.1:8080
   wasm    build the npm package (target/npm/softmoe)
   site    build the demo site (target/web) without serving it
+  browser-test   the browser tests alone (headless Chromium; part of `test`)
   serve DIR [ADDR]   serve a built site as the demo does (compressed where accepted; ADDR 127.0.0.1:0 picks a port)
   bench   run the benchmarks
   bench-web [--check] [--cases a,b] [--rounds N] [--batches 1,64] [--impls id,id]   softmoe beside onnxruntime-web in headless Chromium: docs/benchmarks-web.md
@@ -34,6 +35,8 @@ fn main() -> ExitCode {
         }
         Some("bench") => bench(&args[1..]),
         Some("bench-web") => bench_web::run(&args[1..]),
+        // The browser tests alone (part of `test`).
+        Some("browser-test") => web::browser_tests(),
         Some("device-bundle") => device_bundle(),
         Some("data") => data::fashion_mnist().map(|p| eprintln!("xtask: Fashion-MNIST in {}", p.display())),
         _ => {
