@@ -278,6 +278,7 @@ fn time_gemm_case(
         GemmKernel::SplitK,
         GemmKernel::TiledVec4,
         GemmKernel::Vec4Wide,
+        GemmKernel::Vec4Wide16,
     ] {
         // Only one or two last rows (m ≡ 1, 2 mod 8) tell Vec4Blocked from Vec4.
         if kernel == GemmKernel::Vec4Blocked && !matches!(mms[0].m % 8, 1 | 2) {

@@ -3,7 +3,9 @@
 //! workgroup) for up to `SPLITK_MAX_ROWS` rows and `gemm_tiled_vec4.wgsl` (64×64 tiles through
 //! workgroup memory) from `TILED_VEC4_MIN_ROWS` on, `gemm_vec4.wgsl` (8×4 per invocation, no
 //! workgroup memory) between them; on CPU adapters `gemm_vec4.wgsl` for one or two rows (its
-//! single-row path) and `gemm_vec4_wide.wgsl` (8×8 per invocation) for more; otherwise
+//! single-row path), `gemm_vec4_wide.wgsl` (8×8 per invocation) for more and
+//! `gemm_vec4_wide16.wgsl` (16×16) for large GEMMs, each also without the switch over B's buffers
+//! when B is one buffer (`gemm_b1_*.wgsl`); otherwise
 //! `gemm_tiled.wgsl` (64×64 tiles) for many rows and `gemm_skinny.wgsl` (4×64) for few;
 //! `gemm_naive.wgsl` is the baseline. All sit behind `gemm_common.wgsl` and sum in its canonical
 //! order (`SUM_CHUNK`), so they agree bit for bit.
@@ -48,6 +50,48 @@ pub const VEC4_WIDE_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
     "gemm_vec4_wide_f16",
     wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide.wgsl"),
 );
+
+/// The vec4 and wide vec4 GEMMs with B in one buffer (`gemm_b1_*.wgsl`, binding 5 only): without
+/// the switch over B's buffers, which CPU adapters pay for every load; f32 and f16 B.
+pub const VEC4_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_one_b",
+    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4.wgsl"),
+);
+pub const VEC4_F16_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_f16_one_b",
+    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4.wgsl"),
+);
+pub const VEC4_WIDE_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_wide_one_b",
+    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4_wide.wgsl"),
+);
+pub const VEC4_WIDE_F16_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_wide_f16_one_b",
+    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4_wide.wgsl"),
+);
+
+/// The register-blocked GEMM with 16 rows × 16 columns per invocation (CPU adapters, large GEMMs):
+/// B in up to four buffers and in one, f32 and f16 B.
+pub const VEC4_WIDE16_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_wide16",
+    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4_wide16.wgsl"),
+);
+pub const VEC4_WIDE16_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_wide16_f16",
+    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide16.wgsl"),
+);
+pub const VEC4_WIDE16_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_wide16_one_b",
+    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4_wide16.wgsl"),
+);
+pub const VEC4_WIDE16_F16_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
+    "gemm_vec4_wide16_f16_one_b",
+    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4_wide16.wgsl"),
+);
+
+/// Depths from this on, with at least one whole output tile of rows, take the 16 × 16 kernel on CPU
+/// adapters: below it the epilogue of 256 outputs per invocation outweighs the loads saved.
+pub const WIDE16_MIN_DEPTH: usize = 64;
 
 /// The workgroup-memory tiled vec4 GEMM (GPUs, many rows).
 pub const TILED_VEC4_KERNEL: Kernel = Kernel::new::<GemmParams>(
@@ -143,6 +187,11 @@ pub enum GemmKernel {
     Vec4Wide,
     /// The wide vec4 kernel with B stored as f16.
     Vec4WideF16,
+    /// 16 rows × 16 columns per invocation (four vec4 of B per k): four times the vec4 kernel's
+    /// FMAs per loaded value, for large GEMMs on CPU adapters (needs a vec4-aligned B).
+    Vec4Wide16,
+    /// The 16 × 16 kernel with B stored as f16.
+    Vec4Wide16F16,
 }
 
 impl GemmKernel {
@@ -167,18 +216,22 @@ impl GemmKernel {
         // rows on, the 8×8 blocks load half as much per FMA, except on narrow outputs (16 slots'
         // logits), where they measured slower.
         let wide = !gpu && mm.m > 2 && mm.n >= WIDE_MIN_COLUMNS;
+        // The 16 × 16 blocks where whole tiles of them are filled and K is long.
+        let wide16 = wide && mm.k >= WIDE16_MIN_DEPTH && mm.m >= GemmKernel::Vec4Wide16.tile(mm.m, mm.n).0;
         if mm.b_f16 {
-            match (few_rows, many_rows, wide) {
-                (true, _, _) => GemmKernel::SplitKF16,
-                (_, true, _) => GemmKernel::TiledVec4F16,
-                (_, _, true) => GemmKernel::Vec4WideF16,
+            match (few_rows, many_rows, wide16, wide) {
+                (true, ..) => GemmKernel::SplitKF16,
+                (_, true, ..) => GemmKernel::TiledVec4F16,
+                (_, _, true, _) => GemmKernel::Vec4Wide16F16,
+                (.., true) => GemmKernel::Vec4WideF16,
                 _ => GemmKernel::Vec4F16,
             }
         } else if mm.vec4_b() {
-            match (few_rows, many_rows, wide) {
-                (true, _, _) => GemmKernel::SplitK,
-                (_, true, _) => GemmKernel::TiledVec4,
-                (_, _, true) => GemmKernel::Vec4Wide,
+            match (few_rows, many_rows, wide16, wide) {
+                (true, ..) => GemmKernel::SplitK,
+                (_, true, ..) => GemmKernel::TiledVec4,
+                (_, _, true, _) => GemmKernel::Vec4Wide16,
+                (.., true) => GemmKernel::Vec4Wide,
                 _ => GemmKernel::Vec4,
             }
         } else {
@@ -186,8 +239,33 @@ impl GemmKernel {
         }
     }
 
-    /// The kernel that runs an m×n output.
-    fn kernel(self, m: usize) -> &'static Kernel {
+    /// Whether the kernel has a variant reading B from one buffer only (the CPU adapters' kernels).
+    fn has_one_b_variant(self) -> bool {
+        matches!(
+            self,
+            GemmKernel::Vec4
+                | GemmKernel::Vec4Blocked
+                | GemmKernel::Vec4F16
+                | GemmKernel::Vec4Wide
+                | GemmKernel::Vec4WideF16
+                | GemmKernel::Vec4Wide16
+                | GemmKernel::Vec4Wide16F16
+        )
+    }
+
+    /// The kernel that runs an m×n output, `one_b`: its variant for B in one buffer.
+    fn kernel(self, m: usize, one_b: bool) -> &'static Kernel {
+        if one_b {
+            match self {
+                GemmKernel::Vec4 | GemmKernel::Vec4Blocked => return &VEC4_ONE_B_KERNEL,
+                GemmKernel::Vec4F16 => return &VEC4_F16_ONE_B_KERNEL,
+                GemmKernel::Vec4Wide => return &VEC4_WIDE_ONE_B_KERNEL,
+                GemmKernel::Vec4WideF16 => return &VEC4_WIDE_F16_ONE_B_KERNEL,
+                GemmKernel::Vec4Wide16 => return &VEC4_WIDE16_ONE_B_KERNEL,
+                GemmKernel::Vec4Wide16F16 => return &VEC4_WIDE16_F16_ONE_B_KERNEL,
+                _ => {}
+            }
+        }
         // The split-K kernels' rows per workgroup: 1, 2 or 4, as few as cover m.
         let rows = |m: usize| m.next_power_of_two().clamp(1, 4).trailing_zeros() as usize;
         match self {
@@ -202,6 +280,8 @@ impl GemmKernel {
             GemmKernel::TiledVec4F16 => &TILED_VEC4_F16_KERNEL,
             GemmKernel::Vec4Wide => &VEC4_WIDE_KERNEL,
             GemmKernel::Vec4WideF16 => &VEC4_WIDE_F16_KERNEL,
+            GemmKernel::Vec4Wide16 => &VEC4_WIDE16_KERNEL,
+            GemmKernel::Vec4Wide16F16 => &VEC4_WIDE16_F16_KERNEL,
         }
     }
 
@@ -221,6 +301,8 @@ impl GemmKernel {
                 | GemmKernel::TiledVec4F16
                 | GemmKernel::Vec4Wide
                 | GemmKernel::Vec4WideF16
+                | GemmKernel::Vec4Wide16
+                | GemmKernel::Vec4Wide16F16
         )
     }
 
@@ -239,6 +321,10 @@ impl GemmKernel {
                 let g = 1usize << self.column_groups_log2(n);
                 (8 * (WORKGROUP_SIZE as usize / g), 8 * g)
             }
+            GemmKernel::Vec4Wide16 | GemmKernel::Vec4Wide16F16 => {
+                let g = 1usize << self.column_groups_log2(n);
+                (16 * (WORKGROUP_SIZE as usize / g), 16 * g)
+            }
         }
     }
 
@@ -246,7 +332,11 @@ impl GemmKernel {
     /// at most one per invocation (vec4) or 32 (split-K, whose other lanes split K).
     fn column_groups_log2(self, n: usize) -> u32 {
         let most = if matches!(self, GemmKernel::SplitK | GemmKernel::SplitKF16) { 32 } else { WORKGROUP_SIZE as usize };
-        let per_lane = if matches!(self, GemmKernel::Vec4Wide | GemmKernel::Vec4WideF16) { 8 } else { 4 };
+        let per_lane = match self {
+            GemmKernel::Vec4Wide | GemmKernel::Vec4WideF16 => 8,
+            GemmKernel::Vec4Wide16 | GemmKernel::Vec4Wide16F16 => 16,
+            _ => 4,
+        };
         n.div_ceil(per_lane).next_power_of_two().min(most).trailing_zeros()
     }
 }
@@ -535,7 +625,15 @@ impl Matmul {
         if matches!(kernel, GemmKernel::SplitK | GemmKernel::SplitKF16) && self.m > SPLITK_MAX_ROWS {
             return Err(Error::Internal(format!("the split-K GEMM runs up to {SPLITK_MAX_ROWS} rows, not {}", self.m)));
         }
-        if self.b_f16 != matches!(kernel, GemmKernel::Vec4F16 | GemmKernel::SplitKF16 | GemmKernel::TiledVec4F16 | GemmKernel::Vec4WideF16)
+        if self.b_f16
+            != matches!(
+                kernel,
+                GemmKernel::Vec4F16
+                    | GemmKernel::SplitKF16
+                    | GemmKernel::TiledVec4F16
+                    | GemmKernel::Vec4WideF16
+                    | GemmKernel::Vec4Wide16F16
+            )
         {
             let b = if self.b_f16 { "f16" } else { "f32" };
             return Err(Error::Internal(format!("a GEMM with B stored as {b} cannot run on the {kernel:?} kernel")));
@@ -611,13 +709,15 @@ impl Matmul {
         if kernel == GemmKernel::Naive {
             workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
         }
-        if kernel.reads_vec4() {
+        if kernel.reads_vec4() && bs.len() == 1 && kernel.has_one_b_variant() {
+            Op::with_bindings(ctx, kernel.kernel(self.m, true), &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
+        } else if kernel.reads_vec4() {
             // Unused B bindings repeat the first buffer (never read: z stays below the split).
             let b_at = |i: usize| bs.get(i).copied().unwrap_or(b);
             let bindings = [(1, a), (3, bias), (4, c), (5, b_at(0)), (6, b_at(1)), (7, b_at(2)), (8, b_at(3))];
-            Op::with_bindings(ctx, kernel.kernel(self.m), &params, &bindings, workgroups)
+            Op::with_bindings(ctx, kernel.kernel(self.m, false), &params, &bindings, workgroups)
         } else {
-            Op::new(ctx, kernel.kernel(self.m), &params, &[a, b, bias, c], workgroups)
+            Op::new(ctx, kernel.kernel(self.m, false), &params, &[a, b, bias, c], workgroups)
         }
     }
 }

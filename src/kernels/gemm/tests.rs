@@ -78,6 +78,7 @@ fn every_kernel_gives_the_same_bits() {
             GemmKernel::Vec4Blocked,
             GemmKernel::TiledVec4,
             GemmKernel::Vec4Wide,
+            GemmKernel::Vec4Wide16,
         ];
         if m <= SPLITK_MAX_ROWS {
             kernels.push(GemmKernel::SplitK);
@@ -122,6 +123,7 @@ fn every_kernel_sums_in_the_canonical_order() {
             GemmKernel::SplitK,
             GemmKernel::TiledVec4,
             GemmKernel::Vec4Wide,
+            GemmKernel::Vec4Wide16,
         ] {
             if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
                 continue;
@@ -149,6 +151,11 @@ fn split_k_is_chosen_for_few_rows_and_refuses_what_it_cannot_run() {
     assert_eq!(GemmKernel::choose(&Matmul::new(3, 64, 40), Cpu), GemmKernel::Vec4Wide);
     assert_eq!(GemmKernel::choose(&Matmul { b_f16: true, ..Matmul::new(3, 64, 40) }, Cpu), GemmKernel::Vec4WideF16);
     assert_eq!(GemmKernel::choose(&Matmul::new(2, 64, 40), Cpu), GemmKernel::Vec4);
+    // 16×16 blocks from a whole tile of rows (8 row lanes × 16 for 128 columns) and K = 64 on.
+    assert_eq!(GemmKernel::choose(&Matmul::new(128, 128, 64), Cpu), GemmKernel::Vec4Wide16);
+    assert_eq!(GemmKernel::choose(&Matmul { b_f16: true, ..Matmul::new(128, 128, 64) }, Cpu), GemmKernel::Vec4Wide16F16);
+    assert_eq!(GemmKernel::choose(&Matmul::new(127, 128, 64), Cpu), GemmKernel::Vec4Wide);
+    assert_eq!(GemmKernel::choose(&Matmul::new(128, 128, 63), Cpu), GemmKernel::Vec4Wide);
     assert_eq!(GemmKernel::choose(&Matmul::new(64, 16, 40), Cpu), GemmKernel::Vec4);
     assert_eq!(GemmKernel::choose(&Matmul { normalize_rows: true, ..Matmul::new(2, 64, 40) }, DiscreteGpu), GemmKernel::Vec4);
     // n not a multiple of 4: no vec4 reads, so the skinny kernel.
@@ -180,9 +187,11 @@ fn fused_row_normalisation_matches_the_reference() {
         let tb = upload(&c, &vec![0.0; rows * s]);
         let tiled = run_and_read(&c, &[&mm.op_with(GemmKernel::TiledVec4, &c, &xb, &mub, None, &tb).unwrap()], &tb, rows * s);
         assert_bits(&format!("normalised rows {rows}x{d}x{s}: TiledVec4 vs Vec4"), &got, &tiled);
-        let rb = upload(&c, &vec![0.0; rows * s]);
-        let lanes = run_and_read(&c, &[&mm.op_with(GemmKernel::Vec4Wide, &c, &xb, &mub, None, &rb).unwrap()], &rb, rows * s);
-        assert_bits(&format!("normalised rows {rows}x{d}x{s}: Vec4Wide vs Vec4"), &got, &lanes);
+        for g in [GemmKernel::Vec4, GemmKernel::Vec4Wide, GemmKernel::Vec4Wide16] {
+            let rb = upload(&c, &vec![0.0; rows * s]);
+            let lanes = run_and_read(&c, &[&mm.op_with(g, &c, &xb, &mub, None, &rb).unwrap()], &rb, rows * s);
+            assert_bits(&format!("normalised rows {rows}x{d}x{s}: {g:?} vs the chosen kernel"), &got, &lanes);
+        }
         let err = mm.op_with(GemmKernel::Tiled, &c, &xb, &mub, None, &lb).err().expect("tiled cannot normalise").to_string();
         assert!(err.contains("vec4"), "{err}");
     }
@@ -241,6 +250,7 @@ fn the_f16_kernels_give_the_same_bits() {
         }
         assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs TiledVec4F16"), &vec4, &run(GemmKernel::TiledVec4F16));
         assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs Vec4WideF16"), &vec4, &run(GemmKernel::Vec4WideF16));
+        assert_bits(&format!("{m}x{n}x{k}: Vec4F16 vs Vec4Wide16F16"), &vec4, &run(GemmKernel::Vec4Wide16F16));
     }
 }
 
@@ -272,6 +282,7 @@ fn panel_stored_b_gives_the_bits_of_row_major_b() {
             GemmKernel::SplitK,
             GemmKernel::TiledVec4,
             GemmKernel::Vec4Wide,
+            GemmKernel::Vec4Wide16,
         ] {
             if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
                 continue;
@@ -301,7 +312,7 @@ fn b_split_over_buffers_gives_the_bits_of_one_buffer() {
         let (ab, bb, biasb) = (upload(&c, &a), upload(&c, &b), upload(&c, &bias));
         let parts: Vec<wgpu::Buffer> = b.chunks(group * k * n).map(|part| upload(&c, part)).collect();
         let parts: Vec<&wgpu::Buffer> = parts.iter().collect();
-        for g in [GemmKernel::Vec4, GemmKernel::SplitK, GemmKernel::TiledVec4, GemmKernel::Vec4Wide] {
+        for g in [GemmKernel::Vec4, GemmKernel::SplitK, GemmKernel::TiledVec4, GemmKernel::Vec4Wide, GemmKernel::Vec4Wide16] {
             if g == GemmKernel::SplitK && m > SPLITK_MAX_ROWS {
                 continue;
             }
