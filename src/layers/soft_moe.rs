@@ -163,8 +163,11 @@ impl SoftMoe {
             });
         }
         // Split kernels are read by one dispatch per Dense layer where a vec4 kernel can (d and h
-        // multiples of 4) and the groups fit its B bindings; it reads the biases whole.
-        let all_biases = if experts.len() > 1 && experts.len() <= MAX_B_BUFFERS && d % 4 == 0 && h % 4 == 0 {
+        // multiples of 4) and the groups fit its B bindings; it reads the biases whole. Not on CPU
+        // adapters: they run the kernel's switch over B's buffers case by case, masked, so one
+        // dispatch per binding (each reading B without the switch) is faster there.
+        let one_dispatch = ctx.kernels_for() != wgpu::DeviceType::Cpu;
+        let all_biases = if one_dispatch && experts.len() > 1 && experts.len() <= MAX_B_BUFFERS && d % 4 == 0 && h % 4 == 0 {
             Some((upload("Mlp/Dense_0/bias", &w.b0)?, upload("Mlp/Dense_1/bias", &w.b1)?))
         } else {
             None

@@ -29,14 +29,19 @@ fn tiny_binding_limits_split_experts_and_chunk_batches() {
     // Chunking changes no bit: the last example alone equals its row in the chunked batch.
     let alone = gpu_forward(&layer, &Tensor::new(vec![1, 49, 16], example(&x, 49)).unwrap());
     assert_bits("the example alone against in the chunked batch", &alone.y, &got.y[49 * 49 * 16..]);
-    // The three groups are read by one dispatch per Dense layer; with seven (24 KiB bindings: more
-    // than a dispatch's four B bindings) each group has its own. Same bits as unsplit either way.
+    // With a GPU's kernels the three groups are read by one dispatch per Dense layer; with a CPU
+    // adapter's, one dispatch per group (no switch over B's buffers); with seven (24 KiB bindings:
+    // more than a dispatch's four B bindings) each group has its own. Same bits as unsplit each way.
     let one = x.data[..49 * 16].to_vec();
     let one = Tensor::new(vec![1, 49, 16], one).unwrap();
     let whole = gpu_forward(&pollster::block_on(SoftMoe::new(crate::common::ctx(), &w)).unwrap(), &one);
-    let g = layer.stage_gemms(1, 49, false);
-    assert_eq!((g.experts.len(), g.experts[0].0.b_buffers()), (1, 3), "one Dense₀ dispatch over three bindings");
-    assert_bits("three groups in one dispatch against unsplit", &gpu_forward(&layer, &one).y, &whole.y);
+    for (kernels, dispatches, bindings) in [(wgpu::DeviceType::DiscreteGpu, 1, 3), (wgpu::DeviceType::Cpu, 3, 1)] {
+        let opts = GpuOptions { max_binding_bytes: Some(64 << 10), kernels_for: Some(kernels), ..Default::default() };
+        let split = pollster::block_on(SoftMoe::new(pollster::block_on(GpuContext::with_options(opts)).unwrap(), &w)).unwrap();
+        let g = split.stage_gemms(1, 49, false);
+        assert_eq!((g.experts.len(), g.experts[0].0.b_buffers()), (dispatches, bindings), "{kernels:?}: Dense₀ dispatches, bindings");
+        assert_bits(&format!("three groups, {kernels:?} kernels, against unsplit"), &gpu_forward(&split, &one).y, &whole.y);
+    }
     let tiny =
         pollster::block_on(GpuContext::with_options(GpuOptions { max_binding_bytes: Some(24 << 10), ..Default::default() })).unwrap();
     let seven = pollster::block_on(SoftMoe::new(tiny, &w)).unwrap();
