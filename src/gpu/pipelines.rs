@@ -1,4 +1,5 @@
-//! Compute pipelines compiled once per device and entry point, cached behind the kernel's name.
+//! Compute pipelines compiled once per device and entry point, cached behind the kernel's name and
+//! its overridden constants.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,28 +22,38 @@ impl Kernel {
     }
 }
 
-/// Pipelines keyed by kernel name; bind group layouts come from the pipeline (layout: auto).
+/// A pipeline's cache key: its kernel's name and the values of the constants it overrides.
+type PipelineKey = (&'static str, Vec<(&'static str, u32)>);
+
+/// Pipelines keyed by kernel name and the values of its overridden constants; bind group layouts come
+/// from the pipeline (layout: auto).
 #[derive(Default)]
 pub struct PipelineCache {
-    map: Mutex<HashMap<&'static str, Arc<wgpu::ComputePipeline>>>,
+    map: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
 impl PipelineCache {
     /// The pipeline of `kernel`, compiling it on first use.
     pub fn get(&self, device: &wgpu::Device, kernel: &Kernel) -> Arc<wgpu::ComputePipeline> {
+        self.get_specialized(device, kernel, &[])
+    }
+
+    /// The pipeline of `kernel` with `constants` overridden, compiling it on first use.
+    pub fn get_specialized(&self, device: &wgpu::Device, kernel: &Kernel, constants: &[(&'static str, u32)]) -> Arc<wgpu::ComputePipeline> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(kernel.name)
+        map.entry((kernel.name, constants.to_vec()))
             .or_insert_with(|| {
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(kernel.name),
                     source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
                 });
+                let values: Vec<(&str, f64)> = constants.iter().map(|&(name, v)| (name, f64::from(v))).collect();
                 Arc::new(device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(kernel.name),
                     layout: None,
                     module: &module,
                     entry_point: Some("main"),
-                    compilation_options: Default::default(),
+                    compilation_options: wgpu::PipelineCompilationOptions { constants: &values, ..Default::default() },
                     cache: None,
                 }))
             })

@@ -135,11 +135,23 @@ impl Op {
         buffers: &[(u32, &wgpu::Buffer)],
         workgroups: u64,
     ) -> Result<Op> {
+        Self::specialized(ctx, kernel, &[], params, buffers, workgroups)
+    }
+
+    /// As `with_bindings`, on the pipeline of `kernel` with the WGSL `override`s in `constants` set.
+    pub fn specialized<P: KernelParams>(
+        ctx: &GpuContext,
+        kernel: &Kernel,
+        constants: &[(&'static str, u32)],
+        params: &P,
+        buffers: &[(u32, &wgpu::Buffer)],
+        workgroups: u64,
+    ) -> Result<Op> {
         assert_eq!(kernel.params, P::LAYOUT, "{} bound with the params of another kernel", kernel.name);
         // The uniform buffer is rounded up to 16 bytes, the granule of the uniform address space.
         let mut contents = bytemuck::bytes_of(params).to_vec();
         contents.resize(contents.len().div_ceil(16).max(1) * 16, 0);
-        let pipeline = ctx.pipelines.get(&ctx.device, kernel);
+        let pipeline = ctx.pipelines.get_specialized(&ctx.device, kernel, constants);
         let uniform = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(kernel.name),
             contents: &contents,

@@ -88,20 +88,34 @@ fn c_row(z: u32, gr: u32) -> u32 {
     return p.c_off + z * p.c_bs + grouped_offset(gr, p.c_rg, p.c_gs, p.c_rs);
 }
 
+// The epilogue's switches, GemmParams.flags bits 0…4 (bias, activation, add into C, row
+// normalisation), as a pipeline constant where the host specialises them: a CPU adapter runs both
+// sides of every branch, masked, so a switched-off bias load or GELU costs it as much as a used one,
+// while a constant condition is compiled away. The default reads them from the uniform (GPUs).
+override EPILOGUE: u32 = 0xffffffffu;
+
+fn epilogue() -> u32 {
+    if (EPILOGUE == 0xffffffffu) {
+        return p.flags & 31u;
+    }
+    return EPILOGUE;
+}
+
 // alpha · acc + bias, then the activation, then (residual) plus what C held; stored at C's element
 // `at`, column gc of batch entry z.
 fn finish(z: u32, gc: u32, at: u32, acc: f32) {
+    let e = epilogue();
     var v = p.alpha * acc;
-    if ((p.flags & 1u) != 0u) {
+    if ((e & 1u) != 0u) {
         v += bias[z * p.bias_bs + gc];
     }
-    let act = (p.flags >> 1u) & 3u;
+    let act = (e >> 1u) & 3u;
     if (act == 1u) {
         v = gelu_tanh(v);
     } else if (act == 2u) {
         v = gelu_erf(v);
     }
-    if ((p.flags & 8u) != 0u) {
+    if ((e & 8u) != 0u) {
         v += c[at];
     }
     c[at] = v;
@@ -121,7 +135,11 @@ fn store_vec4(z: u32, r: u32, c: u32, v: vec4<f32>) {
     if (r >= p.m || c >= p.n) {
         return;
     }
-    let at = c_row(z, r) + c;
+    store_vec4_at(z, c_row(z, r) + c, c, v);
+}
+
+// The four columns c… at C's element `at` (inside the output).
+fn store_vec4_at(z: u32, at: u32, c: u32, v: vec4<f32>) {
     finish(z, c, at, v.x);
     finish(z, c + 1u, at + 1u, v.y);
     finish(z, c + 2u, at + 2u, v.z);

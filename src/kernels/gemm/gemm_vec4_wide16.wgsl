@@ -51,17 +51,22 @@ fn load_a4(o: vec4<u32>, ak: u32) -> vec4<f32> {
     return vec4<f32>(a[o.x + ak], a[o.y + ak], a[o.z + ak], a[o.w + ak]);
 }
 
-// The four vec4 of columns col…col+15 that lie inside the output (N is a multiple of 4).
+// The four vec4 of columns col…col+15 that lie inside the output (N is a multiple of 4), the row's
+// offset found once.
 fn store_cols(z: u32, r: u32, col: u32, v: Cols16, scale: f32) {
-    store_vec4(z, r, col, v.v0 * scale);
+    if (r >= p.m) {
+        return;
+    }
+    let at = c_row(z, r) + col;
+    store_vec4_at(z, at, col, v.v0 * scale);
     if (col + 4u < p.n) {
-        store_vec4(z, r, col + 4u, v.v1 * scale);
+        store_vec4_at(z, at + 4u, col + 4u, v.v1 * scale);
     }
     if (col + 8u < p.n) {
-        store_vec4(z, r, col + 8u, v.v2 * scale);
+        store_vec4_at(z, at + 8u, col + 8u, v.v2 * scale);
     }
     if (col + 12u < p.n) {
-        store_vec4(z, r, col + 12u, v.v3 * scale);
+        store_vec4_at(z, at + 12u, col + 12u, v.v3 * scale);
     }
 }
 
@@ -105,7 +110,7 @@ fn main(invocation: Invocation) {
         b_at(z, 0u, min(col + 12u, p.n - 4u))
     ) / 4u;
     let b_step = vec4<u32>(p.b_rs / 4u);
-    let norm = (p.flags & 16u) != 0u;
+    let norm = (epilogue() & 16u) != 0u;
     var ak = 0u;
     var t0 = zero_rows();
     var t1 = zero_rows();

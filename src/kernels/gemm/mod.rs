@@ -709,15 +709,21 @@ impl Matmul {
         if kernel == GemmKernel::Naive {
             workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
         }
-        if kernel.reads_vec4() && bs.len() == 1 && kernel.has_one_b_variant() {
-            Op::with_bindings(ctx, kernel.kernel(self.m, true), &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
+        // CPU adapters get the epilogue compiled for these flags (`EPILOGUE` in gemm_common.wgsl):
+        // they execute switched-off branches too. GPUs keep one pipeline per kernel.
+        let epilogue = [("EPILOGUE", flags & 31)];
+        let constants: &[(&'static str, u32)] = if ctx.kernels_for() == wgpu::DeviceType::Cpu { &epilogue } else { &[] };
+        let one_b = kernel.reads_vec4() && bs.len() == 1 && kernel.has_one_b_variant();
+        let pipeline = kernel.kernel(self.m, one_b);
+        if one_b {
+            Op::specialized(ctx, pipeline, constants, &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
         } else if kernel.reads_vec4() {
             // Unused B bindings repeat the first buffer (never read: z stays below the split).
             let b_at = |i: usize| bs.get(i).copied().unwrap_or(b);
             let bindings = [(1, a), (3, bias), (4, c), (5, b_at(0)), (6, b_at(1)), (7, b_at(2)), (8, b_at(3))];
-            Op::with_bindings(ctx, kernel.kernel(self.m, false), &params, &bindings, workgroups)
+            Op::specialized(ctx, pipeline, constants, &params, &bindings, workgroups)
         } else {
-            Op::new(ctx, kernel.kernel(self.m, false), &params, &[a, b, bias, c], workgroups)
+            Op::specialized(ctx, pipeline, constants, &params, &[(1, a), (2, b), (3, bias), (4, c)], workgroups)
         }
     }
 }

@@ -332,3 +332,57 @@ fn b_split_over_buffers_gives_the_bits_of_one_buffer() {
         }
     }
 }
+
+#[test]
+fn an_epilogue_compiled_for_its_flags_gives_the_bits_of_one_read_from_the_uniform() {
+    // CPU adapters get each GEMM pipeline specialised for its bias, activation, residual and
+    // normalisation (`EPILOGUE`); GPUs read them from the uniform. Same bits, every kernel and flag.
+    use crate::{GpuContext, GpuOptions};
+    let context =
+        |kind| pollster::block_on(GpuContext::with_options(GpuOptions { kernels_for: Some(kind), ..Default::default() })).unwrap();
+    let (cpu, gpu) = (context(wgpu::DeviceType::Cpu), context(wgpu::DeviceType::DiscreteGpu));
+    let (m, n, k, batch) = (16, 36, 70, 2);
+    let mut rng = Rng::new(23);
+    let (a, b, bias, c0) = (rng.vec(batch * m * k, 1.0), rng.vec(batch * k * n, 1.0), rng.vec(batch * n, 1.0), rng.vec(batch * m * n, 1.0));
+    let kernels = [
+        GemmKernel::Naive,
+        GemmKernel::Skinny,
+        GemmKernel::Tiled,
+        GemmKernel::Vec4,
+        GemmKernel::SplitK,
+        GemmKernel::TiledVec4,
+        GemmKernel::Vec4Wide,
+        GemmKernel::Vec4Wide16,
+    ];
+    let (mut epilogues, mut pairs, mut used) = (0, std::collections::HashSet::new(), std::collections::HashSet::new());
+    for with_bias in [false, true] {
+        for activation in [Activation::None, Activation::Gelu(Gelu::Tanh), Activation::Gelu(Gelu::Erf)] {
+            for (accumulate, normalize_rows) in [(false, false), (true, false), (false, true)] {
+                epilogues += 1;
+                let mm = Matmul {
+                    bias_batch_stride: with_bias.then_some(n),
+                    activation,
+                    accumulate,
+                    normalize_rows,
+                    ..plain(m, n, k, batch, MatrixView::row_major(m, k))
+                };
+                // Two kernels per epilogue, in turn (compiling all 120 pairs takes a minute here).
+                let able: Vec<GemmKernel> = kernels.into_iter().filter(|g| !normalize_rows || g.normalizes_rows()).collect();
+                for g in [able[epilogues % able.len()], able[(epilogues + 3) % able.len()]] {
+                    pairs.insert((format!("{g:?}"), epilogues));
+                    let run = |ctx: &std::sync::Arc<GpuContext>| {
+                        let (ab, bb, biasb, cb) = (upload(ctx, &a), upload(ctx, &b), upload(ctx, &bias), upload(ctx, &c0));
+                        let op = mm.op_with(g, ctx, &ab, &bb, with_bias.then_some(&biasb), &cb).unwrap();
+                        run_and_read(ctx, &[&op], &cb, batch * m * n)
+                    };
+                    used.insert(format!("{g:?}"));
+                    let label = format!("{g:?}, bias {with_bias}, {activation:?}, accumulate {accumulate}, normalised {normalize_rows}");
+                    assert_bits(&label, &run(&gpu), &run(&cpu));
+                }
+            }
+        }
+    }
+    // One pipeline per kernel on the GPU side; one per kernel and epilogue on the CPU side.
+    assert_eq!(gpu.pipelines.len(), used.len());
+    assert_eq!(cpu.pipelines.len(), pairs.len());
+}
