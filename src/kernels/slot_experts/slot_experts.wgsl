@@ -41,11 +41,16 @@ struct SlotExpertsParams {
 
 var<workgroup> stage: array<f32, STAGE>;
 
+// Dense₀'s activation as a pipeline constant on CPU adapters, which would otherwise run both GELUs
+// masked (see EPILOGUE in gemm_common.wgsl); the default reads p.act.
+override ACT: u32 = 0xffffffffu;
+
 fn activate(v: vec4<f32>) -> vec4<f32> {
-    if (p.act == 1u) {
+    let act = select(ACT, p.act, ACT == 0xffffffffu);
+    if (act == 1u) {
         return vec4<f32>(gelu_tanh(v.x), gelu_tanh(v.y), gelu_tanh(v.z), gelu_tanh(v.w));
     }
-    if (p.act == 2u) {
+    if (act == 2u) {
         return vec4<f32>(gelu_erf(v.x), gelu_erf(v.y), gelu_erf(v.z), gelu_erf(v.w));
     }
     return v;
