@@ -145,6 +145,14 @@ impl GpuContext {
         self.kernels_for
     }
 
+    /// Whether kernels get pipelines compiled for their switches (WGSL pipeline constants such as
+    /// the GEMM's `EPILOGUE`): on CPU adapters, which run switched-off branches masked, natively. Not
+    /// in the browser, where compiling the extra pipelines (SwiftShader: the demo's cold load went
+    /// from 3.5 to 5.4 s) costs more than they save on a page's few images.
+    pub fn specialize_pipelines(&self) -> bool {
+        self.kernels_for == wgpu::DeviceType::Cpu && !cfg!(target_arch = "wasm32")
+    }
+
     /// The largest buffer one storage binding may hold, in bytes.
     pub fn max_binding(&self) -> u64 {
         self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size).min(self.binding_cap)

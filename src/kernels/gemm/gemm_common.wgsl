@@ -59,6 +59,25 @@ fn gemm_tile(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
     return vec2<u32>(tile / per_batch, tile % per_batch);
 }
 
+// Where one invocation of a register-blocked vec4 kernel works: batch entry z and the first row and
+// column of its `rows` × `cols` block. The WG_SIZE invocations are (WG_SIZE / G) row lanes × G column
+// lanes, G = 2^(flag bits 8..11) chosen by the host to fit the output's width; z ≥ p.batch past the
+// last tile.
+struct LaneBlock {
+    z: u32,
+    row0: u32,
+    col: u32,
+}
+
+fn lane_block(wid: vec3<u32>, nwg: vec3<u32>, lidx: u32, rows: u32, cols: u32) -> LaneBlock {
+    let at = gemm_tile(wid, nwg);
+    let g_log2 = (p.flags >> 8u) & 15u;
+    let g = 1u << g_log2;
+    let row0 = (at.y / p.tiles_n) * rows * (WG_SIZE >> g_log2) + (lidx >> g_log2) * rows;
+    let col = ((at.y % p.tiles_n) * g + (lidx & (g - 1u))) * cols;
+    return LaneBlock(at.x, row0, col);
+}
+
 // (i / g) · gs + (i % g) · s, the offset of item i in groups of g items gs apart, without an integer
 // division for one group (g = u32::MAX, the views' default) or a power-of-two g: CPU adapters
 // scalarise vector division, and it was most of a small GEMM's time there. The branches are uniform.

@@ -10,17 +10,14 @@ const ROWS: u32 = 8u;
 
 @compute @workgroup_size(WG_SIZE)
 fn main(invocation: Invocation) {
-    let at = gemm_tile(invocation.wid, invocation.nwg);
-    if (at.x >= p.batch) {
+    let lane = lane_block(invocation.wid, invocation.nwg, invocation.lidx, ROWS, 4u);
+    if (lane.z >= p.batch) {
         return;
     }
-    let z = at.x;
-    let t = at.y;
+    let z = lane.z;
+    let row0 = lane.row0;
+    let col = lane.col;
     select_b(z);
-    let g_log2 = (p.flags >> 8u) & 15u;
-    let g = 1u << g_log2;
-    let row0 = (t / p.tiles_n) * ROWS * (WG_SIZE >> g_log2) + (invocation.lidx >> g_log2) * ROWS;
-    let col = ((t % p.tiles_n) * g + (invocation.lidx & (g - 1u))) * 4u;
     if (col >= p.n || row0 >= p.m) {
         return;
     }

@@ -28,82 +28,49 @@ pub const SKINNY_KERNEL: Kernel =
 pub const NAIVE_KERNEL: Kernel =
     Kernel::new::<GemmParams>("gemm_naive", wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_naive.wgsl"));
 
-pub const VEC4_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4",
-    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4.wgsl"),
-);
+/// A vec4-B GEMM kernel: `gemm_common.wgsl`, how B is read (`gemm_b_*.wgsl`, `gemm_b1_*.wgsl`) and
+/// the kernel file; `f16`: B stored as f16.
+macro_rules! vec4_gemm {
+    ($name:literal, $b:literal, $kernel:literal) => {
+        Kernel::new::<GemmParams>($name, wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", $b, $kernel))
+    };
+    (f16 $name:literal, $b:literal, $kernel:literal) => {
+        Kernel::new::<GemmParams>($name, wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", $b, $kernel))
+    };
+}
 
+/// The register-blocked vec4 GEMM, 8 rows × 4 columns per invocation.
+pub const VEC4_KERNEL: Kernel = vec4_gemm!("gemm_vec4", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4.wgsl");
 /// The vec4 GEMM with B stored as f16 (needs the `shader-f16` feature).
-pub const VEC4_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_f16",
-    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4.wgsl"),
-);
-
+pub const VEC4_F16_KERNEL: Kernel = vec4_gemm!(f16 "gemm_vec4_f16", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4.wgsl");
 /// The register-blocked GEMM with 8 rows × 8 columns per invocation (CPU adapters, three rows on).
-pub const VEC4_WIDE_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_wide",
-    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4_wide.wgsl"),
-);
-
+pub const VEC4_WIDE_KERNEL: Kernel = vec4_gemm!("gemm_vec4_wide", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4_wide.wgsl");
 /// The wide vec4 GEMM with B stored as f16.
-pub const VEC4_WIDE_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_wide_f16",
-    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide.wgsl"),
-);
-
+pub const VEC4_WIDE_F16_KERNEL: Kernel = vec4_gemm!(f16 "gemm_vec4_wide_f16", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide.wgsl");
 /// The vec4 and wide vec4 GEMMs with B in one buffer (`gemm_b1_*.wgsl`, binding 5 only): without
 /// the switch over B's buffers, which CPU adapters pay for every load; f32 and f16 B.
-pub const VEC4_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_one_b",
-    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4.wgsl"),
-);
-pub const VEC4_F16_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_f16_one_b",
-    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4.wgsl"),
-);
-pub const VEC4_WIDE_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_wide_one_b",
-    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4_wide.wgsl"),
-);
-pub const VEC4_WIDE_F16_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_wide_f16_one_b",
-    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4_wide.wgsl"),
-);
-
+pub const VEC4_ONE_B_KERNEL: Kernel = vec4_gemm!("gemm_vec4_one_b", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4.wgsl");
+pub const VEC4_F16_ONE_B_KERNEL: Kernel = vec4_gemm!(f16 "gemm_vec4_f16_one_b", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4.wgsl");
+pub const VEC4_WIDE_ONE_B_KERNEL: Kernel = vec4_gemm!("gemm_vec4_wide_one_b", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4_wide.wgsl");
+pub const VEC4_WIDE_F16_ONE_B_KERNEL: Kernel =
+    vec4_gemm!(f16 "gemm_vec4_wide_f16_one_b", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4_wide.wgsl");
 /// The register-blocked GEMM with 16 rows × 16 columns per invocation (CPU adapters, large GEMMs):
 /// B in up to four buffers and in one, f32 and f16 B.
-pub const VEC4_WIDE16_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_wide16",
-    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4_wide16.wgsl"),
-);
-pub const VEC4_WIDE16_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_wide16_f16",
-    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide16.wgsl"),
-);
-pub const VEC4_WIDE16_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_wide16_one_b",
-    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4_wide16.wgsl"),
-);
-pub const VEC4_WIDE16_F16_ONE_B_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_vec4_wide16_f16_one_b",
-    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4_wide16.wgsl"),
-);
+pub const VEC4_WIDE16_KERNEL: Kernel = vec4_gemm!("gemm_vec4_wide16", "gemm/gemm_b_f32.wgsl", "gemm/gemm_vec4_wide16.wgsl");
+pub const VEC4_WIDE16_F16_KERNEL: Kernel = vec4_gemm!(f16 "gemm_vec4_wide16_f16", "gemm/gemm_b_f16.wgsl", "gemm/gemm_vec4_wide16.wgsl");
+pub const VEC4_WIDE16_ONE_B_KERNEL: Kernel = vec4_gemm!("gemm_vec4_wide16_one_b", "gemm/gemm_b1_f32.wgsl", "gemm/gemm_vec4_wide16.wgsl");
+pub const VEC4_WIDE16_F16_ONE_B_KERNEL: Kernel =
+    vec4_gemm!(f16 "gemm_vec4_wide16_f16_one_b", "gemm/gemm_b1_f16.wgsl", "gemm/gemm_vec4_wide16.wgsl");
 
 /// Depths from this on, with at least one whole output tile of rows, take the 16 × 16 kernel on CPU
 /// adapters: below it the epilogue of 256 outputs per invocation outweighs the loads saved.
 pub const WIDE16_MIN_DEPTH: usize = 64;
 
 /// The workgroup-memory tiled vec4 GEMM (GPUs, many rows).
-pub const TILED_VEC4_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_tiled_vec4",
-    wgsl!("gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f32.wgsl", "gemm/gemm_tiled_vec4.wgsl"),
-);
+pub const TILED_VEC4_KERNEL: Kernel = vec4_gemm!("gemm_tiled_vec4", "gemm/gemm_b_f32.wgsl", "gemm/gemm_tiled_vec4.wgsl");
 
 /// The tiled vec4 GEMM with B stored as f16.
-pub const TILED_VEC4_F16_KERNEL: Kernel = Kernel::new::<GemmParams>(
-    "gemm_tiled_vec4_f16",
-    wgsl!(enable f16; "gelu/gelu_functions.wgsl", "gemm/gemm_common.wgsl", "gemm/gemm_b_f16.wgsl", "gemm/gemm_tiled_vec4.wgsl"),
-);
+pub const TILED_VEC4_F16_KERNEL: Kernel = vec4_gemm!(f16 "gemm_tiled_vec4_f16", "gemm/gemm_b_f16.wgsl", "gemm/gemm_tiled_vec4.wgsl");
 
 /// Row counts from this on go to the tiled vec4 kernel on GPUs, where a 64-row tile is full enough.
 pub const TILED_VEC4_MIN_ROWS: usize = 64;
@@ -709,10 +676,10 @@ impl Matmul {
         if kernel == GemmKernel::Naive {
             workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
         }
-        // CPU adapters get the epilogue compiled for these flags (`EPILOGUE` in gemm_common.wgsl):
-        // they execute switched-off branches too. GPUs keep one pipeline per kernel.
+        // Natively, CPU adapters get the epilogue compiled for these flags (`EPILOGUE` in
+        // gemm_common.wgsl): they execute switched-off branches too. GPUs keep one pipeline per kernel.
         let epilogue = [("EPILOGUE", flags & 31)];
-        let constants: &[(&'static str, u32)] = if ctx.kernels_for() == wgpu::DeviceType::Cpu { &epilogue } else { &[] };
+        let constants: &[(&'static str, u32)] = if ctx.specialize_pipelines() { &epilogue } else { &[] };
         let one_b = kernel.reads_vec4() && bs.len() == 1 && kernel.has_one_b_variant();
         let pipeline = kernel.kernel(self.m, one_b);
         if one_b {

@@ -141,7 +141,7 @@ pub fn op(
     let need = batch * p * (d + h);
     let kernel = STAGES.iter().position(|&f| need <= f).map_or(&KERNELS[1], |i| &KERNELS[i]);
     let act = [("ACT", params.act)];
-    let constants: &[(&'static str, u32)] = if ctx.kernels_for() == wgpu::DeviceType::Cpu { &act } else { &[] };
+    let constants: &[(&'static str, u32)] = if ctx.specialize_pipelines() { &act } else { &[] };
     let buffers = [dispatch, x, w0, b0, w1, b1, slots_out];
     let numbered: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, &b)| (i as u32 + 1, b)).collect();
     Op::specialized(ctx, kernel, constants, &params, &numbered, n as u64)
