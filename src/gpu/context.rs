@@ -146,7 +146,7 @@ impl GpuContext {
     }
 
     /// Whether kernels get pipelines compiled for their switches (WGSL pipeline constants such as
-    /// the GEMM's `EPILOGUE`): on CPU adapters, which run switched-off branches masked, natively. Not
+    /// the GEMM's `SWITCHES`): on CPU adapters, which run switched-off branches masked, natively. Not
     /// in the browser, where compiling the extra pipelines (SwiftShader: the demo's cold load went
     /// from 3.5 to 5.4 s) costs more than they save on a page's few images.
     pub fn specialize_pipelines(&self) -> bool {

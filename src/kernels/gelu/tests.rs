@@ -42,7 +42,7 @@ fn forward_and_backward_match_the_reference() {
 }
 
 #[test]
-fn the_kernel_gives_the_bits_of_the_gemm_epilogue() {
+fn the_kernel_gives_the_bits_of_the_gemm_switches() {
     // An identity GEMM with the GELU epilogue: 1·x rounds to x, so the epilogue sees x itself.
     let mut rng = Rng::new(302);
     let c = shared_context();

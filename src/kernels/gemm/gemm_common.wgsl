@@ -35,7 +35,8 @@ struct GemmParams {
     c_rs: u32,
     bias_bs: u32,
     flags: u32,      // bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C (residual);
-                     // bit 4: L2-normalise A's rows (vec4 kernel only); bits 8..11: vec4 column groups;
+                     // bit 4: L2-normalise A's rows (vec4 kernel only); bit 5: a view's groups are not a power
+                     // of two (grouped_offset divides); bits 8..11: vec4 column groups;
                      // bit 12: no single-row path (vec4)
     alpha: f32,
     tiles_m: u32,
@@ -80,12 +81,14 @@ fn lane_block(wid: vec3<u32>, nwg: vec3<u32>, lidx: u32, rows: u32, cols: u32) -
 
 // (i / g) · gs + (i % g) · s, the offset of item i in groups of g items gs apart, without an integer
 // division for one group (g = u32::MAX, the views' default) or a power-of-two g: CPU adapters
-// scalarise vector division, and it was most of a small GEMM's time there. The branches are uniform.
+// scalarise vector division, and it was most of a small GEMM's time there. The branches are uniform;
+// where no view groups by another count (switch bit 5 clear) the division is compiled away, which a
+// CPU adapter, running the branches masked, would otherwise pay for too.
 fn grouped_offset(i: u32, g: u32, gs: u32, s: u32) -> u32 {
     if (g == 0xffffffffu) {
         return i * s;
     }
-    if ((g & (g - 1u)) == 0u) {
+    if ((g & (g - 1u)) == 0u || (switches() & 32u) == 0u) {
         return (i >> countTrailingZeros(g)) * gs + (i & (g - 1u)) * s;
     }
     return (i / g) * gs + (i % g) * s;
@@ -107,23 +110,24 @@ fn c_row(z: u32, gr: u32) -> u32 {
     return p.c_off + z * p.c_bs + grouped_offset(gr, p.c_rg, p.c_gs, p.c_rs);
 }
 
-// The epilogue's switches, GemmParams.flags bits 0…4 (bias, activation, add into C, row
-// normalisation), as a pipeline constant where the host specialises them: a CPU adapter runs both
-// sides of every branch, masked, so a switched-off bias load or GELU costs it as much as a used one,
-// while a constant condition is compiled away. The default reads them from the uniform (GPUs).
-override EPILOGUE: u32 = 0xffffffffu;
+// The flags that switch code on and off, GemmParams.flags bits 0…5 (bias, activation, add into C,
+// row normalisation, groups that are not a power of two), as a pipeline constant where the host
+// specialises them: a CPU adapter runs both sides of every branch, masked, so a switched-off bias
+// load or GELU costs it as much as a used one, while a constant condition is compiled away. The
+// default reads them from the uniform (GPUs).
+override SWITCHES: u32 = 0xffffffffu;
 
-fn epilogue() -> u32 {
-    if (EPILOGUE == 0xffffffffu) {
-        return p.flags & 31u;
+fn switches() -> u32 {
+    if (SWITCHES == 0xffffffffu) {
+        return p.flags & 63u;
     }
-    return EPILOGUE;
+    return SWITCHES;
 }
 
 // alpha · acc + bias, then the activation, then (residual) plus what C held; stored at C's element
 // `at`, column gc of batch entry z.
 fn finish(z: u32, gc: u32, at: u32, acc: f32) {
-    let e = epilogue();
+    let e = switches();
     var v = p.alpha * acc;
     if ((e & 1u) != 0u) {
         v += bias[z * p.bias_bs + gc];

@@ -50,7 +50,7 @@ fn main(
         b_ok[q] = gc < p.n;
         b_off[q] = b_at(z, e / 16u, min(gc, p.n - 4u)) / 4u;
     }
-    let norm = (epilogue() & 16u) != 0u;
+    let norm = (switches() & 16u) != 0u;
 
     var total: array<vec4<f32>, 4>;
     var sq = vec4<f32>(0.0);

@@ -33,7 +33,7 @@ fn main(invocation: Invocation) {
     var bi = b_at(z, 0u, col) / 4u;
     let b_step = p.b_rs / 4u;
     // Flag bit 4: also sum the squares of the A rows (the router's token norms), in k order.
-    let norm = (epilogue() & 16u) != 0u;
+    let norm = (switches() & 16u) != 0u;
     // Flag bit 12 turns the single-row path off (the benchmark's baseline).
     // One or two rows left (batch 1 with p ≤ 2 slots per expert): each alone, without the clamped
     // duplicates, which would be most of the work (a CPU adapter is bound by it).

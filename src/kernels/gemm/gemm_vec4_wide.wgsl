@@ -31,7 +31,7 @@ fn main(invocation: Invocation) {
     var bi = b_at(z, 0u, col) / 4u;
     var bj = b_at(z, 0u, col_hi) / 4u;
     let b_step = p.b_rs / 4u;
-    let norm = (epilogue() & 16u) != 0u;
+    let norm = (switches() & 16u) != 0u;
     var ak = 0u;
     var t0 = vec4<f32>(0.0);
     var u0 = vec4<f32>(0.0);

@@ -107,7 +107,7 @@ fn main(invocation: Invocation) {
         b_at(z, 0u, min(col + 12u, p.n - 4u))
     ) / 4u;
     let b_step = vec4<u32>(p.b_rs / 4u);
-    let norm = (epilogue() & 16u) != 0u;
+    let norm = (switches() & 16u) != 0u;
     var ak = 0u;
     var t0 = zero_rows();
     var t1 = zero_rows();

@@ -467,8 +467,8 @@ kernel_params! {
         c_rs: u32,
         bias_bs: u32,
         /// Bit 0: add bias; bits 1..2: 0 none, 1 GELU tanh, 2 GELU erf; bit 3: add into C; bit 4:
-        /// L2-normalise A's rows (vec4 only); bits 8..11: log2 of the vec4 column groups; bit 12: no
-        /// single-row path (vec4).
+        /// L2-normalise A's rows (vec4 only); bit 5: a view's groups are not a power of two; bits
+        /// 8..11: log2 of the vec4 column groups; bit 12: no single-row path (vec4).
         flags: u32,
         alpha: f32,
         tiles_m: u32,
@@ -517,6 +517,13 @@ impl Matmul {
     /// How many buffers B's batch entries lie in (`b_group`).
     pub fn b_buffers(&self) -> usize {
         self.b_group.map_or(1, |g| self.batch.div_ceil(g.max(1)).max(1))
+    }
+
+    /// Whether a view groups rows, columns or B's buffers by a count that is neither one group nor a
+    /// power of two, so that `grouped_offset` must divide (flag bit 5).
+    fn divides_groups(&self) -> bool {
+        let b_group = self.b_group.unwrap_or(ONE_GROUP);
+        [self.a.row_group, self.c.row_group, self.b.col_group, b_group].iter().any(|&g| g != ONE_GROUP && !g.is_power_of_two())
     }
 
     /// Whether B can be read as vec4: unit column stride, everything else a multiple of 4.
@@ -636,6 +643,7 @@ impl Matmul {
             }
             | (u32::from(self.accumulate) << 3)
             | (u32::from(self.normalize_rows) << 4)
+            | (u32::from(self.divides_groups()) << 5)
             | (kernel.column_groups_log2(self.n) << 8)
             | (u32::from(kernel == GemmKernel::Vec4Blocked) << 12);
         let (tm, tn) = kernel.tile(self.m, self.n);
@@ -676,9 +684,9 @@ impl Matmul {
         if kernel == GemmKernel::Naive {
             workgroups = workgroups.div_ceil(WORKGROUP_SIZE as u64);
         }
-        // Natively, CPU adapters get the epilogue compiled for these flags (`EPILOGUE` in
+        // Natively, CPU adapters get pipelines compiled for these flags (`SWITCHES` in
         // gemm_common.wgsl): they execute switched-off branches too. GPUs keep one pipeline per kernel.
-        let epilogue = [("EPILOGUE", flags & 31)];
+        let epilogue = [("SWITCHES", flags & 63)];
         let constants: &[(&'static str, u32)] = if ctx.specialize_pipelines() { &epilogue } else { &[] };
         let one_b = kernel.reads_vec4() && bs.len() == 1 && kernel.has_one_b_variant();
         let pipeline = kernel.kernel(self.m, one_b);

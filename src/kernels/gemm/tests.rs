@@ -336,7 +336,7 @@ fn b_split_over_buffers_gives_the_bits_of_one_buffer() {
 #[test]
 fn an_epilogue_compiled_for_its_flags_gives_the_bits_of_one_read_from_the_uniform() {
     // CPU adapters get each GEMM pipeline specialised for its bias, activation, residual and
-    // normalisation (`EPILOGUE`); GPUs read them from the uniform. Same bits, every kernel and flag.
+    // normalisation (`SWITCHES`); GPUs read them from the uniform. Same bits, every kernel and flag.
     use crate::{GpuContext, GpuOptions};
     let context =
         |kind| pollster::block_on(GpuContext::with_options(GpuOptions { kernels_for: Some(kind), ..Default::default() })).unwrap();

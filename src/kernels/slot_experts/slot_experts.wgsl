@@ -42,7 +42,7 @@ struct SlotExpertsParams {
 var<workgroup> stage: array<f32, STAGE>;
 
 // Dense₀'s activation as a pipeline constant on CPU adapters, which would otherwise run both GELUs
-// masked (see EPILOGUE in gemm_common.wgsl); the default reads p.act.
+// masked (see SWITCHES in gemm_common.wgsl); the default reads p.act.
 override ACT: u32 = 0xffffffffu;
 
 fn activate(v: vec4<f32>) -> vec4<f32> {
