@@ -138,7 +138,9 @@ impl Op {
         Self::specialized(ctx, kernel, &[], params, buffers, workgroups)
     }
 
-    /// As `with_bindings`, on the pipeline of `kernel` with the WGSL `override`s in `constants` set.
+    /// As `with_bindings`, on the pipeline of `kernel` with the WGSL `override`s in `constants` set
+    /// where the context compiles pipelines for their switches (`GpuContext::specialize_pipelines`);
+    /// elsewhere on the pipeline with the WGSL defaults, which read the same switches from the uniform.
     pub fn specialized<P: KernelParams>(
         ctx: &GpuContext,
         kernel: &Kernel,
@@ -151,6 +153,7 @@ impl Op {
         // The uniform buffer is rounded up to 16 bytes, the granule of the uniform address space.
         let mut contents = bytemuck::bytes_of(params).to_vec();
         contents.resize(contents.len().div_ceil(16).max(1) * 16, 0);
+        let constants = if ctx.specialize_pipelines() { constants } else { &[] };
         let pipeline = ctx.pipelines.get_specialized(&ctx.device, kernel, constants);
         let uniform = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(kernel.name),

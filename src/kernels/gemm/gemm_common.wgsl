@@ -61,13 +61,14 @@ fn gemm_tile(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
 }
 
 // Where one invocation of a register-blocked vec4 kernel works: batch entry z and the first row and
-// column of its `rows` × `cols` block. The WG_SIZE invocations are (WG_SIZE / G) row lanes × G column
-// lanes, G = 2^(flag bits 8..11) chosen by the host to fit the output's width; z ≥ p.batch past the
-// last tile.
+// column of its `rows` × `cols` block, and whether that block starts inside the output (not past the
+// last tile, row or column). The WG_SIZE invocations are (WG_SIZE / G) row lanes × G column lanes,
+// G = 2^(flag bits 8..11) chosen by the host to fit the output's width.
 struct LaneBlock {
     z: u32,
     row0: u32,
     col: u32,
+    inside: bool,
 }
 
 fn lane_block(wid: vec3<u32>, nwg: vec3<u32>, lidx: u32, rows: u32, cols: u32) -> LaneBlock {
@@ -76,7 +77,7 @@ fn lane_block(wid: vec3<u32>, nwg: vec3<u32>, lidx: u32, rows: u32, cols: u32) -
     let g = 1u << g_log2;
     let row0 = (at.y / p.tiles_n) * rows * (WG_SIZE >> g_log2) + (lidx >> g_log2) * rows;
     let col = ((at.y % p.tiles_n) * g + (lidx & (g - 1u))) * cols;
-    return LaneBlock(at.x, row0, col);
+    return LaneBlock(at.x, row0, col, at.x < p.batch && row0 < p.m && col < p.n);
 }
 
 // (i / g) · gs + (i % g) · s, the offset of item i in groups of g items gs apart, without an integer

@@ -11,16 +11,13 @@ const ROWS: u32 = 8u;
 @compute @workgroup_size(WG_SIZE)
 fn main(invocation: Invocation) {
     let lane = lane_block(invocation.wid, invocation.nwg, invocation.lidx, ROWS, 4u);
-    if (lane.z >= p.batch) {
+    if (!lane.inside) {
         return;
     }
     let z = lane.z;
     let row0 = lane.row0;
     let col = lane.col;
     select_b(z);
-    if (col >= p.n || row0 >= p.m) {
-        return;
-    }
     let last = p.m - 1u;
     let o0 = a_at(z, min(row0 + 0u, last), 0u);
     let o1 = a_at(z, min(row0 + 1u, last), 0u);

@@ -7,16 +7,13 @@
 @compute @workgroup_size(WG_SIZE)
 fn main(invocation: Invocation) {
     let lane = lane_block(invocation.wid, invocation.nwg, invocation.lidx, 8u, 8u);
-    if (lane.z >= p.batch) {
+    if (!lane.inside) {
         return;
     }
     let z = lane.z;
     let row0 = lane.row0;
     let col = lane.col;
     select_b(z);
-    if (col >= p.n || row0 >= p.m) {
-        return;
-    }
     let last = p.m - 1u;
     // The second vec4 of columns past N (N is a multiple of 4) reads the first again and is not stored.
     let col_hi = select(col, col + 4u, col + 4u < p.n);

@@ -85,16 +85,13 @@ fn zero_rows() -> Rows4 {
 @compute @workgroup_size(WG_SIZE)
 fn main(invocation: Invocation) {
     let lane = lane_block(invocation.wid, invocation.nwg, invocation.lidx, 16u, 16u);
-    if (lane.z >= p.batch) {
+    if (!lane.inside) {
         return;
     }
     let z = lane.z;
     let row0 = lane.row0;
     let col = lane.col;
     select_b(z);
-    if (col >= p.n || row0 >= p.m) {
-        return;
-    }
     let oa0 = a_rows(z, row0);
     let oa1 = a_rows(z, row0 + 4u);
     let oa2 = a_rows(z, row0 + 8u);

@@ -686,19 +686,18 @@ impl Matmul {
         }
         // Natively, CPU adapters get pipelines compiled for these flags (`SWITCHES` in
         // gemm_common.wgsl): they execute switched-off branches too. GPUs keep one pipeline per kernel.
-        let epilogue = [("SWITCHES", flags & 63)];
-        let constants: &[(&'static str, u32)] = if ctx.specialize_pipelines() { &epilogue } else { &[] };
+        let constants = [("SWITCHES", flags & 63)];
         let one_b = kernel.reads_vec4() && bs.len() == 1 && kernel.has_one_b_variant();
-        let pipeline = kernel.kernel(self.m, one_b);
+        let shader = kernel.kernel(self.m, one_b);
         if one_b {
-            Op::specialized(ctx, pipeline, constants, &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
+            Op::specialized(ctx, shader, &constants, &params, &[(1, a), (3, bias), (4, c), (5, b)], workgroups)
         } else if kernel.reads_vec4() {
             // Unused B bindings repeat the first buffer (never read: z stays below the split).
             let b_at = |i: usize| bs.get(i).copied().unwrap_or(b);
             let bindings = [(1, a), (3, bias), (4, c), (5, b_at(0)), (6, b_at(1)), (7, b_at(2)), (8, b_at(3))];
-            Op::specialized(ctx, pipeline, constants, &params, &bindings, workgroups)
+            Op::specialized(ctx, shader, &constants, &params, &bindings, workgroups)
         } else {
-            Op::specialized(ctx, pipeline, constants, &params, &[(1, a), (2, b), (3, bias), (4, c)], workgroups)
+            Op::specialized(ctx, shader, &constants, &params, &[(1, a), (2, b), (3, bias), (4, c)], workgroups)
         }
     }
 }

@@ -140,9 +140,6 @@ pub fn op(
     u32_of(batch * tokens * s.max(d), "batch·tokens·slots")?;
     let need = batch * p * (d + h);
     let kernel = STAGES.iter().position(|&f| need <= f).map_or(&KERNELS[1], |i| &KERNELS[i]);
-    let act = [("ACT", params.act)];
-    let constants: &[(&'static str, u32)] = if ctx.specialize_pipelines() { &act } else { &[] };
-    let buffers = [dispatch, x, w0, b0, w1, b1, slots_out];
-    let numbered: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, &b)| (i as u32 + 1, b)).collect();
-    Op::specialized(ctx, kernel, constants, &params, &numbered, n as u64)
+    let buffers = [(1, dispatch), (2, x), (3, w0), (4, b0), (5, w1), (6, b1), (7, slots_out)];
+    Op::specialized(ctx, kernel, &[("ACT", params.act)], &params, &buffers, n as u64)
 }
