@@ -385,8 +385,17 @@ fn routers(ctx: &GpuContext, quick: bool, rows: &mut Vec<Row>) -> Result<(), Box
         }
         // Small layers at small batch: logits and softmaxes in one dispatch, as the layer runs them.
         if router_softmax::logits_fit(b, m, s, d) {
-            let one = router_softmax::logits_op(ctx, &x, &mu, &lg, &dm, &cm, (b, m, s, d), true, 1.0)?;
-            variants.push(("one dispatch (router_logits: logits and both softmaxes; chosen by the layer)".to_string(), vec![one]));
+            // As the layer splits an example, and in one workgroup: the split's own baseline.
+            let parts = router_softmax::logits_parts(b, m, ctx.kernels_for());
+            let copies = buffer(ctx, &vec![0.0; parts * rows_n * s]);
+            for p in if parts > 1 { vec![parts, 1] } else { vec![1] } {
+                let one = router_softmax::logits_op(ctx, &x, &mu, &copies, &dm, &cm, (b, m, s, d), p, true, 1.0)?;
+                let chosen = if p == parts { "; chosen by the layer" } else { "" };
+                variants.push((
+                    format!("one dispatch (router_logits: logits and both softmaxes, {p} workgroup(s) per example{chosen})"),
+                    vec![one],
+                ));
+            }
         }
         let bytes = (4 * (rows_n * d + d * s + 2 * rows_n * s)) as f64;
         let flops = mm.flops() as f64;

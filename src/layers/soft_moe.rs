@@ -384,8 +384,8 @@ impl SoftMoe {
                 x
             }
             None if g.router.one_dispatch => {
-                let shape = (b, m, s, d);
-                ops.push(router_softmax::logits_op(ctx, x, &self.mu_hat, &scratch.logits, dm, cm, shape, c.normalize, self.scale)?);
+                let (shape, parts) = ((b, m, s, d), router_copies(ctx, c, b, m));
+                ops.push(router_softmax::logits_op(ctx, x, &self.mu_hat, &scratch.logits, dm, cm, shape, parts, c.normalize, self.scale)?);
                 x
             }
             None => {
@@ -471,6 +471,17 @@ impl RouterPlan {
     }
 }
 
+/// Copies of the logits a forward of `b` examples of `m` tokens keeps: one per workgroup of an example
+/// where the router runs as one dispatch (`router_softmax::logits_parts`, as many as fit a binding),
+/// else one.
+fn router_copies(ctx: &GpuContext, c: &SoftMoeConfig, b: usize, m: usize) -> usize {
+    if !RouterPlan::of(c, b, m).one_dispatch {
+        return 1;
+    }
+    let fit = ctx.max_binding() / (4 * b * m * c.slots()).max(1) as u64;
+    router_softmax::logits_parts(b, m, ctx.kernels_for()).min(fit as usize).max(1)
+}
+
 /// Intermediate buffers of Soft MoE layers, sized for the largest of `layers` at (b, m); layers that
 /// run one after another in a pass share one.
 pub(crate) struct Scratch {
@@ -488,7 +499,8 @@ impl Scratch {
         Scratch {
             // Only layers whose router normalises the tokens separately need X̂.
             xn: buf(max(&|w| if RouterPlan::of(w, b, m).separate_normalisation { b * m * w.d } else { 1 }), "x normalised"),
-            logits: buf(max(&|w| b * m * w.slots()), "logits"),
+            // The one-dispatch router keeps a copy of the logits per workgroup of an example.
+            logits: buf(max(&|w| router_copies(ctx, w, b, m) * b * m * w.slots()), "logits"),
             slots_in: buf(max(&|w| b * w.slots() * w.d), "slot inputs"),
             hidden: buf(max(&|w| b * w.slots() * w.h), "expert hidden"),
             slots_out: buf(max(&|w| b * w.slots() * w.d), "slot outputs"),

@@ -3,8 +3,8 @@
 //! (`router_rows_subgroup.wgsl`) and in workgroup memory everywhere else (`router_rows_shared.wgsl`).
 //! `dispatch_softmax.wgsl` + `combine_softmax.wgsl` stay as the straightforward baseline and the
 //! fallback for more slots than the fused kernel holds. For small layers at small batch,
-//! `router_logits.wgsl` also computes the logits in the same dispatch (`logits_op`). Both share the
-//! softmaxes of `router_softmaxes.wgsl`.
+//! `router_logits.wgsl` also computes the logits in the same dispatch (`logits_op`), each of an
+//! example's workgroups those it reads. Both share the softmaxes of `router_softmaxes.wgsl`.
 
 use super::{kernel_params, u32_of, wgsl, Op};
 use crate::error::{Error, Result};
@@ -42,7 +42,7 @@ kernel_params! {
         tokens: u32,
         slots: u32,
         row_lanes: u32,
-        /// 1: each workgroup computes its example's logits.
+        /// Workgroups per example (`logits_parts`), each with its own copy of the logits it reads.
         parts: u32,
         d: u32,
         /// 1: the tokens' L2 normalisation fused (as the logits GEMM fuses it).
@@ -52,7 +52,8 @@ kernel_params! {
 }
 
 /// Most multiply-adds of one example's logits (tokens · slots · d) the one-dispatch router takes:
-/// one workgroup computes them all, which pays only while the launch it saves costs more.
+/// its parts compute up to twice the logits between them (each the columns and the rows it reads),
+/// which pays only while the launch it saves costs more.
 pub const LOGITS_MAX_FMAS: usize = 1 << 17;
 
 /// Most examples the one-dispatch router takes: its per-logit dot products load twice per
@@ -70,9 +71,25 @@ pub fn logits_fit(batch: usize, tokens: usize, slots: usize, d: usize) -> bool {
         && tokens * slots * d <= LOGITS_MAX_FMAS
 }
 
-/// The router in one dispatch: `logits` = alpha · X̂ Φ̂ from `x` [batch, tokens, d] and `mu` [d, slots]
-/// (X̂ = X / ‖X‖ row by row when `normalize`), then D and C from them, bit for bit the logits GEMM
-/// (`layers::stages::logits`, with its fused normalisation) followed by `op`.
+/// Workgroups per example of the one-dispatch router on an adapter of type `device`. Each part
+/// computes about 2/parts of the example's logits (its slots' columns and its tokens' rows) and
+/// 1/parts of the softmaxes, so a GPU at small batch gets as many parts as `parts_for` spreads the
+/// softmaxes over instead of one busy core. A CPU adapter gets one: on lavapipe two parts took
+/// 1.1–1.9× the time of one at the demo's router (bench router rows), as extra workgroups of these
+/// small kernels cost it more than the second thread gains.
+pub fn logits_parts(batch: usize, tokens: usize, device: wgpu::DeviceType) -> usize {
+    if device == wgpu::DeviceType::Cpu {
+        1
+    } else {
+        parts_for(batch, tokens, device)
+    }
+}
+
+/// The router in one dispatch: L = alpha · X̂ Φ̂ from `x` [batch, tokens, d] and `mu` [d, slots]
+/// (X̂ = X / ‖X‖ row by row when `normalize`), then D and C from it, bit for bit the logits GEMM
+/// (`layers::stages::logits`, with its fused normalisation) followed by `op`. Each of the `parts`
+/// workgroups per example keeps the logits it computes in its own copy: `logits` holds `parts`
+/// copies of [batch, tokens, slots].
 #[allow(clippy::too_many_arguments)]
 pub fn logits_op(
     ctx: &GpuContext,
@@ -82,17 +99,18 @@ pub fn logits_op(
     dispatch: &wgpu::Buffer,
     combine: &wgpu::Buffer,
     (batch, tokens, slots, d): (usize, usize, usize, usize),
+    parts: usize,
     normalize: bool,
     alpha: f32,
 ) -> Result<Op> {
-    if !logits_fit(batch, tokens, slots, d) {
+    if !logits_fit(batch, tokens, slots, d) || !(1..=tokens).contains(&parts) {
         return Err(Error::Internal(format!(
-            "the one-dispatch router takes 1..={LOGITS_MAX_BATCH} examples, slots a multiple of 4 and tokens·slots·d ≤ {LOGITS_MAX_FMAS}, not {batch} × {tokens}·{slots}·{d}"
+            "the one-dispatch router takes 1..={LOGITS_MAX_BATCH} examples, slots a multiple of 4, tokens·slots·d ≤ {LOGITS_MAX_FMAS} and 1..=tokens parts, not {batch} × {tokens}·{slots}·{d} in {parts} parts"
         )));
     }
     let rows = batch * tokens;
     for (name, buf, len) in [
-        ("logits", logits, rows * slots),
+        ("logits", logits, parts * rows * slots),
         ("dispatch", dispatch, rows * slots),
         ("combine", combine, rows * slots),
         ("x", x, rows * d),
@@ -116,12 +134,12 @@ pub fn logits_op(
         tokens: tokens as u32,
         slots: slots as u32,
         row_lanes: row_lanes(slots) as u32,
-        parts: 1,
+        parts: parts as u32,
         d: d as u32,
         normalize: u32::from(normalize),
         alpha,
     };
-    Op::new(ctx, kernel, &params, &[logits, dispatch, combine, x, mu], batch as u64)
+    Op::new(ctx, kernel, &params, &[logits, dispatch, combine, x, mu], (batch * parts) as u64)
 }
 
 kernel_params! {
@@ -173,12 +191,13 @@ pub fn row_lanes(slots: usize) -> usize {
 }
 
 /// Workgroups per example for `batch` examples of `tokens` tokens on an adapter of type `device`:
-/// spread out at small batch (each takes a run of tokens and some 64-slot column blocks), one per
-/// example once the batch alone fills the device; never more than there are tokens. A GPU gets some
-/// 32 workgroups in all, enough to occupy many cores with a few rows each; a CPU adapter, which runs
-/// a workgroup per thread and pays for every extra one, 4.
+/// spread out at small batch on a GPU (each part takes a run of slots and a run of tokens), one
+/// per example once the batch alone fills the device; never more than there are tokens. A GPU gets
+/// some 32 workgroups in all, enough to occupy many cores with a few rows each. A CPU adapter gets
+/// one per example: on lavapipe four took 1.3–2× the time of one at the demo's router and the same
+/// at ViT-S's (bench router rows), extra workgroups costing it more than its few threads gain.
 pub fn parts_for(batch: usize, tokens: usize, device: wgpu::DeviceType) -> usize {
-    let target: usize = if device == wgpu::DeviceType::Cpu { 4 } else { 32 };
+    let target: usize = if device == wgpu::DeviceType::Cpu { 1 } else { 32 };
     target.div_ceil(batch.max(1)).clamp(1, tokens.max(1))
 }
 

@@ -15,5 +15,5 @@ struct RouterSoftmaxParams {
 
 // The entry point's work (called by `main` in the row-reduction prelude).
 fn route(wi: u32, t: u32, row_group: u32, lane: u32, groups: u32, lanes: u32) {
-    softmaxes(wi, t, row_group, lane, groups, lanes);
+    softmaxes(wi, t, row_group, lane, groups, lanes, 0u);
 }

@@ -84,21 +84,43 @@ fn the_one_dispatch_router_gives_the_bits_of_the_logits_gemm_and_the_softmaxes()
         let (x, mu) = (rng.vec(b * m * d, 1.0), rng.vec(d * s, 1.0));
         let (xb, mub) = (upload(&c, &x), upload(&c, &mu));
         let out = |len: usize| upload(&c, &vec![0.0; len]);
-        let (lb, db, cb) = (out(b * m * s), out(b * m * s), out(b * m * s));
-        let fused = super::logits_op(&c, &xb, &mub, &lb, &db, &cb, (b, m, s, d), normalize, scale).unwrap();
         let read = |ops: &[&crate::kernels::Op], buf: &wgpu::Buffer| run_and_read_f32(&c, ops, buf, b * m * s);
-        let got = [read(&[&fused], &lb), read(&[], &db), read(&[], &cb)];
         // The logits GEMM (with the kernels either adapter type gets) and the softmaxes after it.
         let mm = Matmul { normalize_rows: normalize, ..stages::logits(b * m, d, s, scale) };
+        let mut want = Vec::new();
         for device in [wgpu::DeviceType::Cpu, wgpu::DeviceType::DiscreteGpu] {
             let (l2, d2, c2) = (out(b * m * s), out(b * m * s), out(b * m * s));
             let gemm = mm.op_with(GemmKernel::choose(&mm, device), &c, &xb, &mub, None, &l2).unwrap();
             let soft = op(&c, &l2, &d2, &c2, b, m, s).unwrap();
-            let want = [read(&[&gemm, &soft], &l2), read(&[], &d2), read(&[], &c2)];
-            for (what, (g, w)) in ["logits", "dispatch", "combine"].iter().zip(got.iter().zip(&want)) {
-                crate::testing::assert_bits(&format!("{b}x{m}x{d}x{s} {what}: one dispatch against the {device:?} GEMM"), g, w);
-            }
+            want.push((device, [read(&[&gemm, &soft], &l2), read(&[], &d2), read(&[], &c2)]));
         }
+        // One workgroup per example (whose copy holds every logit), and each example split into
+        // parts as either adapter type splits it, and into more parts than there are slot vec4s.
+        let mut parts: Vec<usize> =
+            [1, 2, 3, super::logits_parts(b, m, wgpu::DeviceType::Cpu), super::logits_parts(b, m, wgpu::DeviceType::DiscreteGpu)]
+                .into_iter()
+                .map(|p| p.min(m))
+                .collect();
+        parts.sort();
+        parts.dedup();
+        let mut whole_logits = None;
+        for parts in parts {
+            let (lb, db, cb) = (out(parts * b * m * s), out(b * m * s), out(b * m * s));
+            let fused = super::logits_op(&c, &xb, &mub, &lb, &db, &cb, (b, m, s, d), parts, normalize, scale).unwrap();
+            let got = [read(&[&fused], &lb), read(&[], &db), read(&[], &cb)];
+            for (device, want) in &want {
+                let checked = if parts == 1 { 0 } else { 1 };
+                for (what, (g, w)) in ["logits", "dispatch", "combine"].iter().zip(got.iter().zip(want)).skip(checked) {
+                    crate::testing::assert_bits(
+                        &format!("{b}x{m}x{d}x{s} {what} in {parts} parts: one dispatch against the {device:?} GEMM"),
+                        g,
+                        w,
+                    );
+                }
+            }
+            whole_logits.get_or_insert(got[0].clone());
+        }
+        let got = [whole_logits.unwrap()];
         // And the f64 reference of the logits.
         let xf = to_f64(&x);
         let want: Vec<f64> = (0..b * m)
@@ -112,11 +134,16 @@ fn the_one_dispatch_router_gives_the_bits_of_the_logits_gemm_and_the_softmaxes()
         assert_close(&format!("{b}x{m}x{d}x{s} logits against f64"), &to_f64(&got[0]), &want, f32_tol(d, 4.0 * d as f64));
     }
     let one = upload(&c, &[0.0]);
-    let err = super::logits_op(&c, &one, &one, &one, &one, &one, (5, 1, 1, 1), true, 1.0).err().expect("too large a batch").to_string();
+    let err = super::logits_op(&c, &one, &one, &one, &one, &one, (5, 1, 1, 1), 1, true, 1.0).err().expect("too large a batch").to_string();
     assert!(err.contains("examples"), "{err}");
-    let err =
-        super::logits_op(&c, &one, &one, &one, &one, &one, (1, 2, 6, 2), true, 1.0).err().expect("slots not a multiple of 4").to_string();
+    let err = super::logits_op(&c, &one, &one, &one, &one, &one, (1, 2, 6, 2), 1, true, 1.0)
+        .err()
+        .expect("slots not a multiple of 4")
+        .to_string();
     assert!(err.contains("multiple of 4"), "{err}");
-    let err = super::logits_op(&c, &one, &one, &one, &one, &one, (1, 2, 4, 2), true, 1.0).err().expect("short buffers").to_string();
+    let err = super::logits_op(&c, &one, &one, &one, &one, &one, (1, 2, 4, 2), 1, true, 1.0).err().expect("short buffers").to_string();
     assert!(err.contains("needs"), "{err}");
+    let err =
+        super::logits_op(&c, &one, &one, &one, &one, &one, (1, 2, 4, 2), 3, true, 1.0).err().expect("more parts than tokens").to_string();
+    assert!(err.contains("parts"), "{err}");
 }

@@ -78,99 +78,137 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let h4 = h / 4u;
     let hidden = rows * d;
 
-    // X̃ rows of this expert: Σ_t D[t, slot] · X[t, :], four columns per output.
-    for (var o = lidx; o < rows * d4; o += WG_SIZE) {
-        let r = o / d4;
+    // Rows go in pairs of slots of one example (the second clamped to the example's last slot when p
+    // is odd): each X value, and below each weight vec4, is loaded once for both rows.
+    let pairs = p.batch * ((p.p + 1u) / 2u);
+
+    // X̃ rows of this expert: Σ_t D[t, slot] · X[t, :], four columns of both rows per output.
+    for (var o = lidx; o < pairs * d4; o += WG_SIZE) {
+        let r0 = pair_row(o / d4);
+        let r1 = pair_twin(o / d4);
+        let example = r0 / p.p;
         let c4 = o % d4;
-        let example = r / p.p;
-        let slot = e * p.p + r % p.p;
-        var di = example * m * s + slot;
+        var d0 = example * m * s + e * p.p + r0 % p.p;
+        var d1 = example * m * s + e * p.p + r1 % p.p;
         var xi = example * m * d4 + c4;
-        var t = vec4<f32>(0.0);
+        var t0 = vec4<f32>(0.0);
+        var t1 = vec4<f32>(0.0);
         for (var k0 = 0u; k0 < m; k0 += KC) {
-            var acc = vec4<f32>(0.0);
+            var acc0 = vec4<f32>(0.0);
+            var acc1 = vec4<f32>(0.0);
             for (var k = k0; k < min(k0 + KC, m); k++) {
-                acc = fma(vec4<f32>(dispatch[di]), x4[xi], acc);
-                di += s;
+                let xv = x4[xi];
+                acc0 = fma(vec4<f32>(dispatch[d0]), xv, acc0);
+                acc1 = fma(vec4<f32>(dispatch[d1]), xv, acc1);
+                d0 += s;
+                d1 += s;
                 xi += d4;
             }
-            t += acc;
+            t0 += acc0;
+            t1 += acc1;
         }
-        let at = r * d + c4 * 4u;
-        stage[at] = t.x;
-        stage[at + 1u] = t.y;
-        stage[at + 2u] = t.z;
-        stage[at + 3u] = t.w;
+        store_stage(r0 * d + c4 * 4u, t0);
+        store_stage(r1 * d + c4 * 4u, t1);
     }
     workgroupBarrier();
 
-    // Rows go in pairs (the second clamped to the last row when rows is odd): each weight vec4 is
-    // loaded once for both.
-    let pairs = (rows + 1u) / 2u;
-
-    // H = act(X̃ W0_e + b0_e).
+    // H = act(X̃ W0_e + b0_e), eight columns (two vec4, the second clamped to the last) of a pair.
     let w0_base = e * d * h;
-    for (var o = lidx; o < pairs * h4; o += WG_SIZE) {
-        let r0 = (o / h4) * 2u;
-        let r1 = min(r0 + 1u, rows - 1u);
-        let c = (o % h4) * 4u;
+    let h8 = (h4 + 1u) / 2u;
+    for (var o = lidx; o < pairs * h8; o += WG_SIZE) {
+        let r0 = pair_row(o / h8);
+        let r1 = pair_twin(o / h8);
+        let ca = (o % h8) * 8u;
+        let cb = min(ca + 4u, h - 4u);
         let row0 = r0 * d;
         let row1 = r1 * d;
-        var wi = (w0_base + column_at(c, p.w0_cg, p.w0_cgs)) / 4u;
+        var wa = (w0_base + column_at(ca, p.w0_cg, p.w0_cgs)) / 4u;
+        var wb = (w0_base + column_at(cb, p.w0_cg, p.w0_cgs)) / 4u;
         let step = p.w0_rs / 4u;
-        var t0 = vec4<f32>(0.0);
-        var t1 = vec4<f32>(0.0);
+        var t = Pair2(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
         for (var k0 = 0u; k0 < d; k0 += KC) {
-            var acc0 = vec4<f32>(0.0);
-            var acc1 = vec4<f32>(0.0);
+            var acc = Pair2(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
             for (var k = k0; k < min(k0 + KC, d); k++) {
-                let w = w0[wi];
-                acc0 = fma(vec4<f32>(stage[row0 + k]), w, acc0);
-                acc1 = fma(vec4<f32>(stage[row1 + k]), w, acc1);
-                wi += step;
+                let x0 = vec4<f32>(stage[row0 + k]);
+                let x1 = vec4<f32>(stage[row1 + k]);
+                let va = w0[wa];
+                let vb = w0[wb];
+                acc = Pair2(fma(x0, va, acc.a0), fma(x0, vb, acc.b0), fma(x1, va, acc.a1), fma(x1, vb, acc.b1));
+                wa += step;
+                wb += step;
             }
-            t0 += acc0;
-            t1 += acc1;
+            t = Pair2(t.a0 + acc.a0, t.b0 + acc.b0, t.a1 + acc.a1, t.b1 + acc.b1);
         }
-        let bias = b0[(e * h + c) / 4u];
-        store_hidden(hidden + r0 * h + c, activate(t0 + bias));
-        store_hidden(hidden + r1 * h + c, activate(t1 + bias));
+        let ba = b0[(e * h + ca) / 4u];
+        let bb = b0[(e * h + cb) / 4u];
+        store_stage(hidden + r0 * h + ca, activate(t.a0 + ba));
+        store_stage(hidden + r0 * h + cb, activate(t.b0 + bb));
+        store_stage(hidden + r1 * h + ca, activate(t.a1 + ba));
+        store_stage(hidden + r1 * h + cb, activate(t.b1 + bb));
     }
     workgroupBarrier();
 
-    // Ỹ = H W1_e + b1_e, stored slot-major [batch, n·p, d].
+    // Ỹ = H W1_e + b1_e, stored slot-major [batch, n·p, d], eight columns of a pair as above.
     let w1_base = e * h * d;
-    for (var o = lidx; o < pairs * d4; o += WG_SIZE) {
-        let r0 = (o / d4) * 2u;
-        let r1 = min(r0 + 1u, rows - 1u);
-        let c = (o % d4) * 4u;
+    let d8 = (d4 + 1u) / 2u;
+    for (var o = lidx; o < pairs * d8; o += WG_SIZE) {
+        let r0 = pair_row(o / d8);
+        let r1 = pair_twin(o / d8);
+        let ca = (o % d8) * 8u;
+        let cb = min(ca + 4u, d - 4u);
         let row0 = hidden + r0 * h;
         let row1 = hidden + r1 * h;
-        var wi = (w1_base + column_at(c, p.w1_cg, p.w1_cgs)) / 4u;
+        var wa = (w1_base + column_at(ca, p.w1_cg, p.w1_cgs)) / 4u;
+        var wb = (w1_base + column_at(cb, p.w1_cg, p.w1_cgs)) / 4u;
         let step = p.w1_rs / 4u;
-        var t0 = vec4<f32>(0.0);
-        var t1 = vec4<f32>(0.0);
+        var t = Pair2(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
         for (var k0 = 0u; k0 < h; k0 += KC) {
-            var acc0 = vec4<f32>(0.0);
-            var acc1 = vec4<f32>(0.0);
+            var acc = Pair2(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
             for (var k = k0; k < min(k0 + KC, h); k++) {
-                let w = w1[wi];
-                acc0 = fma(vec4<f32>(stage[row0 + k]), w, acc0);
-                acc1 = fma(vec4<f32>(stage[row1 + k]), w, acc1);
-                wi += step;
+                let x0 = vec4<f32>(stage[row0 + k]);
+                let x1 = vec4<f32>(stage[row1 + k]);
+                let va = w1[wa];
+                let vb = w1[wb];
+                acc = Pair2(fma(x0, va, acc.a0), fma(x0, vb, acc.b0), fma(x1, va, acc.a1), fma(x1, vb, acc.b1));
+                wa += step;
+                wb += step;
             }
-            t0 += acc0;
-            t1 += acc1;
+            t = Pair2(t.a0 + acc.a0, t.b0 + acc.b0, t.a1 + acc.a1, t.b1 + acc.b1);
         }
-        let bias = b1[(e * d + c) / 4u];
-        slots_out[slot_row(e, r0) + c / 4u] = t0 + bias;
-        slots_out[slot_row(e, r1) + c / 4u] = t1 + bias;
+        let ba = b1[(e * d + ca) / 4u];
+        let bb = b1[(e * d + cb) / 4u];
+        slots_out[slot_row(e, r0) + ca / 4u] = t.a0 + ba;
+        slots_out[slot_row(e, r0) + cb / 4u] = t.b0 + bb;
+        slots_out[slot_row(e, r1) + ca / 4u] = t.a1 + ba;
+        slots_out[slot_row(e, r1) + cb / 4u] = t.b1 + bb;
     }
 }
 
-// Four hidden values of one row into workgroup memory (a clamped duplicate row writes the same values
-// as its twin).
-fn store_hidden(at: u32, v: vec4<f32>) {
+// Two rows × two vec4 of columns (a: the first four, b: the next), a struct rather than an array:
+// lavapipe keeps private arrays in memory.
+struct Pair2 {
+    a0: vec4<f32>,
+    b0: vec4<f32>,
+    a1: vec4<f32>,
+    b1: vec4<f32>,
+}
+
+// The rows of pair `q`: slot j0 = 2·(q % pairs per example) of example q / pairs per example, and its
+// twin j0 + 1 (j0 itself when that is past the last slot, as p odd leaves the last pair one row).
+fn pair_row(q: u32) -> u32 {
+    let pairs_per = (p.p + 1u) / 2u;
+    return (q / pairs_per) * p.p + (q % pairs_per) * 2u;
+}
+
+fn pair_twin(q: u32) -> u32 {
+    let pairs_per = (p.p + 1u) / 2u;
+    let j0 = (q % pairs_per) * 2u;
+    return (q / pairs_per) * p.p + min(j0 + 1u, p.p - 1u);
+}
+
+// Four values of one row into workgroup memory (a clamped duplicate row or column writes the same
+// values as its twin).
+fn store_stage(at: u32, v: vec4<f32>) {
     stage[at] = v.x;
     stage[at + 1u] = v.y;
     stage[at + 2u] = v.z;
